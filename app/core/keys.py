@@ -1,0 +1,195 @@
+"""The only place that builds Redis key names.
+
+Every key of a tenant starts with ``t:{<tenant_id>}:``; the braces are a Redis Cluster
+hash tag, so one tenant's keys share one slot and one Lua script may touch them all.
+Keys of one bucket use the bucket's numeric incarnation id, not its name, so a bucket
+that is deleted and created again never sees the old bucket's leftovers while the
+worker is still purging them. A user's key is always the last part of a Redis key.
+
+Lua scripts derive per-bucket key names from the tenant prefix with the functions of
+``LUA_PRELUDE`` below, which mirror the Python methods one for one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TTL_SCHEDULE = "ttl:schedule"
+"""Sorted set: member tenant id, score the earliest expiry (ms) among its keys."""
+
+AUDIT_OUTBOX_TENANTS = "audit:outbox:tenants"
+"""Set of tenant ids whose audit outbox holds undelivered events."""
+
+
+def username_claim(username: str) -> str:
+    """String ``user:{<username>}`` -> tenant id: the atomic claim of a username."""
+    return f"user:{{{username}}}"
+
+
+def email_claim(email: str) -> str:
+    """String ``email:{<email>}`` -> tenant id: the atomic claim of an email address."""
+    return f"email:{{{email}}}"
+
+
+def login_failures(username: str) -> str:
+    """String counter ``login_failures:{<username>}``, expiring with the failure window."""
+    return f"login_failures:{{{username}}}"
+
+
+def tenant_prefix(tenant_id: str) -> str:
+    """``t:{<tenant_id>}:``, the prefix of every key of one tenant."""
+    return f"t:{{{tenant_id}}}:"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySchema:
+    """Key names of one tenant."""
+
+    tenant_id: str
+
+    @property
+    def prefix(self) -> str:
+        return tenant_prefix(self.tenant_id)
+
+    def user(self) -> str:
+        """Hash ``t:{tid}:user``: username, email, password_hash, created_at, is_active."""
+        return f"{self.prefix}user"
+
+    def refresh_token(self, jti: str) -> str:
+        """Hash ``t:{tid}:refresh:<jti>``: family, state (active|spent); expires with the token."""
+        return f"{self.prefix}refresh:{jti}"
+
+    def refresh_family(self, family: str) -> str:
+        """String ``t:{tid}:refresh_family:<family>``: "revoked" once a spent token was replayed."""
+        return f"{self.prefix}refresh_family:{family}"
+
+    def usage(self) -> str:
+        """Hash ``t:{tid}:usage``: keys, kv_bytes, buckets, objects, object_bytes, watch_streams."""
+        return f"{self.prefix}usage"
+
+    def limits(self) -> str:
+        """Hash ``t:{tid}:limits``: per-tenant quota overrides (field = quota name)."""
+        return f"{self.prefix}limits"
+
+    def sequences(self) -> str:
+        """Hash ``t:{tid}:seq``: counters that hand out ids (field ``bucket``, ``upload``...)."""
+        return f"{self.prefix}seq"
+
+    def buckets(self) -> str:
+        """Sorted set ``t:{tid}:buckets`` (score 0, lex order): names of the KV buckets."""
+        return f"{self.prefix}buckets"
+
+    def bucket(self, name: str) -> str:
+        """Hash ``t:{tid}:bucket:<name>``: id, rev, keys, bytes, history, ttl, max_value_size,
+        description, created_at."""
+        return f"{self.prefix}bucket:{name}"
+
+    def ttl_buckets(self) -> str:
+        """Sorted set ``t:{tid}:ttl_buckets``: bucket name, score its earliest expiry (ms)."""
+        return f"{self.prefix}ttl_buckets"
+
+    def ttl_scheduled(self) -> str:
+        """String ``t:{tid}:ttl_scheduled``: the score this tenant holds in ``ttl:schedule``."""
+        return f"{self.prefix}ttl_scheduled"
+
+    def trash(self) -> str:
+        """List ``t:{tid}:trash``: ids of deleted buckets whose keys the worker still purges."""
+        return f"{self.prefix}trash"
+
+    def audit(self) -> str:
+        """Stream ``t:{tid}:audit``: the tenant's audit trail."""
+        return f"{self.prefix}audit"
+
+    def audit_outbox(self) -> str:
+        """List ``t:{tid}:audit_outbox``: audit events waiting for the queue Redis."""
+        return f"{self.prefix}audit_outbox"
+
+    def watch_streams(self) -> str:
+        """Sorted set ``t:{tid}:watchers``: open watch stream id, score its lease expiry (ms)."""
+        return f"{self.prefix}watchers"
+
+    # Keys of one bucket incarnation, ``t:{tid}:b:<bucket_id>:...``
+    def bucket_prefix(self, bucket_id: int | str) -> str:
+        return f"{self.prefix}b:{bucket_id}:"
+
+    def entry(self, bucket_id: int | str, key: str) -> str:
+        """Hash ``t:{tid}:b:<id>:k:<key>``: v (JSON text), enc, ver, rev, c, u, x (expiry ms
+        or absent), tags (JSON object)."""
+        return f"{self.bucket_prefix(bucket_id)}k:{key}"
+
+    def history(self, bucket_id: int | str, key: str) -> str:
+        """List ``t:{tid}:b:<id>:h:<key>``: JSON of past revisions, newest first."""
+        return f"{self.bucket_prefix(bucket_id)}h:{key}"
+
+    def key_index(self, bucket_id: int | str) -> str:
+        """Sorted set ``t:{tid}:b:<id>:idx`` (score 0, lex order): every key of the bucket."""
+        return f"{self.bucket_prefix(bucket_id)}idx"
+
+    def ttl_index(self, bucket_id: int | str) -> str:
+        """Sorted set ``t:{tid}:b:<id>:ttl``: key, score its expiry (ms)."""
+        return f"{self.bucket_prefix(bucket_id)}ttl"
+
+    def tag_index(self, bucket_id: int | str, tag: str, value: str) -> str:
+        """Sorted set ``t:{tid}:b:<id>:tag:<tag>=<value>`` (score 0, lex): keys with that tag.
+        Tag names never contain ``=``."""
+        return f"{self.bucket_prefix(bucket_id)}tag:{tag}={value}"
+
+    def feed(self, bucket_id: int | str) -> str:
+        """Stream ``t:{tid}:b:<id>:feed``: change events, entry id ``<revision>-0``."""
+        return f"{self.bucket_prefix(bucket_id)}feed"
+
+    # Objects
+    def object_buckets(self) -> str:
+        """Sorted set ``t:{tid}:obuckets`` (score 0, lex order): names of object buckets."""
+        return f"{self.prefix}obuckets"
+
+    def object_bucket(self, name: str) -> str:
+        """Hash ``t:{tid}:obucket:<name>``: id, chunk_size, max_object_size, description,
+        created_at, objects, bytes."""
+        return f"{self.prefix}obucket:{name}"
+
+    def object_prefix(self, bucket_id: int | str) -> str:
+        return f"{self.prefix}o:{bucket_id}:"
+
+    def object_meta(self, bucket_id: int | str, name: str) -> str:
+        """Hash ``t:{tid}:o:<id>:m:<name>``: upload id, size, sha256, chunks, chunk_size,
+        content_type, description, meta (JSON), version, created_at, updated_at."""
+        return f"{self.object_prefix(bucket_id)}m:{name}"
+
+    def object_index(self, bucket_id: int | str) -> str:
+        """Sorted set ``t:{tid}:o:<id>:idx`` (score 0, lex order): object names."""
+        return f"{self.object_prefix(bucket_id)}idx"
+
+    def upload(self, upload_id: str) -> str:
+        """Hash ``t:{tid}:up:<upload_id>``: bucket, name, state, parts, sizes, created_at."""
+        return f"{self.prefix}up:{upload_id}"
+
+    def chunk(self, upload_id: str, index: int) -> str:
+        """String ``t:{tid}:ch:<upload_id>:<index>``: one chunk of an object's content."""
+        return f"{self.prefix}ch:{upload_id}:{index}"
+
+    def garbage(self) -> str:
+        """Sorted set ``t:{tid}:garbage``: upload id whose chunks may go, score when (ms)."""
+        return f"{self.prefix}garbage"
+
+
+# Lua versions of the per-bucket key builders: ``tp`` is ``tenant_prefix(tid)``.
+LUA_PRELUDE = """
+local function bucket_prefix(tp, bid) return tp .. 'b:' .. bid .. ':' end
+local function entry_key(tp, bid, key) return tp .. 'b:' .. bid .. ':k:' .. key end
+local function history_key(tp, bid, key) return tp .. 'b:' .. bid .. ':h:' .. key end
+local function key_index_key(tp, bid) return tp .. 'b:' .. bid .. ':idx' end
+local function ttl_index_key(tp, bid) return tp .. 'b:' .. bid .. ':ttl' end
+local function tag_index_key(tp, bid, tag, value)
+  return tp .. 'b:' .. bid .. ':tag:' .. tag .. '=' .. value
+end
+local function feed_key(tp, bid) return tp .. 'b:' .. bid .. ':feed' end
+local function bucket_key(tp, name) return tp .. 'bucket:' .. name end
+local function buckets_key(tp) return tp .. 'buckets' end
+local function usage_key(tp) return tp .. 'usage' end
+local function limits_key(tp) return tp .. 'limits' end
+local function seq_key(tp) return tp .. 'seq' end
+local function ttl_buckets_key(tp) return tp .. 'ttl_buckets' end
+local function ttl_scheduled_key(tp) return tp .. 'ttl_scheduled' end
+local function trash_key(tp) return tp .. 'trash' end
+"""

@@ -1,0 +1,91 @@
+"""Plain ASGI middleware: request ids, context for logs, the access log and the last-resort 500."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.context import client_ip_var, request_id_var, tenant_id_var, username_var
+
+logger = logging.getLogger("kvstore.request")
+access_logger = logging.getLogger("kvstore.access")
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@=+~,/-]{1,128}$")
+QUIET_PATHS = frozenset({"/health", "/metrics", "/api/v1/health", "/api/v1/health/live", "/api/v1/health/ready"})
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (the client's X-Request-ID when well-formed), echoes it on the
+    response, logs one access line, and turns an unhandled exception into a 500 problem."""
+
+    def __init__(self, app: ASGIApp, log_quiet_paths: bool = False) -> None:
+        self.app = app
+        self.log_quiet_paths = log_quiet_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if REQUEST_ID_RE.fullmatch(candidate):
+                    request_id = candidate
+                break
+        request_id = request_id or uuid.uuid4().hex
+        request_id_var.set(request_id)
+        tenant_id_var.set(None)
+        username_var.set(None)
+        client = scope.get("client")
+        client_ip_var.set(client[0] if client else None)
+        started = time.perf_counter()
+        status_holder = [0]
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method", "WS"), scope.get("path"))
+            if scope["type"] == "http" and status_holder[0] == 0:
+                from app.api.errors import problem_body
+
+                status_holder[0] = 500
+                body = problem_body(500, "internal_error", "Internal Server Error", "An unexpected error occurred")
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            path = scope.get("path", "")
+            if self.log_quiet_paths or path not in QUIET_PATHS:
+                route = scope.get("route")
+                access_logger.info(
+                    "%s %s %s",
+                    scope.get("method", "WS"),
+                    path,
+                    status_holder[0],
+                    extra={
+                        "route": getattr(route, "path", None),
+                        "method": scope.get("method", "WS"),
+                        "status": status_holder[0],
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )

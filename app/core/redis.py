@@ -1,0 +1,56 @@
+"""Redis client factories: standalone or cluster, async for the API, sync for the worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+from app.config import Settings
+
+AsyncDataRedis = aioredis.Redis | AsyncRedisCluster
+SyncDataRedis = redis.Redis | RedisCluster
+
+
+def _cluster_url(url: str) -> str:
+    """``redis+cluster://host:port`` is our spelling of a cluster seed; redis-py wants redis://."""
+    return "redis://" + url.removeprefix("redis+cluster://") if url.startswith("redis+cluster://") else url
+
+
+def _common_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "decode_responses": False,
+    }
+
+
+def create_async_data_redis(settings: Settings) -> AsyncDataRedis:
+    """The API's client of the data Redis (a cluster client when the settings say so)."""
+    if settings.data_redis_is_cluster:
+        return AsyncRedisCluster.from_url(
+            _cluster_url(settings.redis_url),
+            max_connections=settings.redis_max_connections,
+            **_common_options(settings),
+        )
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        health_check_interval=30,
+        **_common_options(settings),
+    )
+
+
+def create_async_queue_redis(settings: Settings) -> aioredis.Redis:
+    """The API's client of the queue Redis (health checks only; Huey has its own pool)."""
+    return aioredis.Redis.from_url(settings.huey_redis_url, max_connections=8, **_common_options(settings))
+
+
+def create_sync_data_redis(settings: Settings) -> SyncDataRedis:
+    """The worker's client of the data Redis."""
+    if settings.data_redis_is_cluster:
+        return RedisCluster.from_url(_cluster_url(settings.redis_url), **_common_options(settings))
+    return redis.Redis.from_url(settings.redis_url, health_check_interval=30, **_common_options(settings))

@@ -1,0 +1,79 @@
+"""create_app(): routers, error handlers, middleware and the lifespan that owns the Redis clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.api.errors import register_error_handlers
+from app.api.v1 import auth, health
+from app.config import Settings, get_settings
+from app.core.logging import setup_logging
+from app.core.middleware import RequestContextMiddleware
+from app.core.redis import create_async_data_redis, create_async_queue_redis
+from app.core.scripts import Scripts
+from app.core.security import PasswordHasher, TokenService
+from app.schemas.common import Problem
+from app.services.auth import AuthService
+
+DESCRIPTION = """A multi-tenant key-value and object store. Register, log in, and call the API
+with `Authorization: Bearer <access token>`; everything is scoped to your tenant."""
+
+
+def build_state(app: FastAPI, settings: Settings) -> None:
+    """Clients and services, kept on app.state; nothing here opens a connection yet."""
+    state = app.state
+    state.settings = settings
+    state.data_redis = create_async_data_redis(settings)
+    state.queue_redis = create_async_queue_redis(settings)
+    state.scripts = Scripts(state.data_redis)
+    state.tokens = TokenService(settings)
+    state.hasher = PasswordHasher(settings.bcrypt_rounds)
+    state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    setup_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.data_redis.aclose()
+        await app.state.queue_redis.aclose()
+
+    app = FastAPI(title="kvstore", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    build_state(app, settings)
+    register_error_handlers(app)
+    prefix = settings.api_prefix
+    app.include_router(health.router, prefix=prefix)
+    app.include_router(auth.router, prefix=prefix)
+
+    @app.get("/health", tags=["health"], summary="The process answers (no dependencies)")
+    async def root_health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(RequestContextMiddleware, log_quiet_paths=settings.log_health_requests)
+    _install_openapi(app)
+    return app
+
+
+def _install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+app = create_app()
