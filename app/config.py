@@ -69,9 +69,13 @@ class Settings(BaseSettings):
     default_history: int = Field(default=10, ge=1, le=1000)
     max_history: int = Field(default=1000, ge=1)
     bucket_inline_delete_max_keys: int = Field(default=1000, ge=0)
+    deleted_history_ttl_seconds: int = Field(default=86_400, ge=1)  # history of a deleted key
+    merge_patch_max_retries: int = Field(default=16, ge=1)
 
     # Watch
     watch_stream_maxlen: int = Field(default=10_000, ge=10)
+    feed_value_max_bytes: int = Field(default=65_536, ge=0)  # larger values are not copied into the feed
+    deleted_feed_ttl_seconds: int = Field(default=3600, ge=1)  # a deleted bucket's feed, for its watchers
     watch_heartbeat_seconds: float = Field(default=15.0, gt=0)
     watch_queue_size: int = Field(default=1000, ge=1)
     max_watch_streams_per_tenant: int = Field(default=100, ge=1)
@@ -81,6 +85,12 @@ class Settings(BaseSettings):
     default_chunk_size: int = Field(default=1_048_576, ge=65_536, le=8_388_608)
     object_gc_grace_seconds: int = Field(default=300, ge=0)
     multipart_upload_expire_seconds: int = Field(default=86_400, ge=60)
+    # An upload (PUT body, part, compaction) that writes nothing for this long is abandoned and collected.
+    object_upload_idle_seconds: int = Field(default=3600, ge=10)
+    max_object_name_bytes: int = Field(default=1024, ge=1, le=4096)
+    max_object_metadata_bytes: int = Field(default=8192, ge=0)  # description + X-Object-Meta-* headers
+    max_multipart_part_bytes: int = Field(default=268_435_456, ge=1)
+    max_multipart_parts: int = Field(default=10_000, ge=1)
 
     # Worker
     huey_workers: int = Field(default=2, ge=1)
@@ -89,6 +99,15 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
     audit_retention_days: int = Field(default=90, ge=1)
     audit_max_events: int = Field(default=100_000, ge=100)
+    # Worker infrastructure and audit delivery (tasks/base.py, app/services/audit.py)
+    worker_metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from other pods
+    task_max_retries: int = Field(default=5, ge=0)  # a task failing on a Redis error is retried
+    task_retry_delay_seconds: float = Field(default=1.0, ge=0)  # doubled after each retry
+    audit_outbox_drain_seconds: int = Field(default=30, ge=1)  # how often the worker empties outboxes
+    audit_dedupe_window_seconds: int = Field(default=3600, ge=60)  # a redelivered event is dropped
+    audit_batch_max_events: int = Field(default=500, ge=1)  # events per Huey task
+    audit_buffer_max_events: int = Field(default=100_000, ge=100)  # held in API memory if both Redis fail
+    audit_queue_retry_seconds: float = Field(default=5.0, gt=0)  # after a queue failure, outbox only
 
     # Observability
     log_level: str = "INFO"

@@ -10,15 +10,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.errors import register_error_handlers
-from app.api.v1 import auth, health
+from app.api.v1 import auth, buckets, health, kv
 from app.config import Settings, get_settings
 from app.core.logging import setup_logging
-from app.core.middleware import RequestContextMiddleware
-from app.core.redis import create_async_data_redis, create_async_queue_redis
+from app.core.metrics import install_metrics
+from app.core.middleware import RequestContextMiddleware, quiet_paths
+from app.core.redis import create_async_data_redis, create_async_queue_redis, warm_up_data_redis
 from app.core.scripts import Scripts
 from app.core.security import PasswordHasher, TokenService
 from app.schemas.common import Problem
 from app.services.auth import AuthService
+from app.services.kv import KVService
 
 DESCRIPTION = """A multi-tenant key-value and object store. Register, log in, and call the API
 with `Authorization: Bearer <access token>`; everything is scoped to your tenant."""
@@ -34,6 +36,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.tokens = TokenService(settings)
     state.hasher = PasswordHasher(settings.bcrypt_rounds)
     state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
+    state.kv_service = KVService(state.data_redis, state.scripts, settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await warm_up_data_redis(app.state.data_redis)
         yield
         await app.state.data_redis.aclose()
         await app.state.queue_redis.aclose()
@@ -52,12 +56,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     prefix = settings.api_prefix
     app.include_router(health.router, prefix=prefix)
     app.include_router(auth.router, prefix=prefix)
+    # Static /kv/... paths (buckets, watch) before the flat /kv/{key} routes.
+    app.include_router(buckets.router, prefix=prefix)
+    app.include_router(kv.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="The process answers (no dependencies)")
     async def root_health() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.add_middleware(RequestContextMiddleware, log_quiet_paths=settings.log_health_requests)
+    # Inside the request-context middleware, so a request it turns into a 500 is counted too.
+    install_metrics(app, excluded_paths=quiet_paths(prefix))
+    app.add_middleware(
+        RequestContextMiddleware, log_quiet_paths=settings.log_health_requests, quiet=quiet_paths(prefix)
+    )
     _install_openapi(app)
     return app
 

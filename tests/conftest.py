@@ -100,9 +100,9 @@ def settings(data_url: str, queue_server: RedisProcess) -> Settings:
 @pytest.fixture
 async def app(settings: Settings):  # type: ignore[no-untyped-def]
     application = create_app(settings)
-    yield application
-    await application.state.data_redis.aclose()
-    await application.state.queue_redis.aclose()
+    # The app's own start-up and shutdown, as uvicorn runs them (ASGITransport does not).
+    async with application.router.lifespan_context(application):
+        yield application
 
 
 @pytest.fixture

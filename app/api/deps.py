@@ -13,6 +13,7 @@ from app.core.exceptions import Unauthorized
 from app.core.redis import AsyncDataRedis
 from app.core.security import AccessClaims, TokenService
 from app.services.auth import AuthService
+from app.services.kv import KVService
 
 # auto_error=False: a missing token is answered by our own 401 problem, not FastAPI's.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -34,6 +35,10 @@ def get_auth_service(request: Request) -> AuthService:
     return request.app.state.auth_service
 
 
+def get_kv_service(request: Request) -> KVService:
+    return request.app.state.kv_service
+
+
 def authenticate(tokens: TokenService, token: str | None) -> AccessClaims:
     """The claims of a bearer access token; sets the tenant for logs. Raises 401 otherwise."""
     if not token:
@@ -52,4 +57,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DataRedis = Annotated[AsyncDataRedis, Depends(get_data_redis)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+KVServiceDep = Annotated[KVService, Depends(get_kv_service)]
 CurrentClaims = Annotated[AccessClaims, Depends(get_current_claims)]

@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.core.context import request_id_var
-from app.core.exceptions import KVStoreError, ServiceUnavailable, TooManyRequests
+from app.core.exceptions import KVStoreError, LoginThrottled, ServiceUnavailable, TooManyRequests
+from app.core.metrics import auth_failure
 
 logger = logging.getLogger("kvstore.errors")
 
@@ -70,6 +71,8 @@ def problem_response(
 def _domain_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, KVStoreError)
     headers: dict[str, str] = {}
+    if exc.status == 401 or isinstance(exc, LoginThrottled):
+        auth_failure(exc.code)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if exc.code == "invalid_token" else "Bearer"
     if isinstance(exc, TooManyRequests | ServiceUnavailable):

@@ -108,6 +108,10 @@ class PayloadTooLarge(KVStoreError):
     status, code, title = 413, "payload_too_large", "Content Too Large"
 
 
+class UnsupportedMediaType(KVStoreError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported Media Type"
+
+
 class RangeNotSatisfiable(KVStoreError):
     status, code, title = 416, "range_not_satisfiable", "Range Not Satisfiable"
 

@@ -17,8 +17,15 @@ from dataclasses import dataclass
 TTL_SCHEDULE = "ttl:schedule"
 """Sorted set: member tenant id, score the earliest expiry (ms) among its keys."""
 
+TRASH_TENANTS = "trash:tenants"
+"""Set of tenant ids with deleted buckets whose keys the worker still has to purge."""
+
 AUDIT_OUTBOX_TENANTS = "audit:outbox:tenants"
 """Set of tenant ids whose audit outbox holds undelivered events."""
+
+OBJECT_GC_SCHEDULE = "objects:gc:schedule"
+"""Sorted set: member tenant id, score (ms) when its object garbage, compactions or deleted
+object buckets may next need the worker; never later than the real due time."""
 
 
 def username_claim(username: str) -> str:
@@ -104,6 +111,11 @@ class KeySchema:
         """List ``t:{tid}:audit_outbox``: audit events waiting for the queue Redis."""
         return f"{self.prefix}audit_outbox"
 
+    def audit_ids(self) -> str:
+        """Sorted set ``t:{tid}:audit_ids``: event id, score when it was recorded (ms); a redelivered
+        event whose id is still here is not recorded twice."""
+        return f"{self.prefix}audit_ids"
+
     def watch_streams(self) -> str:
         """Sorted set ``t:{tid}:watchers``: open watch stream id, score its lease expiry (ms)."""
         return f"{self.prefix}watchers"
@@ -134,6 +146,10 @@ class KeySchema:
         Tag names never contain ``=``."""
         return f"{self.bucket_prefix(bucket_id)}tag:{tag}={value}"
 
+    def tag_registry(self, bucket_id: int | str) -> str:
+        """Set ``t:{tid}:b:<id>:tags``: names of the bucket's tag index keys (for bucket purge)."""
+        return f"{self.bucket_prefix(bucket_id)}tags"
+
     def feed(self, bucket_id: int | str) -> str:
         """Stream ``t:{tid}:b:<id>:feed``: change events, entry id ``<revision>-0``."""
         return f"{self.bucket_prefix(bucket_id)}feed"
@@ -144,16 +160,17 @@ class KeySchema:
         return f"{self.prefix}obuckets"
 
     def object_bucket(self, name: str) -> str:
-        """Hash ``t:{tid}:obucket:<name>``: id, chunk_size, max_object_size, description,
-        created_at, objects, bytes."""
+        """Hash ``t:{tid}:obucket:<name>``: id, chunk_size, max_object_size (0 = the global
+        limit), description, created_at (ms), objects, bytes."""
         return f"{self.prefix}obucket:{name}"
 
     def object_prefix(self, bucket_id: int | str) -> str:
         return f"{self.prefix}o:{bucket_id}:"
 
     def object_meta(self, bucket_id: int | str, name: str) -> str:
-        """Hash ``t:{tid}:o:<id>:m:<name>``: upload id, size, sha256, chunks, chunk_size,
-        content_type, description, meta (JSON), version, created_at, updated_at."""
+        """Hash ``t:{tid}:o:<id>:m:<name>``: segs (``<upload id>:<size>:<chunks>`` joined by
+        ``,``; one segment, or one per multipart part until compaction), size, sha256, chunks,
+        chunk_size, ctype, desc, meta (JSON object), ver, c, u (ms)."""
         return f"{self.object_prefix(bucket_id)}m:{name}"
 
     def object_index(self, bucket_id: int | str) -> str:
@@ -161,7 +178,11 @@ class KeySchema:
         return f"{self.object_prefix(bucket_id)}idx"
 
     def upload(self, upload_id: str) -> str:
-        """Hash ``t:{tid}:up:<upload_id>``: bucket, name, state, parts, sizes, created_at."""
+        """Hash ``t:{tid}:up:<upload_id>``: kind (put|part|compact|multipart), state
+        (pending|garbage|collecting|aborted), chunks (upper bound of chunk indexes written).
+        A multipart upload adds bid, bucket, name, ctype, desc, meta, chunk_size, max, c, x
+        (expiry ms) and ``p:<n>`` = ``<part upload id>:<size>:<chunks>:<sha256>`` per part.
+        Only pending, multipart and garbage ids have one; a live object's chunks do not."""
         return f"{self.prefix}up:{upload_id}"
 
     def chunk(self, upload_id: str, index: int) -> str:
@@ -169,20 +190,30 @@ class KeySchema:
         return f"{self.prefix}ch:{upload_id}:{index}"
 
     def garbage(self) -> str:
-        """Sorted set ``t:{tid}:garbage``: upload id whose chunks may go, score when (ms)."""
+        """Sorted set ``t:{tid}:garbage``: upload id whose chunks may go, score when (ms).
+        A pending upload is here too, with its idle deadline, until it commits."""
         return f"{self.prefix}garbage"
 
+    def object_compactions(self) -> str:
+        """Sorted set ``t:{tid}:ocompact``: ``<bucket id>:<object name>`` to rewrite into
+        uniform chunks, score when (ms)."""
+        return f"{self.prefix}ocompact"
 
-# Lua versions of the per-bucket key builders: ``tp`` is ``tenant_prefix(tid)``.
+    def object_trash(self) -> str:
+        """Sorted set ``t:{tid}:otrash``: ids of force-deleted object buckets whose objects the
+        worker still purges, score when (ms)."""
+        return f"{self.prefix}otrash"
+
+
+# Lua versions of the key builders: ``tp`` is ``tenant_prefix(tid)``, ``pair`` is ``<tag>=<value>``.
 LUA_PRELUDE = """
 local function bucket_prefix(tp, bid) return tp .. 'b:' .. bid .. ':' end
 local function entry_key(tp, bid, key) return tp .. 'b:' .. bid .. ':k:' .. key end
 local function history_key(tp, bid, key) return tp .. 'b:' .. bid .. ':h:' .. key end
 local function key_index_key(tp, bid) return tp .. 'b:' .. bid .. ':idx' end
 local function ttl_index_key(tp, bid) return tp .. 'b:' .. bid .. ':ttl' end
-local function tag_index_key(tp, bid, tag, value)
-  return tp .. 'b:' .. bid .. ':tag:' .. tag .. '=' .. value
-end
+local function tag_index_key(tp, bid, pair) return tp .. 'b:' .. bid .. ':tag:' .. pair end
+local function tag_registry_key(tp, bid) return tp .. 'b:' .. bid .. ':tags' end
 local function feed_key(tp, bid) return tp .. 'b:' .. bid .. ':feed' end
 local function bucket_key(tp, name) return tp .. 'bucket:' .. name end
 local function buckets_key(tp) return tp .. 'buckets' end
@@ -192,4 +223,13 @@ local function seq_key(tp) return tp .. 'seq' end
 local function ttl_buckets_key(tp) return tp .. 'ttl_buckets' end
 local function ttl_scheduled_key(tp) return tp .. 'ttl_scheduled' end
 local function trash_key(tp) return tp .. 'trash' end
+local function obuckets_key(tp) return tp .. 'obuckets' end
+local function obucket_key(tp, name) return tp .. 'obucket:' .. name end
+local function object_meta_key(tp, bid, name) return tp .. 'o:' .. bid .. ':m:' .. name end
+local function object_index_key(tp, bid) return tp .. 'o:' .. bid .. ':idx' end
+local function upload_key(tp, id) return tp .. 'up:' .. id end
+local function chunk_key(tp, id, index) return tp .. 'ch:' .. id .. ':' .. index end
+local function garbage_key(tp) return tp .. 'garbage' end
+local function object_compactions_key(tp) return tp .. 'ocompact' end
+local function object_trash_key(tp) return tp .. 'otrash' end
 """

@@ -15,16 +15,39 @@ logger = logging.getLogger("kvstore.request")
 access_logger = logging.getLogger("kvstore.access")
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@=+~,/-]{1,128}$")
-QUIET_PATHS = frozenset({"/health", "/metrics", "/api/v1/health", "/api/v1/health/live", "/api/v1/health/ready"})
+
+
+def quiet_paths(api_prefix: str) -> frozenset[str]:
+    """Scrapes and probes: not logged by default and not counted in request metrics."""
+    return frozenset(
+        {"/metrics", "/health", f"{api_prefix}/health", f"{api_prefix}/health/live", f"{api_prefix}/health/ready"}
+    )
+
+
+QUIET_PATHS = quiet_paths("/api/v1")
+
+
+def route_template(scope: Scope) -> str | None:
+    """The full path template of the matched route (``/api/v1/kv/{key}``), None if none matched yet.
+
+    FastAPI keeps the route of an included router in ``scope["route"]`` without the include prefix;
+    the prefixed template is on the effective route context it stores in ``scope["fastapi"]``."""
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if template:
+        return template
+    route = scope.get("route")
+    return getattr(route, "path_format", None) or getattr(route, "path", None)
 
 
 class RequestContextMiddleware:
     """Gives every request an id (the client's X-Request-ID when well-formed), echoes it on the
     response, logs one access line, and turns an unhandled exception into a 500 problem."""
 
-    def __init__(self, app: ASGIApp, log_quiet_paths: bool = False) -> None:
+    def __init__(self, app: ASGIApp, log_quiet_paths: bool = False, quiet: frozenset[str] = QUIET_PATHS) -> None:
         self.app = app
         self.log_quiet_paths = log_quiet_paths
+        self.quiet = quiet
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -75,15 +98,14 @@ class RequestContextMiddleware:
                 await send({"type": "http.response.body", "body": body})
         finally:
             path = scope.get("path", "")
-            if self.log_quiet_paths or path not in QUIET_PATHS:
-                route = scope.get("route")
+            if self.log_quiet_paths or path not in self.quiet:
                 access_logger.info(
                     "%s %s %s",
                     scope.get("method", "WS"),
                     path,
                     status_holder[0],
                     extra={
-                        "route": getattr(route, "path", None),
+                        "route": route_template(scope),
                         "method": scope.get("method", "WS"),
                         "status": status_holder[0],
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),

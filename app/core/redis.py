@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from app.config import Settings
 
@@ -42,6 +44,15 @@ def create_async_data_redis(settings: Settings) -> AsyncDataRedis:
         health_check_interval=30,
         **_common_options(settings),
     )
+
+
+async def warm_up_data_redis(client: AsyncDataRedis) -> None:
+    """Load a cluster client's slot map before serving: redis-py's async cluster client breaks
+    connections (AttributeError -> 500) when a burst of first commands loads it concurrently.
+    A data Redis that is down is not fatal here; the first request retries and gets a 503."""
+    if isinstance(client, AsyncRedisCluster):
+        with contextlib.suppress(RedisError, RedisClusterException, OSError):
+            await client.initialize()
 
 
 def create_async_queue_redis(settings: Settings) -> aioredis.Redis:

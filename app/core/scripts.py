@@ -10,14 +10,25 @@ from app.core.keys import LUA_PRELUDE
 LUA_DIR = Path(__file__).parent / "lua"
 
 
+INCLUDE_PREFIX = "-- include: "
+
+
 @cache
 def script_source(name: str) -> str:
-    """The full source of ``lua/<name>.lua`` (prelude included), read once."""
-    return LUA_PRELUDE + (LUA_DIR / f"{name}.lua").read_text()
+    """The full source of ``lua/<name>.lua``: the key prelude, then every library the script
+    names on a leading ``-- include: <_lib>`` line, then the script itself. Read once."""
+    body = (LUA_DIR / f"{name}.lua").read_text()
+    libraries = [
+        (LUA_DIR / f"{line.removeprefix(INCLUDE_PREFIX).strip()}.lua").read_text()
+        for line in body.splitlines()
+        if line.startswith(INCLUDE_PREFIX)
+    ]
+    return "\n".join([LUA_PRELUDE, *libraries, body])
 
 
 def all_script_names() -> list[str]:
-    return sorted(p.stem for p in LUA_DIR.glob("*.lua"))
+    """Scripts to register; files starting with ``_`` are libraries, only ever included."""
+    return sorted(p.stem for p in LUA_DIR.glob("*.lua") if not p.stem.startswith("_"))
 
 
 class Scripts:

@@ -14,7 +14,8 @@ USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 
 
 def _username(value: str) -> str:
-    value = value.lower()
+    # ASCII first: str.lower() maps some non-ASCII letters onto ASCII ones (KELVIN SIGN -> "k").
+    value = value.lower() if value.isascii() else value
     if not USERNAME_RE.fullmatch(value):
         raise ValueError("username must be 3-32 characters of a-z, 0-9, '_', '.' or '-'")
     return value

@@ -1,0 +1,338 @@
+"""Key routes shared by the flat API (/kv, the `default` bucket) and /kv/buckets/{bucket}/keys."""
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import ValidationError
+
+from app.api.deps import CurrentClaims, KVServiceDep
+from app.api.errors import validation_errors
+from app.core.exceptions import BadRequest, InvalidInput, PreconditionFailed, UnsupportedMediaType
+from app.schemas.common import PROBLEM_RESPONSES, Message
+from app.schemas.kv import (
+    BatchDeleteResult,
+    BatchGetResult,
+    BatchItem,
+    BatchKeys,
+    BatchPut,
+    BatchPutResult,
+    Count,
+    Entry,
+    EntryPage,
+    Exists,
+    History,
+    KVCreate,
+    KVPut,
+    TtlInfo,
+    encode_value,
+    iso_ms,
+)
+from app.services.kv import Page, PutItem, StoredEntry
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+IfMatch = Annotated[str | None, Header(alias="If-Match", description='"<version>" for compare-and-swap')]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", description="* = create only")]
+ExpectedVersion = Annotated[int | None, Query(ge=0, description="Compare-and-swap on this version")]
+ExpectedRevisionAlias = Annotated[
+    int | None, Query(alias="expectedRevision", ge=0, description="Alias of expected_version")
+]
+
+
+def entry_response(entry: StoredEntry, now_ms: int, status_code: int = 200) -> Response:
+    return Response(
+        entry.render(now_ms), status_code=status_code, media_type=JSON, headers={"ETag": f'"{entry.version}"'}
+    )
+
+
+def json_response(body: bytes | str, status_code: int = 200) -> Response:
+    return Response(body, status_code=status_code, media_type=JSON)
+
+
+def parse_if_match(value: str | None) -> tuple[int | None, bool]:
+    """(expected version, must_exist) from an If-Match header ('*' = any existing version)."""
+    if value is None:
+        return None, False
+    value = value.strip()
+    if value == "*":
+        return None, True
+    tag = value.removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailed(f"If-Match {value[:40]!r} matches no version (ETags are quoted version numbers)")
+    return int(tag), False
+
+
+def resolve_expected(if_match: str | None, *query_values: int | None) -> tuple[int | None, bool]:
+    """The compare-and-swap version from If-Match, else from expected_version/expectedRevision."""
+    expected, must_exist = parse_if_match(if_match)
+    if expected is None:
+        expected = next((v for v in query_values if v is not None), None)
+    return expected, must_exist
+
+
+def render_page(page: Page, page_number: int | None, page_size: int) -> Response:
+    items = b",".join(entry.render(page.now_ms) for entry in page.entries)
+    tail = json.dumps(
+        {"total": page.total, "page": page_number, "page_size": page_size, "next_cursor": page.next_cursor},
+        separators=(",", ":"),
+    ).encode()
+    return json_response(b'{"items":[' + items + b"]," + tail[1:])
+
+
+def parse_tag_filters(tag_filter: list[str] | None) -> list[tuple[str, str]]:
+    filters = []
+    for raw in tag_filter or []:
+        name, sep, value = raw.partition(":")
+        if not sep or not name or not value:
+            raise InvalidInput(
+                f"tag_filter {raw[:80]!r} must look like name:value",
+                errors=[{"field": "query.tag_filter", "message": "expected name:value", "type": "value_error"}],
+            )
+        filters.append((name, value))
+    return filters
+
+
+def _encode(value: Any, encoding: str | None, field: str = "body.value") -> str:
+    try:
+        return encode_value(value, encoding)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), errors=[{"field": field, "message": str(exc), "type": "value_error"}]) from exc
+
+
+def build_key_router(bucket_dependency: Callable[..., str], tag: str, prefix: str = "") -> APIRouter:
+    """The key endpoints, with the bucket taken from ``bucket_dependency``."""
+    router = APIRouter(prefix=prefix, tags=[tag])
+    Bucket = Annotated[str, Depends(bucket_dependency)]  # noqa: N806 - a type alias
+
+    @router.post(
+        "",
+        status_code=201,
+        response_model=Entry,
+        responses=PROBLEM_RESPONSES(401, 404, 409, 413, 422),
+        summary="Create a key (409 when it exists)",
+    )
+    async def create_key(body: KVCreate, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Response:
+        entry = await kv.put(
+            claims.tenant_id,
+            bucket,
+            body.key,
+            _encode(body.value, body.encoding),
+            encoding=body.encoding,
+            ttl=body.ttl,
+            tags=body.tags,
+            mode="create",
+        )
+        return entry_response(entry, entry.updated_ms, 201)
+
+    @router.get(
+        "",
+        response_model=EntryPage,
+        responses=PROBLEM_RESPONSES(401, 404, 422),
+        summary="List keys in key order (page/page_size or cursor/limit; prefix; tag_filter=name:value)",
+    )
+    async def list_keys(
+        bucket: Bucket,
+        claims: CurrentClaims,
+        kv: KVServiceDep,
+        request: Request,
+        page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+        page_size: Annotated[int | None, Query(ge=1)] = None,
+        cursor: Annotated[str | None, Query(max_length=1024)] = None,
+        limit: Annotated[int | None, Query(ge=1)] = None,
+        prefix: Annotated[str, Query(max_length=256)] = "",
+        tag_filter: Annotated[list[str] | None, Query()] = None,
+    ) -> Response:
+        max_size = request.app.state.settings.max_page_size
+        size = limit or page_size or 100
+        if size > max_size:
+            raise InvalidInput(
+                f"page size is at most {max_size}",
+                errors=[{"field": "query.limit", "message": f"at most {max_size}", "type": "less_than_equal"}],
+            )
+        tags = parse_tag_filters(tag_filter)
+        cursor_mode = cursor is not None or (limit is not None and page is None)
+        if cursor_mode:
+            result = await kv.list(claims.tenant_id, bucket, limit=size, cursor=cursor, prefix=prefix, tags=tags,
+                                   with_total=not tags)  # fmt: skip
+            return render_page(result, None, size)
+        page = page or 1
+        result = await kv.list(claims.tenant_id, bucket, limit=size, offset=(page - 1) * size, prefix=prefix, tags=tags)
+        return render_page(result, page, size)
+
+    @router.post(
+        "/batch",
+        response_model=BatchPutResult,
+        responses=PROBLEM_RESPONSES(401, 404, 413, 422),
+        summary="Write up to 1000 keys, all or nothing",
+    )
+    async def batch_put(body: BatchPut, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Response:
+        items = []
+        for index, raw in enumerate(body.items):
+            try:
+                item = BatchItem.model_validate(raw)
+            except ValidationError as exc:
+                errors = validation_errors(list(exc.errors()))
+                for error in errors:
+                    error["field"] = f"body.items.{index}.{error['field']}"
+                raise InvalidInput(
+                    f"item {index} is invalid: {errors[0]['message']}", index=index, errors=errors
+                ) from exc
+            items.append(
+                PutItem(item.key, _encode(item.value, item.encoding, f"body.items.{index}.value"), item.encoding,
+                        item.ttl, item.tags)
+            )  # fmt: skip
+        entries = await kv.batch_put(claims.tenant_id, bucket, items)
+        now = max(e.updated_ms for e in entries)
+        return json_response(b'{"items":[' + b",".join(e.render(now) for e in entries) + b"]}")
+
+    @router.post("/batch/get", response_model=BatchGetResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
+    async def batch_get(body: BatchKeys, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Response:
+        found, missing, now = await kv.batch_get(claims.tenant_id, bucket, body.keys)
+        items = b",".join(e.render(now) for e in found)
+        return json_response(b'{"items":[' + items + b'],"missing":' + json.dumps(missing).encode() + b"}")
+
+    @router.post("/batch/delete", response_model=BatchDeleteResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
+    async def batch_delete(
+        body: BatchKeys, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep
+    ) -> BatchDeleteResult:
+        deleted, missing = await kv.batch_delete(claims.tenant_id, bucket, body.keys)
+        return BatchDeleteResult(deleted=deleted, missing=missing)
+
+    @router.get("/stats/count", response_model=Count, responses=PROBLEM_RESPONSES(401, 404))
+    async def count_keys(bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Count:
+        return Count(count=await kv.count(claims.tenant_id, bucket))
+
+    @router.get(
+        "/{key}",
+        response_model=Entry,
+        responses={304: {"description": "Not modified (If-None-Match)"}, **PROBLEM_RESPONSES(401, 404, 422)},
+        summary="Read a key (ETag = its version); ?revision=N reads a past revision",
+    )
+    async def get_key(
+        key: str,
+        bucket: Bucket,
+        claims: CurrentClaims,
+        kv: KVServiceDep,
+        revision: Annotated[int | None, Query(ge=1)] = None,
+        if_none_match: IfNoneMatch = None,
+    ) -> Response:
+        entry, now = await kv.get(claims.tenant_id, bucket, key, revision)
+        if if_none_match and if_none_match.strip() in ("*", f'"{entry.version}"', f'W/"{entry.version}"'):
+            return Response(status_code=304, headers={"ETag": f'"{entry.version}"'})
+        return entry_response(entry, now)
+
+    @router.put(
+        "/{key}",
+        response_model=Entry,
+        responses={201: {"description": "Created", "model": Entry}, **PROBLEM_RESPONSES(401, 404, 412, 413, 422)},
+        summary="Create (201) or update (200); If-Match / expected_version = compare-and-swap",
+    )
+    async def put_key(
+        key: str,
+        body: KVPut,
+        bucket: Bucket,
+        claims: CurrentClaims,
+        kv: KVServiceDep,
+        if_match: IfMatch = None,
+        if_none_match: IfNoneMatch = None,
+        expected_version: ExpectedVersion = None,
+        expected_revision: ExpectedRevisionAlias = None,
+    ) -> Response:
+        expected, must_exist = resolve_expected(if_match, expected_version, expected_revision)
+        create_only = if_none_match is not None and if_none_match.strip() == "*"
+        entry = await kv.put(
+            claims.tenant_id,
+            bucket,
+            key,
+            _encode(body.value, body.encoding),
+            encoding=body.encoding,
+            ttl=body.ttl,
+            tags=body.tags,
+            mode="update" if must_exist else "put",
+            expected_version=expected,
+            if_none_match=create_only,
+        )
+        return entry_response(entry, entry.updated_ms, 201 if entry.created else 200)
+
+    @router.patch(
+        "/{key}",
+        response_model=Entry,
+        responses=PROBLEM_RESPONSES(400, 401, 404, 412, 413, 415, 422),
+        summary="RFC 7396 JSON merge patch of the stored value (application/merge-patch+json)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {MERGE_PATCH: {"schema": {}}, JSON: {"schema": {}}},
+            }
+        },
+    )
+    async def patch_key(
+        key: str,
+        request: Request,
+        bucket: Bucket,
+        claims: CurrentClaims,
+        kv: KVServiceDep,
+        if_match: IfMatch = None,
+        expected_version: ExpectedVersion = None,
+        expected_revision: ExpectedRevisionAlias = None,
+    ) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in (MERGE_PATCH, JSON):
+            raise UnsupportedMediaType(f"send the patch as {MERGE_PATCH}")
+        try:
+            patch = json.loads(await request.body())
+        except (ValueError, RecursionError) as exc:
+            raise BadRequest("the body is not valid JSON") from exc
+        expected, _ = resolve_expected(if_match, expected_version, expected_revision)
+        entry = await kv.patch(claims.tenant_id, bucket, key, patch, expected)
+        return entry_response(entry, entry.updated_ms)
+
+    @router.delete(
+        "/{key}",
+        response_model=Message,
+        responses=PROBLEM_RESPONSES(401, 404, 412, 422),
+        summary="Delete a key (If-Match honoured)",
+    )
+    async def delete_key(
+        key: str,
+        bucket: Bucket,
+        claims: CurrentClaims,
+        kv: KVServiceDep,
+        if_match: IfMatch = None,
+        expected_version: ExpectedVersion = None,
+        expected_revision: ExpectedRevisionAlias = None,
+    ) -> Message:
+        expected, _ = resolve_expected(if_match, expected_version, expected_revision)
+        await kv.delete(claims.tenant_id, bucket, key, expected)
+        return Message(message="Key deleted successfully")
+
+    @router.get("/{key}/exists", response_model=Exists, responses=PROBLEM_RESPONSES(401, 404, 422))
+    async def key_exists(key: str, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Exists:
+        kv.check_key(key)
+        (entry,), _ = await kv.get_many(claims.tenant_id, bucket, [key])
+        return Exists(key=key, exists=entry is not None)
+
+    @router.get("/{key}/ttl", response_model=TtlInfo, responses=PROBLEM_RESPONSES(401, 404, 422))
+    async def key_ttl(key: str, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> TtlInfo:
+        entry, now = await kv.get(claims.tenant_id, bucket, key)
+        return TtlInfo(key=key, ttl=entry.ttl_seconds(now))
+
+    @router.get("/{key}/history", response_model=History, responses=PROBLEM_RESPONSES(401, 404, 422))
+    async def key_history(
+        key: str,
+        bucket: Bucket,
+        claims: CurrentClaims,
+        kv: KVServiceDep,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> History:
+        records = await kv.history(claims.tenant_id, bucket, key, limit)
+        for record in records:
+            record["updated_at"] = iso_ms(record["updated_at"])
+            if record["expires_at"] is not None:
+                record["expires_at"] = iso_ms(record["expires_at"])
+        return History.model_validate({"key": key, "items": records})
+
+    return router

@@ -1,0 +1,243 @@
+-- Shared by the kv_* scripts (included by app/core/scripts.py after the key prelude).
+-- Every write script takes the same ARGV header:
+--   ARGV[1] tenant prefix  ARGV[2] bucket name  ARGV[3] default history depth
+--   ARGV[4] feed max length  ARGV[5] largest value copied into the feed
+--   ARGV[6] how long (ms) the history of a deleted key is kept
+-- Entry fields: v enc ver rev c u x tags (see KeySchema.entry).
+
+local ENTRY_FIELDS = {'v', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags'}
+
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function read_config()
+  return {
+    tp = ARGV[1], bucket = ARGV[2], default_history = tonumber(ARGV[3]),
+    feed_maxlen = tonumber(ARGV[4]), feed_value_max = tonumber(ARGV[5]),
+    deleted_history_ms = tonumber(ARGV[6]),
+  }
+end
+
+-- The bucket's settings, or nil when it does not exist. The bucket `default` springs into
+-- existence on its first write when `create_default` is true.
+local function load_bucket(tp, name, create_default, default_history)
+  local bkey = bucket_key(tp, name)
+  local meta = redis.call('HMGET', bkey, 'id', 'history', 'ttl', 'max_value_size')
+  if meta[1] then
+    return {name = name, bkey = bkey, id = meta[1], history = tonumber(meta[2]),
+            ttl = tonumber(meta[3]) or 0, maxv = tonumber(meta[4]) or 0}
+  end
+  if name ~= 'default' or not create_default then return nil end
+  local id = redis.call('HINCRBY', seq_key(tp), 'bucket', 1)
+  redis.call('HSET', bkey, 'id', id, 'rev', 0, 'keys', 0, 'bytes', 0, 'history', default_history,
+             'ttl', 0, 'max_value_size', 0, 'description', 'The default bucket', 'created_at', server_ms())
+  redis.call('ZADD', buckets_key(tp), 0, name)
+  return {name = name, bkey = bkey, id = tostring(id), history = default_history, ttl = 0, maxv = 0}
+end
+
+local function read_entry(tp, b, key)
+  local cur = redis.call('HMGET', entry_key(tp, b.id, key), unpack(ENTRY_FIELDS))
+  if not cur[3] then return nil end
+  return cur
+end
+
+local function is_expired(cur, now)
+  return cur[7] and tonumber(cur[7]) <= now
+end
+
+local function tag_pairs(tags_json)
+  local out = {}
+  if tags_json and tags_json ~= '' and tags_json ~= '{}' then
+    for k, v in pairs(cjson.decode(tags_json)) do out[#out + 1] = k .. '=' .. v end
+  end
+  return out
+end
+
+local function index_tags(tp, b, key, tags_json, add)
+  for _, pair in ipairs(tag_pairs(tags_json)) do
+    local tk = tag_index_key(tp, b.id, pair)
+    if add then
+      redis.call('ZADD', tk, 0, key)
+      redis.call('SADD', tag_registry_key(tp, b.id), tk)
+    else
+      redis.call('ZREM', tk, key)
+    end
+  end
+end
+
+local function account(tp, b, keys_delta, bytes_delta)
+  local usage = usage_key(tp)
+  if keys_delta ~= 0 then
+    redis.call('HINCRBY', b.bkey, 'keys', keys_delta)
+    redis.call('HINCRBY', usage, 'keys', keys_delta)
+  end
+  if bytes_delta ~= 0 then
+    redis.call('HINCRBY', b.bkey, 'bytes', bytes_delta)
+    redis.call('HINCRBY', usage, 'kv_bytes', bytes_delta)
+  end
+end
+
+local function json_or_null(s)
+  if s == nil or s == false or s == '' then return 'null' end
+  return s
+end
+
+-- History records are JSON objects that always start with {"version":N, (last_version reads it).
+local function history_record(ver, rev, op, value, enc, tags, now, x)
+  local encoding = 'null'
+  if enc and enc ~= '' then encoding = '"' .. enc .. '"' end
+  return '{"version":' .. ver .. ',"revision":' .. rev .. ',"operation":"' .. op .. '","value":' ..
+    json_or_null(value) .. ',"encoding":' .. encoding .. ',"tags":' .. json_or_null(tags) ..
+    ',"updated_at":' .. now .. ',"expires_at":' .. json_or_null(x and tostring(x)) .. '}'
+end
+
+local function history_push(tp, b, key, record)
+  local hk = history_key(tp, b.id, key)
+  redis.call('LPUSH', hk, record)
+  redis.call('LTRIM', hk, 0, b.history - 1)
+  return hk
+end
+
+-- Versions continue across delete and re-create (the history keeps the last one), so an
+-- old ETag can never match a new incarnation of the key.
+local function last_version(tp, b, key)
+  local head = redis.call('LINDEX', history_key(tp, b.id, key), 0)
+  if not head then return 0 end
+  return tonumber(string.match(head, '^{"version":(%d+)')) or 0
+end
+
+local function feed_append(cfg, b, rev, fields)
+  redis.call('XADD', feed_key(cfg.tp, b.id), 'MAXLEN', '~', cfg.feed_maxlen, rev .. '-0', unpack(fields))
+end
+
+-- Removes an entry from every index (op = 'delete' or 'expire'); returns {revision, version}.
+local function remove_entry(cfg, b, key, cur, op, now)
+  local tp = cfg.tp
+  index_tags(tp, b, key, cur[8], false)
+  redis.call('DEL', entry_key(tp, b.id, key))
+  redis.call('ZREM', key_index_key(tp, b.id), key)
+  if cur[7] then redis.call('ZREM', ttl_index_key(tp, b.id), key) end
+  account(tp, b, -1, -(#key + #cur[1]))
+  local rev = redis.call('HINCRBY', b.bkey, 'rev', 1)
+  local ver = tonumber(cur[3])
+  local hk = history_push(tp, b, key, history_record(ver, rev, op, nil, nil, nil, now, nil))
+  redis.call('PEXPIRE', hk, cfg.deleted_history_ms)
+  feed_append(cfg, b, rev, {'op', op, 'key', key, 'ver', ver, 'u', now})
+  return {rev, ver}
+end
+
+-- Registers an expiry in the bucket's and the tenant's TTL indexes. Returns 1 when the
+-- tenant's earliest expiry moved earlier: the caller then updates the global schedule.
+local function index_expiry(tp, b, key, x)
+  redis.call('ZADD', ttl_index_key(tp, b.id), x, key)
+  redis.call('ZADD', ttl_buckets_key(tp), 'LT', x, b.name)
+  local scheduled = redis.call('GET', ttl_scheduled_key(tp))
+  if not scheduled or tonumber(scheduled) > x then
+    redis.call('SET', ttl_scheduled_key(tp), x)
+    return 1
+  end
+  return 0
+end
+
+-- Creates or updates one entry.
+--   mode: 'create' (key_exists when present), 'put' (upsert), 'update' (key_not_found when absent)
+--   expected: '' or the version the entry must have; if_none_match: '1' = must not exist
+--   ttl_ms: '' keeps the expiry (new keys get the bucket default), '0' removes it, N sets it
+--   tags_json: '' keeps the tags (new keys get none), else a JSON object of strings
+-- Returns {'OK', version, revision, created_ms, updated_ms, expires_ms|'', created 1|0, schedule 1|0, tags}
+-- or {'E', code, detail}.
+local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expected, if_none_match, now)
+  local tp = cfg.tp
+  local cur = read_entry(tp, b, key)
+  if cur and is_expired(cur, now) then
+    remove_entry(cfg, b, key, cur, 'expire', now)
+    cur = nil
+  end
+  if cur then
+    if mode == 'create' then return {'E', 'key_exists', ''} end
+    if if_none_match == '1' then return {'E', 'precondition_failed', 'exists'} end
+    if expected ~= '' and tonumber(expected) ~= tonumber(cur[3]) then
+      return {'E', 'version_conflict', cur[3]}
+    end
+  else
+    if mode == 'update' then return {'E', 'key_not_found', ''} end
+    if expected ~= '' then return {'E', 'version_conflict', '0'} end
+  end
+  if b.maxv > 0 and #value > b.maxv then return {'E', 'value_too_large', tostring(b.maxv)} end
+
+  local x = nil
+  if ttl_ms == '' then
+    if cur and cur[7] then x = tonumber(cur[7]) elseif not cur and b.ttl > 0 then x = now + b.ttl * 1000 end
+  elseif ttl_ms ~= '0' then
+    x = now + tonumber(ttl_ms)
+  end
+  local tags = tags_json
+  if tags == '' then tags = (cur and cur[8]) or '{}' end
+  local ver, created
+  if cur then
+    ver, created = tonumber(cur[3]) + 1, tonumber(cur[5])
+    if tags ~= cur[8] then index_tags(tp, b, key, cur[8], false) end
+    account(tp, b, 0, #value - #cur[1])
+  else
+    ver, created = last_version(tp, b, key) + 1, now
+    redis.call('ZADD', key_index_key(tp, b.id), 0, key)
+    account(tp, b, 1, #key + #value)
+  end
+  if not cur or tags ~= cur[8] then index_tags(tp, b, key, tags, true) end
+
+  local rev = redis.call('HINCRBY', b.bkey, 'rev', 1)
+  local ek = entry_key(tp, b.id, key)
+  redis.call('HSET', ek, 'v', value, 'enc', enc, 'ver', ver, 'rev', rev, 'c', created, 'u', now, 'tags', tags)
+  local schedule = 0
+  if x then
+    redis.call('HSET', ek, 'x', x)
+    schedule = index_expiry(tp, b, key, x)
+  elseif cur and cur[7] then
+    redis.call('HDEL', ek, 'x')
+    redis.call('ZREM', ttl_index_key(tp, b.id), key)
+  end
+  local hk = history_push(tp, b, key, history_record(ver, rev, 'put', value, enc, tags, now, x))
+  if not cur then redis.call('PERSIST', hk) end
+  local event = {'op', 'put', 'key', key, 'ver', ver, 'enc', enc, 'tags', tags, 'x', x or '', 'u', now}
+  if #value <= cfg.feed_value_max then
+    event[#event + 1] = 'v'; event[#event + 1] = value
+  end
+  feed_append(cfg, b, rev, event)
+  return {'OK', ver, rev, created, now, x or '', cur and 0 or 1, schedule, tags}
+end
+
+-- Deletes one entry; expected '' or the version it must have.
+-- Returns {'OK', revision, version} or {'E', code, detail}.
+local function delete_entry(cfg, b, key, expected, now)
+  local cur = read_entry(cfg.tp, b, key)
+  if cur and is_expired(cur, now) then
+    remove_entry(cfg, b, key, cur, 'expire', now)
+    cur = nil
+  end
+  if not cur then return {'E', 'key_not_found', ''} end
+  if expected ~= '' and tonumber(expected) ~= tonumber(cur[3]) then
+    return {'E', 'version_conflict', cur[3]}
+  end
+  local res = remove_entry(cfg, b, key, cur, 'delete', now)
+  return {'OK', res[1], res[2]}
+end
+
+-- Deletes up to `batch` keys (with their history) of bucket incarnation `bid`; once the key
+-- index is empty, the bucket's other indexes go too. Returns how many keys are left.
+local function purge_bucket_keys(tp, bid, batch)
+  local idx = key_index_key(tp, bid)
+  local ks = redis.call('ZRANGE', idx, 0, batch - 1)
+  for _, k in ipairs(ks) do
+    redis.call('DEL', entry_key(tp, bid, k), history_key(tp, bid, k))
+  end
+  if #ks > 0 then redis.call('ZREM', idx, unpack(ks)) end
+  local left = redis.call('ZCARD', idx)
+  if left == 0 then
+    local registry = tag_registry_key(tp, bid)
+    for _, tk in ipairs(redis.call('SMEMBERS', registry)) do redis.call('DEL', tk) end
+    redis.call('DEL', registry, ttl_index_key(tp, bid), idx)
+  end
+  return left
+end

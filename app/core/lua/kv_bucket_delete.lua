@@ -1,0 +1,26 @@
+-- include: _kv_lib
+-- Delete a bucket: gone for readers at once; its keys are purged here when there are at most
+-- ARGV[7] of them, else by the worker (the bucket id goes to the tenant's trash list).
+-- KEYS[1] bucket hash. ARGV[1..6] header, ARGV[7] inline purge limit, ARGV[8] ms to keep the feed.
+-- Returns {'OK', revision, purged_inline 1|0} or {'E', 'bucket_not_found', ''}.
+local cfg = read_config()
+local b = load_bucket(cfg.tp, cfg.bucket, false)
+if not b then return {'E', 'bucket_not_found', ''} end
+local tp = cfg.tp
+local m = redis.call('HMGET', b.bkey, 'keys', 'bytes')
+local keys, bytes = tonumber(m[1]) or 0, tonumber(m[2]) or 0
+redis.call('HINCRBY', usage_key(tp), 'keys', 0 - keys)  -- never -0: Redis refuses it
+redis.call('HINCRBY', usage_key(tp), 'kv_bytes', 0 - bytes)
+if b.name ~= 'default' then redis.call('HINCRBY', usage_key(tp), 'buckets', -1) end
+local rev = redis.call('HINCRBY', b.bkey, 'rev', 1)
+feed_append(cfg, b, rev, {'op', 'purge', 'key', '', 'ver', 0, 'u', server_ms()})
+redis.call('PEXPIRE', feed_key(tp, b.id), tonumber(ARGV[8]))
+redis.call('DEL', b.bkey)
+redis.call('ZREM', buckets_key(tp), b.name)
+redis.call('ZREM', ttl_buckets_key(tp), b.name)
+if keys <= tonumber(ARGV[7]) then
+  purge_bucket_keys(tp, b.id, keys + 1)
+  return {'OK', rev, 1}
+end
+redis.call('RPUSH', trash_key(tp), b.id)
+return {'OK', rev, 0}

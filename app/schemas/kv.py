@@ -1,0 +1,182 @@
+"""KV request bodies, response models (for the docs) and the fast renderer of entries."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+KEY_RE = re.compile(r"^[A-Za-z0-9._:@=+~,-]+$")
+BUCKET_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TAG_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_TTL_SECONDS = 10 * 365 * 86400
+
+
+def _tags(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    for name, tag_value in value.items():
+        if not TAG_NAME_RE.fullmatch(name):
+            raise ValueError(f"tag name {name[:70]!r} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
+        if not tag_value or CONTROL_RE.search(tag_value):
+            raise ValueError(f"tag {name!r} needs a non-empty value without control characters")
+    return value
+
+
+Tags = Annotated[dict[str, Annotated[str, Field(max_length=256)]] | None, AfterValidator(_tags)]
+Ttl = Annotated[int | None, Field(ge=0, le=MAX_TTL_SECONDS, description="Seconds; 0 removes the expiry")]
+Encoding = Literal["base64"] | None
+
+
+class _ValueBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: Any = Field(description="Any JSON value; with encoding=base64, a base64 string of bytes")
+    encoding: Encoding = None
+    ttl: Ttl = None
+    tags: Tags = None
+
+
+class KVCreate(_ValueBody):
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class KVPut(_ValueBody):
+    pass
+
+
+class BatchItem(KVCreate):
+    pass
+
+
+class BatchPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[dict[str, Any]] = Field(min_length=1, description="Each {key, value, encoding?, ttl?, tags?}")
+
+
+class BatchKeys(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keys: list[str] = Field(min_length=1)
+
+
+class BucketCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field(default="", max_length=1024)
+    history: int | None = Field(default=None, ge=1, description="Revisions kept per key (default 10, max 1000)")
+    ttl: int = Field(default=0, ge=0, le=MAX_TTL_SECONDS, description="Default ttl (s) of new keys; 0 = none")
+    max_value_size: int = Field(default=0, ge=0, description="Bytes; 0 = the service limit")
+
+
+class Metadata(BaseModel):
+    version: int
+    revision: int
+    ttl: int | None
+    tags: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+class Entry(BaseModel):
+    key: str
+    value: Any
+    encoding: Encoding = None
+    metadata: Metadata
+
+
+class EntryPage(BaseModel):
+    items: list[Entry]
+    total: int | None
+    page: int | None
+    page_size: int
+    next_cursor: str | None
+
+
+class HistoryItem(BaseModel):
+    version: int
+    revision: int
+    operation: Literal["put", "delete", "expire"]
+    value: Any
+    encoding: Encoding = None
+    tags: dict[str, str] | None
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+class History(BaseModel):
+    key: str
+    items: list[HistoryItem]
+
+
+class Exists(BaseModel):
+    key: str
+    exists: bool
+
+
+class TtlInfo(BaseModel):
+    key: str
+    ttl: int | None
+
+
+class Count(BaseModel):
+    count: int
+
+
+class BatchPutResult(BaseModel):
+    items: list[Entry]
+
+
+class BatchGetResult(BaseModel):
+    items: list[Entry]
+    missing: list[str]
+
+
+class BatchDeleteResult(BaseModel):
+    deleted: list[str]
+    missing: list[str]
+
+
+class Bucket(BaseModel):
+    name: str
+    description: str
+    history: int
+    ttl: int
+    max_value_size: int
+    revision: int
+    keys: int
+    bytes: int
+    created_at: datetime
+
+
+class BucketList(BaseModel):
+    items: list[Bucket]
+
+
+# Rendering: entries are assembled as bytes around the stored JSON text of the value, so a
+# value is never decoded and encoded again on the way out.
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_value(value: Any, encoding: str | None) -> str:
+    """The JSON text stored for ``value``; ValueError when it is not valid JSON or base64."""
+    if encoding == "base64":
+        if not isinstance(value, str):
+            raise ValueError("with encoding=base64 the value must be a base64 string")
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("value is not valid base64") from exc
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -1,0 +1,48 @@
+"""gunicorn settings of the API: `gunicorn -c gunicorn.conf.py app.main:app` (the Dockerfile's CMD).
+
+Environment: PORT (8000), BIND_HOST (0.0.0.0), WEB_CONCURRENCY (workers, 2), GRACEFUL_TIMEOUT (30 s to
+finish in-flight requests on SIGTERM), WORKER_TIMEOUT (60 s without a heartbeat restarts a worker),
+KEEPALIVE (75 s, above the 60 s idle timeout of common load balancers), FORWARDED_ALLOW_IPS (127.0.0.1),
+PROMETHEUS_MULTIPROC_DIR (<tmp>/kvstore-prometheus). Every other setting comes from app.config.Settings.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from app.config import get_settings
+from app.core.logging import gunicorn_logconfig
+
+# Set before any worker imports prometheus_client: it picks multiprocess mode at import time.
+MULTIPROC_DIR = Path(
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / "kvstore-prometheus"))
+)
+
+bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104 (a container)
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "uvicorn_worker.UvicornWorker"
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+timeout = int(os.environ.get("WORKER_TIMEOUT", "60"))
+keepalive = int(os.environ.get("KEEPALIVE", "75"))
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The heartbeat file on tmpfs: a read-only root filesystem and slow disks do not stall workers.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (tmpfs, not a shared file name)
+accesslog = None  # the app logs one access line per request
+logconfig_dict = gunicorn_logconfig(get_settings())  # also refuses a bad SECRET_KEY before any worker starts
+
+
+def on_starting(server: Any) -> None:
+    """Wipe the metric files of a previous run: stale files would add old counts to every scrape."""
+    MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in MULTIPROC_DIR.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop the live-only gauges (open watch streams) of a worker that exited; its counters stay."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
