@@ -31,6 +31,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The heartbeat file on tmpfs: a read-only root filesystem and slow disks do not stall workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (tmpfs, not a shared file name)
 accesslog = None  # the app logs one access line per request
+control_socket_disable = True  # no runtime-control socket in $HOME (read-only root filesystem, parallel test runs)
 logconfig_dict = gunicorn_logconfig(get_settings())  # also refuses a bad SECRET_KEY before any worker starts
 
 

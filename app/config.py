@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,19 +18,41 @@ DEV_SECRET_FILE = DATA_DIR / "secret_key"
 MIN_SECRET_LENGTH = 32
 
 
-def _development_secret() -> str:
-    """A random key generated once and kept in ./.data/ so tokens survive a restart."""
+def _read_development_secret() -> str | None:
     try:
         key = DEV_SECRET_FILE.read_text().strip()
-        if len(key) >= MIN_SECRET_LENGTH:
-            return key
     except OSError:
-        pass
+        return None
+    return key if len(key) >= MIN_SECRET_LENGTH else None
+
+
+def _development_secret() -> str:
+    """A random key generated once and kept in ./.data/ so tokens survive a restart.
+
+    `make run` starts the API and the worker at once: the key is written to a private temp
+    file and published with link(), which fails when another process got there first, so
+    every process ends up with the one key on disk."""
+    existing = _read_development_secret()
+    if existing:
+        return existing
     key = secrets.token_urlsafe(48)
     try:
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        DEV_SECRET_FILE.write_text(key)
-        DEV_SECRET_FILE.chmod(0o600)
+        fd, temp_name = tempfile.mkstemp(dir=DATA_DIR, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as temp:
+                temp.write(key)
+            try:
+                os.link(temp_name, DEV_SECRET_FILE)
+            except FileExistsError:
+                winner = _read_development_secret()
+                if winner:
+                    return winner
+                os.replace(temp_name, DEV_SECRET_FILE)  # an unusable (too short) key file
+                return _read_development_secret() or key
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
     except OSError:
         pass  # a read-only tree still starts; tokens just do not survive a restart
     return key

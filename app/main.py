@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.errors import register_error_handlers
-from app.api.v1 import auth, buckets, health, kv
+from app.api.v1 import audit, auth, buckets, health, kv
 from app.config import Settings, get_settings
+from app.core.audit_middleware import AuditMiddleware
 from app.core.logging import setup_logging
 from app.core.metrics import install_metrics
 from app.core.middleware import RequestContextMiddleware, quiet_paths
@@ -19,8 +20,10 @@ from app.core.redis import create_async_data_redis, create_async_queue_redis, wa
 from app.core.scripts import Scripts
 from app.core.security import PasswordHasher, TokenService
 from app.schemas.common import Problem
+from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.kv import KVService
+from tasks.audit_log import write_audit_events
 
 DESCRIPTION = """A multi-tenant key-value and object store. Register, log in, and call the API
 with `Authorization: Bearer <access token>`; everything is scoped to your tenant."""
@@ -37,6 +40,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.hasher = PasswordHasher(settings.bcrypt_rounds)
     state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
+    state.audit = AuditService(state.data_redis, state.queue_redis, settings, write_audit_events)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await warm_up_data_redis(app.state.data_redis)
         yield
+        await app.state.audit.aclose()
         await app.state.data_redis.aclose()
         await app.state.queue_redis.aclose()
 
@@ -59,11 +64,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Static /kv/... paths (buckets, watch) before the flat /kv/{key} routes.
     app.include_router(buckets.router, prefix=prefix)
     app.include_router(kv.router, prefix=prefix)
+    app.include_router(audit.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="The process answers (no dependencies)")
     async def root_health() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Innermost: it sees the matched route, and the request id set by the request-context middleware.
+    app.add_middleware(AuditMiddleware, audit=app.state.audit, api_prefix=prefix)
     # Inside the request-context middleware, so a request it turns into a 500 is counted too.
     install_metrics(app, excluded_paths=quiet_paths(prefix))
     app.add_middleware(

@@ -17,24 +17,29 @@ HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = os.environ.get("PORT", "8000")
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # `kill` stops everything, like Ctrl-C
+
+
 def main() -> int:
     env = dict(os.environ)
     started_redis: list[RedisProcess] = []
     children: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        if not (env.get("REDIS_URL") and env.get("HUEY_REDIS_URL")):
+        # A URL that is set is used as is; only the missing ones get a local server.
+        for variable, name, label in (("REDIS_URL", "redis-data", "data"), ("HUEY_REDIS_URL", "redis-queue", "queue")):
+            if env.get(variable):
+                print(f"{label} Redis  {env[variable]} (from {variable})", flush=True)
+                continue
             try:
-                data = RedisProcess(DATA_DIR / "redis-data").start()
-                queue = RedisProcess(DATA_DIR / "redis-queue").start()
+                server = RedisProcess(DATA_DIR / name).start()
             except RedisServerNotFound as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                print(f"error: {exc}", file=sys.stderr, flush=True)
                 return 1
-            started_redis += [data, queue]
-            env["REDIS_URL"], env["HUEY_REDIS_URL"] = data.url, queue.url
-            print(f"data Redis  {data.url} (AOF under {data.data_dir})")
-            print(f"queue Redis {queue.url} (AOF under {queue.data_dir})")
-        else:
-            print(f"using REDIS_URL={env['REDIS_URL']} HUEY_REDIS_URL={env['HUEY_REDIS_URL']}")
+            started_redis.append(server)
+            env[variable] = server.url
+            print(f"{label} Redis  {server.url} (AOF under {server.data_dir})", flush=True)
         env.setdefault("ENVIRONMENT", "development")
         bin_dir = Path(sys.executable).parent
         children.append(subprocess.Popen([str(bin_dir / "huey_consumer"), "tasks.huey"], env=env))
@@ -44,15 +49,21 @@ def main() -> int:
                 env=env,
             )
         )
-        print(f"\nkvstore API on http://{HOST}:{PORT} - docs at http://{HOST}:{PORT}/docs (Ctrl-C stops everything)\n")
+        print(
+            f"\nkvstore API on http://{HOST}:{PORT} - docs at http://{HOST}:{PORT}/docs (Ctrl-C stops everything)\n",
+            flush=True,
+        )
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
-        print("a process exited; stopping the rest", file=sys.stderr)
+        print("a process exited; stopping the rest", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
-        print("\nstopping...")
+        print("\nstopping...", flush=True)
         return 0
     finally:
+        # A second Ctrl-C must not cut the clean-up short and leave servers behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)

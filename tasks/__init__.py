@@ -1,11 +1,18 @@
-"""The Huey instance (on the queue Redis, separate from the data Redis) and its task modules."""
+"""The Huey instance (on the queue Redis, separate from the data Redis) and its task modules.
+
+Run the worker with ``python -m tasks.consumer`` (workers and worker type from settings) or
+``huey_consumer tasks.huey``; tasks/base.py holds the retry policy and the interval schedules.
+"""
 
 from __future__ import annotations
 
-from huey import RedisHuey
-
 from app.config import get_settings
+from tasks.base import create_huey
 
 settings = get_settings()
 
-huey = RedisHuey("kvstore", url=settings.huey_redis_url)
+huey = create_huey(settings)
+
+# Each task module registers its tasks on `huey` when imported (one line per module).
+from tasks import audit_log  # noqa: E402, F401
+from tasks import bucket_purge, ttl_sweep  # noqa: E402, F401

@@ -8,10 +8,11 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.config import Settings
-from app.core.context import tenant_id_var, username_var
+from app.core.context import audit_note, tenant_id_var, username_var
 from app.core.exceptions import Unauthorized
 from app.core.redis import AsyncDataRedis
 from app.core.security import AccessClaims, TokenService
+from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.kv import KVService
 
@@ -39,6 +40,10 @@ def get_kv_service(request: Request) -> KVService:
     return request.app.state.kv_service
 
 
+def get_audit_service(request: Request) -> AuditService:
+    return request.app.state.audit
+
+
 def authenticate(tokens: TokenService, token: str | None) -> AccessClaims:
     """The claims of a bearer access token; sets the tenant for logs. Raises 401 otherwise."""
     if not token:
@@ -46,6 +51,7 @@ def authenticate(tokens: TokenService, token: str | None) -> AccessClaims:
     claims = tokens.verify_access_token(token)
     tenant_id_var.set(claims.tenant_id)
     username_var.set(claims.username)
+    audit_note(tenant_id=claims.tenant_id, username=claims.username)
     return claims
 
 
@@ -58,4 +64,5 @@ DataRedis = Annotated[AsyncDataRedis, Depends(get_data_redis)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 KVServiceDep = Annotated[KVService, Depends(get_kv_service)]
+AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
 CurrentClaims = Annotated[AccessClaims, Depends(get_current_claims)]

@@ -25,6 +25,11 @@ MAX_BACKOFF_SECONDS = 15.0
 READ_TIMEOUT_SECONDS = 60.0
 
 
+def pause(seconds: float) -> None:
+    """The back-off wait (a module function so tests can replace it)."""
+    time.sleep(seconds)
+
+
 @dataclass
 class SseEvent:
     event: str
@@ -117,7 +122,7 @@ class Watcher:
         snapshot: bool = False,
         include_values: bool = True,
         count: int | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.client = client
         self.out = out
@@ -129,7 +134,7 @@ class Watcher:
             self.filters["include_values"] = "false"
         self.since = since
         self.count = count
-        self.sleep = sleep
+        self.sleep = sleep or pause
         self.printed = 0
         self.last_revision: int | None = None
         self.parser = SseParser()

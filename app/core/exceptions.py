@@ -88,6 +88,18 @@ class BucketNotEmpty(Conflict):
     code = "bucket_not_empty"
 
 
+class UploadExpired(Conflict):
+    """An upload idled past its deadline and the collector took it."""
+
+    code = "upload_expired"
+
+
+class PartsChanged(Conflict):
+    """A multipart part was replaced while the upload was being completed."""
+
+    code = "parts_changed"
+
+
 class UsernameTaken(Conflict):
     code = "username_taken"
 

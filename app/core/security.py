@@ -102,10 +102,14 @@ class TokenService:
             raise InvalidToken("Token is invalid") from exc
         if payload.get("type") != expected_type:
             raise InvalidToken(f"Token is not an {expected_type} token")
+        # Only the canonical form: the subject becomes part of Redis key names (and their hash tag).
+        subject = str(payload["sub"])
         try:
-            uuid.UUID(str(payload["sub"]))
+            canonical = str(uuid.UUID(subject))
         except ValueError as exc:
             raise InvalidToken("Token subject is not a tenant id") from exc
+        if subject != canonical:
+            raise InvalidToken("Token subject is not a tenant id")
         return payload
 
     def verify_access_token(self, token: str) -> AccessClaims:

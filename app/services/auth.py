@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from app.config import Settings
 from app.core import keys
+from app.core.context import audit_note
 from app.core.exceptions import (
     EmailTaken,
     InvalidCredentials,
@@ -74,6 +75,7 @@ class AuthService:
 
     async def register(self, username: str, email: str, password: str) -> IssuedTokens:
         """Create a tenant; the username and email are claimed atomically (SET NX)."""
+        audit_note(username=username)
         password_hash = await self._hasher.hash(password)
         tenant_id = str(uuid.uuid4())
         email = email.lower()
@@ -96,10 +98,12 @@ class AuthService:
         if not await self._redis.set(keys.email_claim(email), tenant_id, nx=True):
             await self._redis.delete(keys.username_claim(username), schema.user())
             raise EmailTaken("Email is already registered")
+        audit_note(tenant_id=tenant_id)
         return await self._issue(tenant_id, username)
 
     async def login(self, username: str, password: str) -> IssuedTokens:
         """Tokens for valid credentials; the same 401 for an unknown user and a wrong password."""
+        audit_note(action="auth.login", username=username)  # also for the OAuth2 form of /auth/token
         failures_key = keys.login_failures(username)
         # The claim and the failure counter share the {username} hash tag: one round trip.
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -107,6 +111,8 @@ class AuthService:
             pipe.get(failures_key)
             pipe.ttl(failures_key)
             tenant_raw, failures_raw, failures_ttl = await pipe.execute()
+        # A failed login of an existing user is an event of that user's tenant.
+        audit_note(tenant_id=tenant_raw.decode() if tenant_raw else None)
         if failures_raw is not None and int(failures_raw) >= self._settings.login_max_failures:
             raise LoginThrottled(
                 f"Too many failed logins for this username; try again in {max(failures_ttl, 1)} s",
@@ -118,10 +124,9 @@ class AuthService:
             raw = await self._redis.hget(KeySchema(tenant_id).user(), "password_hash")
             password_hash = raw.decode() if raw else None
         if not await self._hasher.verify(password, password_hash) or tenant_id is None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.incr(failures_key)
-                pipe.expire(failures_key, self._settings.login_failure_window_seconds, nx=True)
-                await pipe.execute()
+            await self._scripts.login_failure(
+                keys=[failures_key], args=[self._settings.login_failure_window_seconds]
+            )
             raise InvalidCredentials("Incorrect username or password")
         await self._redis.delete(failures_key)
         return await self._issue(tenant_id, username)
@@ -129,6 +134,7 @@ class AuthService:
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         """Spend ``refresh_token`` for a new pair; replaying a spent one revokes its family."""
         claims = self._tokens.verify_refresh_token(refresh_token)
+        audit_note(tenant_id=claims.tenant_id)
         schema = KeySchema(claims.tenant_id)
         new_refresh, new_jti = self._tokens.create_refresh_token(claims.tenant_id, claims.family)
         outcome = await self._scripts.refresh_rotate(
@@ -144,12 +150,14 @@ class AuthService:
             raise TokenReused("Refresh token was already used; every token of its session is revoked")
         if outcome != "ok":
             raise InvalidToken("Refresh token is revoked or unknown")
-        username = await self._redis.hget(schema.user(), "username")
-        return self._pair(claims.tenant_id, (username or b"").decode(), new_refresh)
+        username = (await self._redis.hget(schema.user(), "username") or b"").decode()
+        audit_note(username=username or None)
+        return self._pair(claims.tenant_id, username, new_refresh)
 
     async def logout(self, refresh_token: str) -> str:
         """Revoke the session (token family) of ``refresh_token``; returns the tenant id."""
         claims = self._tokens.verify_refresh_token(refresh_token)
+        audit_note(tenant_id=claims.tenant_id)
         schema = KeySchema(claims.tenant_id)
         await self._redis.set(schema.refresh_family(claims.family), "revoked", ex=self._tokens.refresh_ttl)
         return claims.tenant_id

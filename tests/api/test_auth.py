@@ -491,6 +491,7 @@ def _bad_token(kind: str, tenant: dict[str, Any], secret: str) -> str | None:
     raise AssertionError(kind)
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 @pytest.mark.parametrize(
     "kind",
     [
@@ -554,6 +555,24 @@ def test_token_cache_never_serves_a_token_past_its_exp(token_settings):
     time.sleep(max(0.0, claims.expires_at - time.time()) + 0.05)
     with pytest.raises(InvalidToken):
         tokens.verify_access_token(token)
+
+
+@pytest.mark.parametrize("form", ["hex", "braced", "urn", "upper"])
+def test_tokens_with_a_non_canonical_tenant_id_are_refused(token_settings, form):
+    tokens = TokenService(token_settings)
+    tenant_id = uuid.uuid4()
+    subject = {"hex": tenant_id.hex, "braced": f"{{{tenant_id}}}", "urn": tenant_id.urn, "upper": str(tenant_id).upper()}
+    now = int(time.time())
+    claims = {"sub": subject[form], "iat": now, "exp": now + 60, "jti": "j"}
+    access = jwt.encode({**claims, "type": "access"}, token_settings.secret_key, algorithm="HS256")
+    refresh = jwt.encode({**claims, "type": "refresh", "fam": "f"}, token_settings.secret_key, algorithm="HS256")
+    with pytest.raises(InvalidToken):
+        tokens.verify_access_token(access)
+    with pytest.raises(InvalidToken):
+        tokens.verify_refresh_token(refresh)
+    # The canonical form of the same id is accepted.
+    good = jwt.encode({**claims, "sub": str(tenant_id), "type": "access"}, token_settings.secret_key, algorithm="HS256")
+    assert tokens.verify_access_token(good).tenant_id == str(tenant_id)
 
 
 def test_token_cache_is_bounded(token_settings):

@@ -1,0 +1,34 @@
+-- include: _object_lib
+-- include: _object_multipart
+-- Claim the tenant's garbage that is due: each id is marked `collecting` (a pending upload can
+-- no longer write or commit) and pushed back by the retry delay, so a worker that dies while
+-- deleting leaves it to the next pass. An expired or aborted multipart upload is expanded into
+-- one garbage entry per part, due now.
+-- KEYS[1] garbage set. ARGV[1] tenant prefix ARGV[2] now ms ('' = server time) ARGV[3] limit
+-- ARGV[4] retry ms. Returns {id, chunks, id, chunks, ...}.
+local tp = ARGV[1]
+local now = now_or(ARGV[2])
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))) do
+  local ukey = upload_key(tp, id)
+  local f = redis.call('HMGET', ukey, 'kind', 'chunks')
+  if f[1] == 'multipart' then
+    local fields = redis.call('HGETALL', ukey)
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 2) == 'p:' then
+        local part_id, _, part_chunks = parse_part(fields[i + 1])
+        discard_id(tp, part_id, part_chunks, now)
+      end
+    end
+    redis.call('DEL', ukey)
+    redis.call('ZREM', KEYS[1], id)
+  elseif not f[1] then
+    redis.call('ZREM', KEYS[1], id)  -- nothing is known about it: nothing to delete
+  else
+    redis.call('HSET', ukey, 'state', 'collecting')
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), id)
+    out[#out + 1] = id
+    out[#out + 1] = tonumber(f[2]) or 0
+  end
+end
+return out

@@ -1,0 +1,49 @@
+-- include: _kv_lib
+-- Worker: remove up to ARGV[7] expired entries of one tenant, through every index, with an
+-- `expire` event in each bucket's feed. Cost is proportional to what expired: only buckets
+-- whose earliest expiry has passed are visited, and only their expired keys.
+-- KEYS[1] the tenant's ttl_buckets sorted set. ARGV[1..6] the common header (ARGV[2] unused),
+-- ARGV[7] the most entries to remove in this call.
+-- Returns {removed, tenant's next expiry ms or '', {bucket, key, version, revision, ...}}.
+local cfg = read_config()
+local tp = cfg.tp
+local budget = tonumber(ARGV[7])
+local now = server_ms()
+local removed, out = 0, {}
+local due = redis.call('ZRANGEBYSCORE', ttl_buckets_key(tp), '-inf', now)
+for _, name in ipairs(due) do
+  if budget <= 0 then break end
+  local b = load_bucket(tp, name, false)
+  if not b then
+    redis.call('ZREM', ttl_buckets_key(tp), name)
+  else
+    local ttl_idx = ttl_index_key(tp, b.id)
+    local expired = redis.call('ZRANGEBYSCORE', ttl_idx, '-inf', now, 'LIMIT', 0, budget)
+    for _, key in ipairs(expired) do
+      local cur = read_entry(tp, b, key)
+      if cur and is_expired(cur, now) then
+        local res = remove_entry(cfg, b, key, cur, 'expire', now)
+        removed = removed + 1
+        budget = budget - 1
+        out[#out + 1] = name; out[#out + 1] = key; out[#out + 1] = res[2]; out[#out + 1] = res[1]
+      elseif cur and cur[7] then
+        redis.call('ZADD', ttl_idx, tonumber(cur[7]), key)  -- rewritten with a later expiry
+      else
+        redis.call('ZREM', ttl_idx, key)  -- rewritten without expiry, or gone
+      end
+    end
+    local first = redis.call('ZRANGE', ttl_idx, 0, 0, 'WITHSCORES')
+    if first[2] then
+      redis.call('ZADD', ttl_buckets_key(tp), first[2], name)
+    else
+      redis.call('ZREM', ttl_buckets_key(tp), name)
+    end
+  end
+end
+local next_due = redis.call('ZRANGE', ttl_buckets_key(tp), 0, 0, 'WITHSCORES')
+if next_due[2] then
+  redis.call('SET', ttl_scheduled_key(tp), next_due[2])
+  return {removed, next_due[2], out}
+end
+redis.call('DEL', ttl_scheduled_key(tp))
+return {removed, '', out}

@@ -1,0 +1,29 @@
+"""Response bodies of /audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class AuditEvent(BaseModel):
+    """One mutating request (or worker action) of the tenant."""
+
+    id: str = Field(description="Position in the audit trail (also usable as a cursor)")
+    ts: datetime = Field(description="When the request finished (UTC)")
+    request_id: str | None = Field(description="X-Request-ID of the request")
+    tenant_id: str
+    username: str | None
+    action: str = Field(description="What was done, e.g. auth.login, kv.put_key, buckets.create_bucket")
+    bucket: str | None
+    key: str | None = Field(description="The key or object name, when the request names one")
+    outcome: Literal["success", "failure"]
+    status: int = Field(description="HTTP status of the response (0 for worker actions)")
+    client_ip: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEvent]
+    next_cursor: str | None = Field(description="Pass as `cursor` for older events; null at the end")

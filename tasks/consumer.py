@@ -1,0 +1,60 @@
+"""``python -m tasks.consumer [huey_consumer options]``: the worker, sized by the settings.
+
+Runs ``huey_consumer tasks.huey -w HUEY_WORKERS -k HUEY_WORKER_TYPE`` plus any options given
+(they win over the settings), e.g. ``-n`` on every consumer but the one that runs periodic tasks.
+With ``-k process`` it points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before anything
+imports prometheus_client, so the metrics port reports what the worker processes did.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def consumer_arguments(workers: int, worker_type: str, extra: Sequence[str]) -> list[str]:
+    """huey_consumer's command line: the settings first, so options given on ours override them."""
+    return ["-w", str(workers), "-k", worker_type, *extra, "tasks.huey"]
+
+
+def worker_type_of(arguments: Sequence[str]) -> str | None:
+    """The last ``-k``/``--worker-type`` in ``arguments``, None without one."""
+    found = None
+    for index, argument in enumerate(arguments):
+        if argument in ("-k", "--worker-type") and index + 1 < len(arguments):
+            found = arguments[index + 1]
+        elif argument.startswith("--worker-type="):
+            found = argument.split("=", 1)[1]
+        elif argument.startswith("-k") and len(argument) > 2:
+            found = argument[2:]
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from app.config import get_settings  # does not import prometheus_client
+
+    settings = get_settings()
+    extra = list(sys.argv[1:] if argv is None else argv)
+    arguments = consumer_arguments(settings.huey_workers, settings.huey_worker_type, extra)
+    if worker_type_of(arguments) == "process" and not os.environ.get(MULTIPROC_ENV):
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="kvstore-worker-metrics-")
+
+    from huey.consumer_options import ConsumerConfig, OptionParserHandler
+
+    from tasks import huey
+
+    # huey_consumer's main(), with our arguments and without its log handler (ours is JSON).
+    options, _ = OptionParserHandler().get_option_parser().parse_args(arguments)
+    config = ConsumerConfig(**{k: v for k, v in options.__dict__.items() if v is not None})
+    config.validate()
+    logging.getLogger("huey").setLevel(config.loglevel)
+    huey.create_consumer(**config.values).run()
+
+
+if __name__ == "__main__":
+    main()
