@@ -97,6 +97,17 @@ class Settings(BaseSettings):
     deleted_history_ttl_seconds: int = Field(default=86_400, ge=1)  # history of a deleted key
     merge_patch_max_retries: int = Field(default=16, ge=1)
 
+    # Tenant quotas (defaults; per-tenant overrides live in Redis, see app/services/usage.py). 0 = unlimited.
+    quota_max_keys: int = Field(default=1_000_000, ge=0)
+    quota_max_kv_bytes: int = Field(default=1_073_741_824, ge=0)
+    quota_max_object_bytes: int = Field(default=10_737_418_240, ge=0)
+    quota_max_buckets: int = Field(default=100, ge=0)
+
+    # Per-tenant request rate limit (0 = off); each API process takes tokens from Redis in chunks.
+    rate_limit_per_second: float = Field(default=200.0, ge=0)
+    rate_limit_burst: int = Field(default=400, ge=1)
+    rate_limit_local_share: float = Field(default=0.05, gt=0, le=1)  # chunk = share of the rate, at least 1
+
     # Watch
     watch_stream_maxlen: int = Field(default=10_000, ge=10)
     feed_value_max_bytes: int = Field(default=65_536, ge=0)  # larger values are not copied into the feed
@@ -116,6 +127,7 @@ class Settings(BaseSettings):
     max_object_metadata_bytes: int = Field(default=8192, ge=0)  # description + X-Object-Meta-* headers
     max_multipart_part_bytes: int = Field(default=268_435_456, ge=1)
     max_multipart_parts: int = Field(default=10_000, ge=1)
+    object_gc_interval_seconds: int = Field(default=30, ge=1)  # the worker's garbage/compaction pass
 
     # Worker
     huey_workers: int = Field(default=2, ge=1)
@@ -133,6 +145,7 @@ class Settings(BaseSettings):
     audit_batch_max_events: int = Field(default=500, ge=1)  # events per Huey task
     audit_buffer_max_events: int = Field(default=100_000, ge=100)  # held in API memory if both Redis fail
     audit_queue_retry_seconds: float = Field(default=5.0, gt=0)  # after a queue failure, outbox only
+    audit_batch_linger_seconds: float = Field(default=0.02, ge=0)  # gather events into fewer, larger tasks
 
     # Observability
     log_level: str = "INFO"

@@ -10,12 +10,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.errors import register_error_handlers
-from app.api.v1 import audit, auth, buckets, health, kv
+from app.api.v1 import audit, auth, buckets, health, kv, objects, usage
 from app.config import Settings, get_settings
 from app.core.audit_middleware import AuditMiddleware
 from app.core.logging import setup_logging
 from app.core.metrics import install_metrics
 from app.core.middleware import RequestContextMiddleware, quiet_paths
+from app.core.ratelimit import RateLimiter
 from app.core.redis import create_async_data_redis, create_async_queue_redis, warm_up_data_redis
 from app.core.scripts import Scripts
 from app.core.security import PasswordHasher, TokenService
@@ -23,7 +24,10 @@ from app.schemas.common import Problem
 from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.kv import KVService
+from app.services.usage import UsageService
+from app.services.objects import ObjectService, huey_enqueuer
 from tasks.audit_log import write_audit_events
+from tasks.compaction import compact_objects
 
 DESCRIPTION = """A multi-tenant key-value and object store. Register, log in, and call the API
 with `Authorization: Bearer <access token>`; everything is scoped to your tenant."""
@@ -40,6 +44,11 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.hasher = PasswordHasher(settings.bcrypt_rounds)
     state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
+    state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
+    state.usage_service = UsageService(state.data_redis, settings)
+    state.object_service = ObjectService(
+        state.data_redis, state.scripts, settings, huey_enqueuer(state.queue_redis, compact_objects)
+    )
     state.audit = AuditService(state.data_redis, state.queue_redis, settings, write_audit_events)
 
 
@@ -65,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(buckets.router, prefix=prefix)
     app.include_router(kv.router, prefix=prefix)
     app.include_router(audit.router, prefix=prefix)
+    app.include_router(usage.router, prefix=prefix)
+    app.include_router(objects.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="The process answers (no dependencies)")
     async def root_health() -> dict[str, str]:

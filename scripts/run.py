@@ -41,8 +41,8 @@ def main() -> int:
             env[variable] = server.url
             print(f"{label} Redis  {server.url} (AOF under {server.data_dir})", flush=True)
         env.setdefault("ENVIRONMENT", "development")
-        bin_dir = Path(sys.executable).parent
-        children.append(subprocess.Popen([str(bin_dir / "huey_consumer"), "tasks.huey"], env=env))
+        # huey_consumer tasks.huey with -w/-k from HUEY_WORKERS/HUEY_WORKER_TYPE; it runs the periodic tasks.
+        children.append(subprocess.Popen([sys.executable, "-m", "tasks.consumer"], env=env))
         children.append(
             subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", PORT, "--no-access-log"],

@@ -16,3 +16,4 @@ huey = create_huey(settings)
 # Each task module registers its tasks on `huey` when imported (one line per module).
 from tasks import audit_log  # noqa: E402, F401
 from tasks import bucket_purge, ttl_sweep  # noqa: E402, F401
+from tasks import compaction  # noqa: E402, F401

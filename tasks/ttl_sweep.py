@@ -20,6 +20,7 @@ from app.core.keys import KeySchema
 from app.core.redis import SyncDataRedis
 from app.core.scripts import Scripts
 from app.services.audit import new_event
+from app.services.kv import write_header
 from tasks import huey, settings
 from tasks.audit_log import record_events
 from tasks.base import every, redis_task, worker_context
@@ -45,14 +46,7 @@ def sweep_tenant(client: SyncDataRedis, scripts: Scripts, settings: Settings, te
     """Remove everything of one tenant that has expired; reschedule the tenant's next expiry."""
     schema = KeySchema(tenant_id)
     result = SweepResult(tenants=1)
-    header = [
-        keys.tenant_prefix(tenant_id),
-        "",
-        settings.default_history,
-        settings.watch_stream_maxlen,
-        settings.feed_value_max_bytes,
-        settings.deleted_history_ttl_seconds * 1000,
-    ]
+    header = write_header(settings, tenant_id, "")
     while True:
         removed, next_due, flat = scripts.ttl_sweep_tenant(
             keys=[schema.ttl_buckets()], args=[*header, ENTRIES_PER_CALL]

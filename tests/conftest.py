@@ -9,10 +9,12 @@ os.environ.setdefault("ENVIRONMENT", "test")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import redis
+from fastapi import FastAPI
 
 from app.config import Settings
 from app.core.embedded_redis import (
@@ -59,12 +61,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "contract: runs against a single data Redis and against a 3-master Redis Cluster"
     )
+    config.addinivalue_line("markers", "cluster_only: runs against the 3-master Redis Cluster only")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked `contract` run twice: on a single data Redis and on a Redis Cluster."""
     if "backend" in metafunc.fixturenames:
         backends = ["single", "cluster"] if metafunc.definition.get_closest_marker("contract") else ["single"]
+        if metafunc.definition.get_closest_marker("cluster_only"):
+            backends = ["cluster"]
         metafunc.parametrize("backend", backends, scope="session")
 
 
@@ -109,6 +114,17 @@ async def app(settings: Settings):  # type: ignore[no-untyped-def]
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@asynccontextmanager
+async def serve(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app built in the test (own settings, extra routes), run with its lifespan."""
+    transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 40000))
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+    ):
         yield http
 
 

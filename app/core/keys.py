@@ -78,6 +78,10 @@ class KeySchema:
         """Hash ``t:{tid}:limits``: per-tenant quota overrides (field = quota name)."""
         return f"{self.prefix}limits"
 
+    def rate_limit(self) -> str:
+        """String ``t:{tid}:ratelimit``: the GCRA theoretical arrival time (ms) of the request budget."""
+        return f"{self.prefix}ratelimit"
+
     def sequences(self) -> str:
         """Hash ``t:{tid}:seq``: counters that hand out ids (field ``bucket``, ``upload``...)."""
         return f"{self.prefix}seq"

@@ -31,9 +31,8 @@ class JsonFormatter(logging.Formatter):
             "tenant_id": tenant_id_var.get(),
         }
         for field in _EXTRA_FIELDS:
-            value = getattr(record, field, None)
-            if value is not None:
-                line[field] = value
+            if hasattr(record, field):  # passed in `extra` (None too: an access line always has a route key)
+                line[field] = getattr(record, field)
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

@@ -9,7 +9,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.context import client_ip_var, request_id_var, tenant_id_var, username_var
+from app.core.context import client_ip_var, request_id_var, response_headers_var, tenant_id_var, username_var
 
 logger = logging.getLogger("kvstore.request")
 access_logger = logging.getLogger("kvstore.access")
@@ -62,6 +62,8 @@ class RequestContextMiddleware:
                 break
         request_id = request_id or uuid.uuid4().hex
         request_id_var.set(request_id)
+        extra_headers: list[tuple[bytes, bytes]] = []
+        response_headers_var.set(extra_headers)
         tenant_id_var.set(None)
         username_var.set(None)
         client = scope.get("client")
@@ -73,7 +75,7 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), header]
+                message["headers"] = [*message.get("headers", []), header, *extra_headers]
             await send(message)
 
         try:

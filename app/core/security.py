@@ -94,7 +94,9 @@ class TokenService:
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["sub", "type", "exp", "iat", "jti"]},
+                # iat is not checked against our clock: a replica whose clock runs a little ahead
+                # issues tokens "from the future" that the others must still accept; exp decides.
+                options={"require": ["sub", "type", "exp", "iat", "jti"], "verify_iat": False},
             )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidToken("Token has expired") from exc

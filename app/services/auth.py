@@ -124,9 +124,7 @@ class AuthService:
             raw = await self._redis.hget(KeySchema(tenant_id).user(), "password_hash")
             password_hash = raw.decode() if raw else None
         if not await self._hasher.verify(password, password_hash) or tenant_id is None:
-            await self._scripts.login_failure(
-                keys=[failures_key], args=[self._settings.login_failure_window_seconds]
-            )
+            await self._scripts.login_failure(keys=[failures_key], args=[self._settings.login_failure_window_seconds])
             raise InvalidCredentials("Incorrect username or password")
         await self._redis.delete(failures_key)
         return await self._issue(tenant_id, username)
@@ -159,7 +157,11 @@ class AuthService:
         claims = self._tokens.verify_refresh_token(refresh_token)
         audit_note(tenant_id=claims.tenant_id)
         schema = KeySchema(claims.tenant_id)
-        await self._redis.set(schema.refresh_family(claims.family), "revoked", ex=self._tokens.refresh_ttl)
+        async with self._redis.pipeline(transaction=False) as pipe:  # one slot: one round trip
+            pipe.set(schema.refresh_family(claims.family), "revoked", ex=self._tokens.refresh_ttl)
+            pipe.hget(schema.user(), "username")  # for the audit event
+            _, username = await pipe.execute()
+        audit_note(username=username.decode() if username else None)
         return claims.tenant_id
 
     async def get_user(self, tenant_id: str) -> User:

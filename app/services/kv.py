@@ -22,7 +22,9 @@ from app.core.exceptions import (
     KVStoreError,
     PayloadTooLarge,
     PreconditionFailed,
+    QuotaExceeded,
     RevisionNotFound,
+    StorageQuotaExceeded,
     VersionConflict,
 )
 from app.core.keys import KeySchema
@@ -128,6 +130,29 @@ _ERRORS: dict[str, type[KVStoreError]] = {
 }
 
 
+def write_header(settings: Settings, tenant_id: str, bucket: str) -> list[Any]:
+    """The ARGV header every KV write script starts with (see app/core/lua/_kv_lib.lua)."""
+    return [
+        keys.tenant_prefix(tenant_id),
+        bucket,
+        settings.default_history,
+        settings.watch_stream_maxlen,
+        settings.feed_value_max_bytes,
+        settings.deleted_history_ttl_seconds * 1000,
+        settings.quota_max_keys,
+        settings.quota_max_kv_bytes,
+    ]
+
+
+def quota_error(detail: str) -> KVStoreError:
+    """The problem for a Lua 'quota_exceeded' reply ('<quota> <limit> <usage>'): 413 for bytes, 429 for counts."""
+    name, limit, used = detail.split()
+    message = f"quota {name} exceeded: limit {limit}, current usage {used}"
+    if name.endswith("bytes"):
+        return StorageQuotaExceeded(message, quota=name, limit=int(limit), usage=int(used))
+    return QuotaExceeded(message, quota=name, limit=int(limit), usage=int(used))
+
+
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
@@ -150,7 +175,6 @@ class KVService:
         self._redis = redis
         self._scripts = scripts
         self._settings = settings
-        self._deleted_history_ms = settings.deleted_history_ttl_seconds * 1000
 
     # -- validation -------------------------------------------------------------------------
     def check_key(self, key: str) -> None:
@@ -183,15 +207,7 @@ class KVService:
 
     # -- helpers ----------------------------------------------------------------------------
     def _header(self, tenant_id: str, bucket: str) -> list[Any]:
-        s = self._settings
-        return [
-            keys.tenant_prefix(tenant_id),
-            bucket,
-            s.default_history,
-            s.watch_stream_maxlen,
-            s.feed_value_max_bytes,
-            self._deleted_history_ms,
-        ]
+        return write_header(self._settings, tenant_id, bucket)
 
     @staticmethod
     def _raise(reply: list[Any], bucket: str, key: str = "") -> None:
@@ -210,6 +226,8 @@ class KVService:
             raise KeyNotFound(f"key {key!r} not found")
         if code == "bucket_not_found":
             raise BucketNotFound(f"bucket {bucket!r} not found")
+        if code == "quota_exceeded":
+            raise quota_error(detail)
         raise _ERRORS.get(code, KVStoreError)(detail or code)
 
     async def _schedule_expiry(self, tenant_id: str, expires_ms: int) -> None:
@@ -499,9 +517,19 @@ class KVService:
         max_value_size = min(max_value_size, self._settings.max_value_bytes) if max_value_size else 0
         reply = await self._scripts.kv_bucket_create(
             keys=[KeySchema(tenant_id).bucket(name)],
-            args=[keys.tenant_prefix(tenant_id), name, history, ttl, max_value_size, description],
+            args=[
+                keys.tenant_prefix(tenant_id),
+                name,
+                history,
+                ttl,
+                max_value_size,
+                description,
+                self._settings.quota_max_buckets,
+            ],
         )
         if reply[0] != b"OK":
+            if reply[1] == b"quota_exceeded":
+                raise quota_error(_text(reply[2]))
             raise BucketExists(f"bucket {name!r} already exists")
         return BucketInfo(name, int(reply[1]), 0, 0, 0, history, ttl, max_value_size, description, int(reply[2]))
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.core.embedded_redis import RedisProcess
+from app.core.embedded_redis import RedisProcess, free_port
 from app.main import create_app
-from tests.conftest import PASSWORD, register
+from tests.conftest import PASSWORD, register, serve
 
 AUTH = "/api/v1/auth"
 
@@ -52,6 +52,23 @@ async def test_ready_when_data_redis_answers(client):
     assert response.json()["data_redis"]["status"] == "up"
 
 
+async def test_queue_redis_down_is_degraded_but_ready(settings):
+    closed_port = free_port()
+    no_queue = settings.model_copy(update={"huey_redis_url": f"redis://127.0.0.1:{closed_port}/0"})
+    async with serve(create_app(no_queue)) as http:
+        detailed = await http.get("/api/v1/health")
+        assert detailed.status_code == 200
+        assert detailed.json()["status"] == "degraded"
+        assert detailed.json()["data_redis"]["status"] == "up"
+        assert detailed.json()["queue_redis"]["status"] == "down"
+        assert (await http.get("/api/v1/health/ready")).status_code == 200
+        assert (
+            await http.post(
+                f"{AUTH}/register", json={"username": "alice", "email": "a@example.com", "password": PASSWORD}
+            )
+        ).status_code == 201
+
+
 # --- the data Redis goes away and comes back -----------------------------------------------
 
 SOCKET_TIMEOUT = 1.0
@@ -78,10 +95,8 @@ async def outage_client(own_data_server: RedisProcess, queue_server: RedisProces
         bcrypt_rounds=4,
         log_level="CRITICAL",
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            yield http
+    async with serve(create_app(settings)) as http:
+        yield http
 
 
 async def within_socket_timeout(request: Any) -> httpx.Response:

@@ -3,6 +3,7 @@ that can cut connections, and kvctl subprocesses (`python -m app.cli`) with thei
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import socket
@@ -112,19 +113,15 @@ class TcpProxy:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def drop(self) -> None:
         with self.lock:
             connections, self.connections = self.connections, []
         for sock in connections:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def pause(self) -> None:

@@ -91,6 +91,13 @@ def test_get_revision_and_binary_output_file(kvctl, tmp_path: Path) -> None:
     assert target.read_bytes() == b"\x01\x02"
 
 
+def test_get_writes_binary_bytes_to_a_pipe_and_text_as_stored(kvctl) -> None:
+    binary = kvctl(["get", "b"], lambda r: httpx.Response(200, json=entry("b", "AQJB", encoding="base64")))
+    assert binary.out == "\x01\x02A"
+    text = kvctl(["get", "t"], lambda r: httpx.Response(200, json=entry("t", "line 1\nline 2\n")))
+    assert text.out == "line 1\nline 2\n"
+
+
 def test_http_error_is_one_line_with_detail_and_code(kvctl) -> None:
     result = kvctl(["get", "nope"], lambda r: problem(404, "key_not_found", "Key 'nope' not found"))
     assert result.code == 1
@@ -148,7 +155,9 @@ def test_list_table_and_filters(kvctl) -> None:
         "page_size": 100,
         "next_cursor": None,
     }
-    result = kvctl(["list", "--prefix", "a", "--tag", "env:prod", "--tag", "team=x"], lambda r: httpx.Response(200, json=page))
+    result = kvctl(
+        ["list", "--prefix", "a", "--tag", "env:prod", "--tag", "team=x"], lambda r: httpx.Response(200, json=page)
+    )
     params = result.requests[0].url.params
     assert params["prefix"] == "a"
     assert params.get_list("tag_filter") == ["env:prod", "team:x"]
@@ -164,7 +173,9 @@ def test_list_all_pages_follows_next_cursor(kvctl) -> None:
         None: {"items": [entry("a", 1)], "total": 2, "page": None, "page_size": 1000, "next_cursor": "c1"},
         "c1": {"items": [entry("b", 2)], "total": 2, "page": None, "page_size": 1000, "next_cursor": None},
     }
-    result = kvctl(["all", "--all-pages", "--json"], lambda r: httpx.Response(200, json=pages[r.url.params.get("cursor")]))
+    result = kvctl(
+        ["all", "--all-pages", "--json"], lambda r: httpx.Response(200, json=pages[r.url.params.get("cursor")])
+    )
     assert [r.url.params.get("cursor") for r in result.requests] == [None, "c1"]
     assert all(r.url.params["limit"] == "1000" for r in result.requests)
     body = json.loads(result.out)

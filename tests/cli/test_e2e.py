@@ -4,6 +4,7 @@ backed by the test suite's redis-server processes."""
 from __future__ import annotations
 
 import json
+import signal
 import stat
 import time
 import uuid
@@ -15,7 +16,7 @@ import jwt
 import pytest
 
 from app.core.embedded_redis import RedisProcess, free_port
-from tests.cli.served import PASSWORD, SECRET_KEY, ApiServer, Kvctl
+from tests.cli.served import PASSWORD, SECRET_KEY, ApiServer, Kvctl, LiveProcess, TcpProxy
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,12 @@ def test_expired_access_token_is_refreshed_transparently(kvctl: Kvctl, tmp_path:
     assert run.code == 0, run.err
     saved = next(iter(json.loads(config_path.read_text())["servers"].values()))
     assert saved["refresh_token"] != old_refresh
-    assert httpx.get(f"{kvctl.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {saved['access_token']}"}).status_code == 200
+    assert (
+        httpx.get(
+            f"{kvctl.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {saved['access_token']}"}
+        ).status_code
+        == 200
+    )
 
 
 def test_unreachable_server_exits_2(tmp_path: Path) -> None:
@@ -158,3 +164,66 @@ def test_unreachable_server_exits_2(tmp_path: Path) -> None:
     assert run.code == 2
     assert run.err.startswith("error: cannot connect to http://127.0.0.1:")
     assert "Traceback" not in run.err
+
+
+def wait_until_watching(kvctl: Kvctl, watcher: LiveProcess) -> str:
+    """Write a marker key until the watch prints it: proof that the stream is connected."""
+    for attempt in range(40):
+        assert kvctl("put", "w:marker", str(attempt)).code == 0
+        try:
+            return watcher.next_line(timeout=0.5)
+        except AssertionError:
+            if watcher.process.poll() is not None:
+                raise
+    raise AssertionError(f"watch printed nothing; stderr: {watcher.stderr}")
+
+
+def next_change(watcher: LiveProcess) -> str:
+    """The next printed event that is not a marker write."""
+    while True:
+        line = watcher.next_line()
+        if " w:marker" not in line:
+            return line
+
+
+def test_watch_prints_changes_and_resumes_after_a_dropped_connection(
+    api: ApiServer, kvctl: Kvctl, tmp_path: Path
+) -> None:
+    proxy = TcpProxy(api.port)
+    through_proxy = Kvctl(proxy.url, tmp_path / "watcher.json")
+    assert through_proxy("login", "-u", kvctl.username).code == 0  # type: ignore[attr-defined]
+    watcher = through_proxy.start("watch", "--prefix", "w:")
+    try:
+        wait_until_watching(kvctl, watcher)
+        assert kvctl("put", "other:x", "1").code == 0  # filtered out by --prefix
+        assert kvctl("put", "w:a", '{"n": 1}', "--tag", "t=1").code == 0
+        assert kvctl("delete", "w:a").code == 0
+        put_line, delete_line = next_change(watcher), next_change(watcher)
+        put_revision, put_event, put_key = put_line.split()[:3]
+        assert (put_event, put_key) == ("put", "w:a")
+        assert '= {"n":1}' in put_line and "version 1" in put_line and "tags t=1" in put_line
+        assert delete_line.split()[:3] == [str(int(put_revision) + 1), "delete", "w:a"]
+
+        # The connection breaks and the server is unreachable while two more changes happen.
+        proxy.pause()
+        proxy.drop()
+        assert kvctl("put", "w:b", "2").code == 0
+        assert kvctl("put", "w:c", "3").code == 0
+        time.sleep(1)  # let the watcher meet the closed door at least once
+        proxy.resume()
+        resumed = [next_change(watcher), next_change(watcher)]
+        assert [line.split()[1:3] for line in resumed] == [["put", "w:b"], ["put", "w:c"]]
+        assert any("reconnecting in" in line for line in watcher.stderr)
+
+        watcher.process.send_signal(signal.SIGINT)
+        assert watcher.process.wait(10) == 0  # Ctrl-C ends a watch cleanly
+        assert not any("Traceback" in (line or "") for line in watcher.stderr)
+    finally:
+        watcher.stop()
+        proxy.close()
+
+    # A later watch replays from a revision and stops after --count events.
+    replay = kvctl("--json", "watch", "--prefix", "w:", "--since", put_revision, "--count", "2", timeout=30)
+    assert replay.code == 0, replay.err
+    events = [json.loads(line) for line in replay.out.splitlines()]
+    assert [(e["event"], e["data"]["key"]) for e in events] == [("put", "w:a"), ("delete", "w:a")]

@@ -35,7 +35,9 @@ def test_login_saves_the_session_in_a_0600_file(kvctl, config_file: Path, monkey
 def test_register_takes_the_password_from_the_environment(kvctl, config_file, monkeypatch) -> None:
     monkeypatch.setenv("KVCTL_PASSWORD", "Secret123")
     answer = {**PAIR, "tenant_id": "t-1"}
-    result = kvctl(["--json", "register", "-u", "bob", "-e", "bob@example.com"], lambda r: httpx.Response(201, json=answer))
+    result = kvctl(
+        ["--json", "register", "-u", "bob", "-e", "bob@example.com"], lambda r: httpx.Response(201, json=answer)
+    )
     assert result.code == 0, result.err
     assert result.requests[0].url.path == "/api/v1/auth/register"
     assert result.bodies() == [{"username": "bob", "email": "bob@example.com", "password": "Secret123"}]

@@ -47,7 +47,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def test_sse_parser_handles_comments_multiline_data_and_retry() -> None:
     parser = SseParser()
-    lines = [": heartbeat", "retry: 2500", "id: 5", "event: put", "data: {\"a\":", "data: 1}", "", "data: x", ""]
+    lines = [": heartbeat", "retry: 2500", "id: 5", "event: put", 'data: {"a":', "data: 1}", "", "data: x", ""]
     events = list(parser.parse(lines))
     assert [(e.event, e.id, e.data) for e in events] == [("put", "5", '{"a":\n1}'), ("message", None, "x")]
     assert parser.retry_ms == 2500
@@ -91,7 +91,11 @@ def test_watch_resumes_after_a_dropped_connection_from_the_last_revision(kvctl, 
     assert first.url.params["since"] == "5" and "Last-Event-ID" not in first.headers
     assert second.headers["Last-Event-ID"] == "6"
     assert "since" not in second.url.params
-    assert [line.split()[:3] for line in result.out.splitlines()] == [["5", "put", "a"], ["6", "put", "b"], ["7", "put", "c"]]
+    assert [line.split()[:3] for line in result.out.splitlines()] == [
+        ["5", "put", "a"],
+        ["6", "put", "b"],
+        ["7", "put", "c"],
+    ]
     assert "connection lost (connection reset by peer); reconnecting in" in result.err
     assert "from revision 6" in result.err
     assert len(sleeps) == 1 and 0.4 <= sleeps[0] <= 0.6

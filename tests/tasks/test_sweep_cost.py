@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import redis
 
-from app.core import keys
 from app.core.keys import KeySchema
 from app.core.scripts import Scripts
+from app.services.kv import write_header
 from tasks.ttl_sweep import sweep_expired
 from tests.tasks.test_ttl_sweep import force_expiry
 
@@ -15,14 +15,7 @@ def test_sweep_cost_follows_the_expired_set(settings):
     """Commands the server runs during a sweep grow with the expired keys, not the live ones."""
     client = redis.Redis.from_url(settings.redis_url)
     scripts = Scripts(client)
-    kv_args = [
-        keys.tenant_prefix("t1"),
-        "default",
-        settings.default_history,
-        settings.watch_stream_maxlen,
-        settings.feed_value_max_bytes,
-        1000,
-    ]
+    kv_args = write_header(settings, "t1", "default")
 
     def load(n_live: int, n_expiring: int) -> None:
         client.flushall()

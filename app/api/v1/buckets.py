@@ -58,7 +58,7 @@ async def delete_bucket(bucket: str, claims: CurrentClaims, kv: KVServiceDep) ->
     return Message(message=f"Bucket {bucket!r} deleted")
 
 
-def path_bucket(bucket: Annotated[str, Path(max_length=256)]) -> str:
+async def path_bucket(bucket: Annotated[str, Path(max_length=256)]) -> str:
     KVService.check_bucket(bucket)
     return bucket
 

@@ -6,7 +6,7 @@ from app.api.v1.kv_routes import build_key_router
 from app.services.kv import DEFAULT_BUCKET
 
 
-def default_bucket() -> str:
+async def default_bucket() -> str:
     return DEFAULT_BUCKET
 
 

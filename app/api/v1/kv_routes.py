@@ -1,7 +1,7 @@
 """Key routes shared by the flat API (/kv, the `default` bucket) and /kv/buckets/{bucket}/keys."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from app.api.deps import CurrentClaims, KVServiceDep
 from app.api.errors import validation_errors
-from app.core.exceptions import BadRequest, InvalidInput, PreconditionFailed, UnsupportedMediaType
+from app.core.exceptions import BadRequest, InvalidInput, KeyNotFound, PreconditionFailed, UnsupportedMediaType
 from app.schemas.common import PROBLEM_RESPONSES, Message
 from app.schemas.kv import (
     BatchDeleteResult,
@@ -102,7 +102,7 @@ def _encode(value: Any, encoding: str | None, field: str = "body.value") -> str:
         raise InvalidInput(str(exc), errors=[{"field": field, "message": str(exc), "type": "value_error"}]) from exc
 
 
-def build_key_router(bucket_dependency: Callable[..., str], tag: str, prefix: str = "") -> APIRouter:
+def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str, prefix: str = "") -> APIRouter:
     """The key endpoints, with the bucket taken from ``bucket_dependency``."""
     router = APIRouter(prefix=prefix, tags=[tag])
     Bucket = Annotated[str, Depends(bucket_dependency)]  # noqa: N806 - a type alias
@@ -243,18 +243,21 @@ def build_key_router(bucket_dependency: Callable[..., str], tag: str, prefix: st
     ) -> Response:
         expected, must_exist = resolve_expected(if_match, expected_version, expected_revision)
         create_only = if_none_match is not None and if_none_match.strip() == "*"
-        entry = await kv.put(
-            claims.tenant_id,
-            bucket,
-            key,
-            _encode(body.value, body.encoding),
-            encoding=body.encoding,
-            ttl=body.ttl,
-            tags=body.tags,
-            mode="update" if must_exist else "put",
-            expected_version=expected,
-            if_none_match=create_only,
-        )
+        try:
+            entry = await kv.put(
+                claims.tenant_id,
+                bucket,
+                key,
+                _encode(body.value, body.encoding),
+                encoding=body.encoding,
+                ttl=body.ttl,
+                tags=body.tags,
+                mode="update" if must_exist else "put",
+                expected_version=expected,
+                if_none_match=create_only,
+            )
+        except KeyNotFound as exc:  # only with If-Match: *, which no absent key matches (RFC 9110)
+            raise PreconditionFailed(f"key {key!r} does not exist (If-Match: *)") from exc
         return entry_response(entry, entry.updated_ms, 201 if entry.created else 200)
 
     @router.patch(

@@ -1,9 +1,12 @@
 -- Shared by the kv_* scripts (included by app/core/scripts.py after the key prelude).
--- Every write script takes the same ARGV header:
+-- Every write script takes the same ARGV header (H entries; script arguments follow at ARGV[H + 1]):
 --   ARGV[1] tenant prefix  ARGV[2] bucket name  ARGV[3] default history depth
 --   ARGV[4] feed max length  ARGV[5] largest value copied into the feed
 --   ARGV[6] how long (ms) the history of a deleted key is kept
+--   ARGV[7] default quota of keys  ARGV[8] default quota of KV bytes (0 = unlimited)
 -- Entry fields: v enc ver rev c u x tags (see KeySchema.entry).
+
+local H = 8
 
 local ENTRY_FIELDS = {'v', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags'}
 
@@ -17,7 +20,36 @@ local function read_config()
     tp = ARGV[1], bucket = ARGV[2], default_history = tonumber(ARGV[3]),
     feed_maxlen = tonumber(ARGV[4]), feed_value_max = tonumber(ARGV[5]),
     deleted_history_ms = tonumber(ARGV[6]),
+    max_keys = tonumber(ARGV[7]), max_kv_bytes = tonumber(ARGV[8]),
   }
+end
+
+-- The tenant's quota: its override in the limits hash, else the default (0 = unlimited).
+local function quota(tp, name, default)
+  local override = redis.call('HGET', limits_key(tp), name)
+  if override then return tonumber(override) end
+  return default
+end
+
+-- {'E', 'quota_exceeded', '<quota> <limit> <usage>'} when adding `new_keys` keys and `new_bytes`
+-- bytes would pass the tenant's quota, else nil. Shrinking writes always pass.
+local function check_kv_quota(cfg, new_keys, new_bytes)
+  local usage = redis.call('HMGET', usage_key(cfg.tp), 'keys', 'kv_bytes')
+  if new_keys > 0 then
+    local limit = quota(cfg.tp, 'max_keys', cfg.max_keys)
+    local used = tonumber(usage[1]) or 0
+    if limit > 0 and used + new_keys > limit then
+      return {'E', 'quota_exceeded', 'max_keys ' .. limit .. ' ' .. used}
+    end
+  end
+  if new_bytes > 0 then
+    local limit = quota(cfg.tp, 'max_kv_bytes', cfg.max_kv_bytes)
+    local used = tonumber(usage[2]) or 0
+    if limit > 0 and used + new_bytes > limit then
+      return {'E', 'quota_exceeded', 'max_kv_bytes ' .. limit .. ' ' .. used}
+    end
+  end
+  return nil
 end
 
 -- The bucket's settings, or nil when it does not exist. The bucket `default` springs into
@@ -163,9 +195,16 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
     end
   else
     if mode == 'update' then return {'E', 'key_not_found', ''} end
-    if expected ~= '' then return {'E', 'version_conflict', '0'} end
+    -- Version 0 is "no such key" (as in etcd): expecting it is a create-only write.
+    if expected ~= '' and tonumber(expected) ~= 0 then return {'E', 'version_conflict', '0'} end
   end
   if b.maxv > 0 and #value > b.maxv then return {'E', 'value_too_large', tostring(b.maxv)} end
+  if not cfg.skip_quota then
+    local over
+    if cur then over = check_kv_quota(cfg, 0, #value - #cur[1])
+    else over = check_kv_quota(cfg, 1, #key + #value) end
+    if over then return over end
+  end
 
   local x = nil
   if ttl_ms == '' then

@@ -1,21 +1,35 @@
 -- include: _kv_lib
--- Upsert many keys, all or nothing. KEYS[1] bucket hash. ARGV[1..6] header, then 5 fields per
+-- Upsert many keys, all or nothing. KEYS[1] bucket hash. ARGV[1..H] header, then 5 fields per
 -- item: key, value, encoding, ttl ms|''|'0', tags JSON|''.
--- Every check runs before the first write, so a refused batch changes nothing.
+-- Every check (value size, quota) runs before the first write, so a refused batch changes nothing.
 -- Returns {'OK', schedule 1|0, {item results...}} or {'E', code, detail, item index (0-based)}.
 local cfg = read_config()
 local b = load_bucket(cfg.tp, cfg.bucket, true, cfg.default_history)
 if not b then return {'E', 'bucket_not_found', '', '0'} end
 local now = server_ms()
-local n = (#ARGV - 6) / 5
-if b.maxv > 0 then
-  for i = 0, n - 1 do
-    if #ARGV[6 + i * 5 + 2] > b.maxv then return {'E', 'value_too_large', tostring(b.maxv), tostring(i)} end
+local n = (#ARGV - H) / 5
+
+-- Pre-pass: sizes, and what the batch adds to the quota (later items may overwrite earlier ones).
+local seen, new_keys, new_bytes = {}, 0, 0
+for i = 0, n - 1 do
+  local key, value = ARGV[H + i * 5 + 1], ARGV[H + i * 5 + 2]
+  if b.maxv > 0 and #value > b.maxv then return {'E', 'value_too_large', tostring(b.maxv), tostring(i)} end
+  local old = seen[key]
+  if old == nil then
+    local cur = read_entry(cfg.tp, b, key)
+    if cur and not is_expired(cur, now) then old = #cur[1] else old = false end
   end
+  if old then new_bytes = new_bytes + #value - old
+  else new_keys, new_bytes = new_keys + 1, new_bytes + #key + #value end
+  seen[key] = #value
 end
+local over = check_kv_quota(cfg, new_keys, new_bytes)
+if over then over[4] = '0' return over end
+cfg.skip_quota = true  -- checked for the whole batch above
+
 local results, schedule = {}, 0
 for i = 0, n - 1 do
-  local base = 6 + i * 5
+  local base = H + i * 5
   local res = put_entry(cfg, b, ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5],
                         'put', '', '', now)
   if res[8] == 1 then schedule = 1 end

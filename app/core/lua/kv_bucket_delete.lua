@@ -1,7 +1,7 @@
 -- include: _kv_lib
 -- Delete a bucket: gone for readers at once; its keys are purged here when there are at most
--- ARGV[7] of them, else by the worker (the bucket id goes to the tenant's trash list).
--- KEYS[1] bucket hash. ARGV[1..6] header, ARGV[7] inline purge limit, ARGV[8] ms to keep the feed.
+-- ARGV[H+1] of them, else by the worker (the bucket id goes to the tenant's trash list).
+-- KEYS[1] bucket hash. ARGV[1..H] header, ARGV[H+1] inline purge limit, ARGV[H+2] ms to keep the feed.
 -- Returns {'OK', revision, purged_inline 1|0} or {'E', 'bucket_not_found', ''}.
 local cfg = read_config()
 local b = load_bucket(cfg.tp, cfg.bucket, false)
@@ -14,11 +14,11 @@ redis.call('HINCRBY', usage_key(tp), 'kv_bytes', 0 - bytes)
 if b.name ~= 'default' then redis.call('HINCRBY', usage_key(tp), 'buckets', -1) end
 local rev = redis.call('HINCRBY', b.bkey, 'rev', 1)
 feed_append(cfg, b, rev, {'op', 'purge', 'key', '', 'ver', 0, 'u', server_ms()})
-redis.call('PEXPIRE', feed_key(tp, b.id), tonumber(ARGV[8]))
+redis.call('PEXPIRE', feed_key(tp, b.id), tonumber(ARGV[H + 2]))
 redis.call('DEL', b.bkey)
 redis.call('ZREM', buckets_key(tp), b.name)
 redis.call('ZREM', ttl_buckets_key(tp), b.name)
-if keys <= tonumber(ARGV[7]) then
+if keys <= tonumber(ARGV[H + 1]) then
   purge_bucket_keys(tp, b.id, keys + 1)
   return {'OK', rev, 1}
 end

@@ -3,7 +3,8 @@
 -- ARGV[1] tenant prefix  ARGV[2] bucket  ARGV[3] 'cursor' | 'page'
 -- ARGV[4] cursor key (exclusive, '' = from the start) or page offset  ARGV[5] limit
 -- ARGV[6] prefix ('' = all)  ARGV[7] '1' = compute total  ARGV[8..] tag filters '<tag>=<value>'
--- Cost: O(log N + page + skipped), where skipped are expired or filtered-out keys in the range;
+-- Cost: O(log N + page + skipped + expired), where skipped are expired or filtered-out keys in the range
+-- and expired the keys whose expiry passed but that no sweep has removed yet;
 -- with tag filters the scan runs over the smallest tag index, never over the whole bucket.
 -- Returns {'OK', total|-1, next_cursor|'', {key, v, enc, ver, rev, c, u, x, tags, ...}, now}.
 local tp, name, mode, start = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -55,15 +56,24 @@ local function walk(from, visit)
   end
 end
 
+-- Keys of the prefix range that expired but are not swept yet: O(expired), read once.
+local expired_keys
+local function expired_in_range()
+  if not expired_keys then
+    expired_keys = {}
+    for _, k in ipairs(redis.call('ZRANGEBYSCORE', ttl_index_key(tp, id), '-inf', now)) do
+      if prefix == '' or string.sub(k, 1, #prefix) == prefix then expired_keys[#expired_keys + 1] = k end
+    end
+  end
+  return expired_keys
+end
+
 local total = -1
 if want_total then
-  if src == idx then
-    local all = (prefix == '') and redis.call('ZCARD', idx) or redis.call('ZLEXCOUNT', idx, lo, hi)
-    local expired = 0
-    for _, k in ipairs(redis.call('ZRANGEBYSCORE', ttl_index_key(tp, id), '-inf', now)) do
-      if prefix == '' or string.sub(k, 1, #prefix) == prefix then expired = expired + 1 end
-    end
-    total = all - expired
+  if src == idx and prefix == '' then
+    total = redis.call('ZCARD', idx) - redis.call('ZCOUNT', ttl_index_key(tp, id), '-inf', now)
+  elseif src == idx then
+    total = redis.call('ZLEXCOUNT', idx, lo, hi) - #expired_in_range()
   else
     total = 0
     walk(lo, function() total = total + 1 return false end)
@@ -77,10 +87,22 @@ if mode == 'cursor' then
 else
   skip = tonumber(start)
   if src == idx and skip > 0 then
-    -- Jump by rank instead of walking the skipped keys: O(log N).
+    -- Jump by rank instead of walking the skipped keys: O(log N + expired log N). The last
+    -- skipped live key moves one rank further for each expired key ranked at or before it.
     local base = 0
     if prefix ~= '' then base = redis.call('ZLEXCOUNT', idx, '-', '(' .. prefix) end
-    local at = redis.call('ZRANGE', idx, base + skip - 1, base + skip - 1)
+    local target = base + skip - 1
+    local ranks = {}
+    for _, k in ipairs(expired_in_range()) do
+      local r = redis.call('ZRANK', idx, k)
+      if r then ranks[#ranks + 1] = r end
+    end
+    table.sort(ranks)
+    for _, r in ipairs(ranks) do
+      if r > target then break end
+      target = target + 1
+    end
+    local at = redis.call('ZRANGE', idx, target, target)
     if #at == 0 then return {'OK', total, '', {}, now} end
     if prefix ~= '' and string.sub(at[1], 1, #prefix) ~= prefix then return {'OK', total, '', {}, now} end
     from, skip = '(' .. at[1], 0

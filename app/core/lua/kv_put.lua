@@ -1,9 +1,10 @@
 -- include: _kv_lib
 -- Create or update one key. KEYS[1] bucket hash (routes the script to the tenant's slot).
--- ARGV[1..6] the common header (_kv_lib), then:
---   ARGV[7] key  ARGV[8] value (JSON text)  ARGV[9] encoding  ARGV[10] ttl ms|''|'0'
---   ARGV[11] tags JSON|''  ARGV[12] mode  ARGV[13] expected version|''  ARGV[14] if-none-match '1'|''
+-- ARGV[1..H] the common header (_kv_lib), then:
+--   ARGV[H+1] key  ARGV[H+2] value (JSON text)  ARGV[H+3] encoding  ARGV[H+4] ttl ms|''|'0'
+--   ARGV[H+5] tags JSON|''  ARGV[H+6] mode  ARGV[H+7] expected version|''  ARGV[H+8] if-none-match '1'|''
 local cfg = read_config()
 local b = load_bucket(cfg.tp, cfg.bucket, true, cfg.default_history)
 if not b then return {'E', 'bucket_not_found', ''} end
-return put_entry(cfg, b, ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], server_ms())
+return put_entry(cfg, b, ARGV[H + 1], ARGV[H + 2], ARGV[H + 3], ARGV[H + 4], ARGV[H + 5], ARGV[H + 6], ARGV[H + 7],
+                 ARGV[H + 8], server_ms())

@@ -2,10 +2,11 @@
 -- Swap an object to its compacted copy, only if it still has the content that was copied.
 -- The old chunks become garbage after the grace period (readers finish); a stale copy is
 -- discarded. Version, SHA-256 and dates are unchanged: the bytes are the same.
--- KEYS[1] object meta hash. ARGV[1] tenant prefix ARGV[2] compacted upload id ARGV[3] old segs
--- ARGV[4] chunks of the copy ARGV[5] grace ms. Returns {'OK'|'STALE', garbage due ms}.
+-- KEYS[1] object meta hash. ARGV[1] tenant prefix ARGV[2] copy upload id ARGV[3] segs copied
+-- ARGV[4] chunks of the copy ARGV[5] grace ms ARGV[6] compaction queue member.
+-- Returns {'OK'|'STALE', garbage due ms}.
 local tp, id = ARGV[1], ARGV[2]
-if not is_pending(tp, id) then return {'STALE', 0} end
+if not is_pending(tp, id) then return {'STALE', server_ms()} end
 local f = redis.call('HMGET', KEYS[1], 'segs', 'size')
 local now = server_ms()
 if f[1] ~= ARGV[3] then
@@ -16,4 +17,5 @@ local due = now + tonumber(ARGV[5])
 discard_segments(tp, f[1], due)
 redis.call('HSET', KEYS[1], 'segs', id .. ':' .. f[2] .. ':' .. ARGV[4], 'chunks', ARGV[4])
 adopt_pending(tp, id)
+redis.call('ZREM', object_compactions_key(tp), ARGV[6])
 return {'OK', due}

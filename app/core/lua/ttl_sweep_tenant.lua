@@ -1,13 +1,13 @@
 -- include: _kv_lib
--- Worker: remove up to ARGV[7] expired entries of one tenant, through every index, with an
+-- Worker: remove up to ARGV[H+1] expired entries of one tenant, through every index, with an
 -- `expire` event in each bucket's feed. Cost is proportional to what expired: only buckets
 -- whose earliest expiry has passed are visited, and only their expired keys.
--- KEYS[1] the tenant's ttl_buckets sorted set. ARGV[1..6] the common header (ARGV[2] unused),
--- ARGV[7] the most entries to remove in this call.
+-- KEYS[1] the tenant's ttl_buckets sorted set. ARGV[1..H] the common header (ARGV[2] unused),
+-- ARGV[H+1] the most entries to remove in this call.
 -- Returns {removed, tenant's next expiry ms or '', {bucket, key, version, revision, ...}}.
 local cfg = read_config()
 local tp = cfg.tp
-local budget = tonumber(ARGV[7])
+local budget = tonumber(ARGV[H + 1])
 local now = server_ms()
 local removed, out = 0, {}
 local due = redis.call('ZRANGEBYSCORE', ttl_buckets_key(tp), '-inf', now)

@@ -1,0 +1,253 @@
+"""`make bench`: the stack as production runs it, driven by wrk from a separate process.
+
+Starts a data Redis and a queue Redis (AOF everysec), one Huey consumer and gunicorn with one
+uvicorn worker per core; registers a tenant; loads its keys; then runs wrk at a fixed
+concurrency against: the trivial /api/v1/health/live (the framework's floor on this machine),
+GET of a key, PUT of a key, a list page of 100, and a 90/10 read/write mix. Each figure is
+printed in absolute terms and as a ratio to the floor, for each tenant size, and the results are
+written as JSON to bench/results/.
+
+    python -m bench.run [--sizes 1000,100000,1000000] [--duration 10] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import redis
+
+from app.config import Settings
+from app.core.embedded_redis import RedisProcess, free_port
+from app.core.keys import KeySchema
+from app.core.scripts import Scripts
+from app.services.kv import write_header
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+LOAD_PIPELINE = 2000
+
+WRK_SCRIPTS = {
+    "get": """
+local n = {n}
+request = function()
+  return wrk.format("GET", string.format("/api/v1/kv/k%08d", math.random(0, n - 1)))
+end
+""",
+    "put": """
+local n = {n}
+local body = '{{"value": {{"name": "bench", "count": 42, "tags": ["a", "b"]}}}}'
+wrk.headers["Content-Type"] = "application/json"  -- a headers argument to wrk.format would drop -H ones
+request = function()
+  return wrk.format("PUT", string.format("/api/v1/kv/k%08d", math.random(0, n - 1)), nil, body)
+end
+""",
+    "list100": """
+local n = {n}
+request = function()
+  return wrk.format("GET", string.format("/api/v1/kv?limit=100&cursor=k%08d", math.random(0, n - 1)))
+end
+""",
+    "mixed90_10": """
+local n = {n}
+local body = '{{"value": {{"name": "bench", "count": 42}}}}'
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local path = string.format("/api/v1/kv/k%08d", math.random(0, n - 1))
+  if math.random() < 0.9 then return wrk.format("GET", path) end
+  return wrk.format("PUT", path, nil, body)
+end
+""",
+}
+
+WRK_MISSING = """wrk is not installed. On Debian/Ubuntu:  sudo apt-get install wrk
+(other systems: https://github.com/wg/wrk, build with `make`)"""
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests/s, p50 and p99 latency (ms), and the error count from `wrk --latency` output."""
+
+    def ms(value: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sock = re.search(r"Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)", output)
+    failed = int(errors.group(1)) if errors else 0
+    if sock:
+        failed += sum(int(g) for g in sock.groups())
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": failed}
+
+
+def run_wrk(url: str, token: str | None, script: Path | None, duration: int, connections: int) -> dict[str, float]:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if token:
+        args += ["-H", f"Authorization: Bearer {token}"]
+    if script:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def load_keys(data_url: str, tenant_id: str, total: int, already: int) -> None:
+    """Write keys k00000000... straight through the kv_put script, pipelined."""
+    client = redis.Redis.from_url(data_url)
+    scripts = Scripts(client)
+    settings = Settings(environment="test", secret_key="x" * 32, quota_max_keys=0, quota_max_kv_bytes=0)
+    header = write_header(settings, tenant_id, "default")
+    bucket = KeySchema(tenant_id).bucket("default")
+    value = json.dumps({"name": "bench", "count": 42, "tags": ["a", "b"]})
+    for start in range(already, total, LOAD_PIPELINE):
+        pipe = client.pipeline(transaction=False)
+        for i in range(start, min(start + LOAD_PIPELINE, total)):
+            scripts.kv_put(keys=[bucket], args=[*header, f"k{i:08d}", value, "", "", "", "put", "", ""], client=pipe)
+        pipe.execute()
+    client.close()
+
+
+def wait_for(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,100000,1000000", help="tenant sizes (keys), ascending")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print(WRK_MISSING, file=sys.stderr)
+        return 1
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    work = Path(tempfile.mkdtemp(prefix="kvstore-bench-"))
+    data = RedisProcess(work / "data").start()
+    queue = RedisProcess(work / "queue").start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnop",
+        "REDIS_URL": data.url,
+        "HUEY_REDIS_URL": queue.url,
+        "WEB_CONCURRENCY": str(args.workers),
+        "PORT": str(port),
+        "BIND_HOST": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": str(work / "prom"),
+        "WORKER_METRICS_PORT": "0",
+    }
+    bin_dir = Path(sys.executable).parent
+    procs = [
+        subprocess.Popen([str(bin_dir / "huey_consumer"), "tasks.huey"], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "app.main:app"], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        wait_for(f"{base}/api/v1/health/live")
+        reg = httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"username": "bench", "email": "bench@example.com", "password": "Bench12345"},
+            timeout=30,
+        ).json()
+        token, tenant_id = reg["access_token"], reg["tenant_id"]
+        loaded = 0
+        for size in sizes:
+            print(f"loading {size:,} keys ...", flush=True)
+            started = time.monotonic()
+            load_keys(data.url, tenant_id, size, loaded)
+            loaded = size
+            print(f"  loaded in {time.monotonic() - started:.1f} s", flush=True)
+            row: dict[str, dict[str, float]] = {}
+            row["floor"] = run_wrk(f"{base}/api/v1/health/live", None, None, args.duration, args.connections)
+            for name, template in WRK_SCRIPTS.items():
+                script = work / f"{name}.lua"
+                script.write_text(template.format(n=size))
+                row[name] = run_wrk(base, token, script, args.duration, args.connections)
+            for name, figures in row.items():
+                figures["ratio_to_floor"] = round(figures["rps"] / row["floor"]["rps"], 3)
+            results[str(size)] = row
+            print_table(size, row)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT if proc is procs[0] else signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        data.stop()
+        queue.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    report = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count()},
+        "workers": args.workers,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "results": results,
+        "targets": check_targets(results),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+    for name, verdict in report["targets"].items():
+        print(f"  {'PASS' if verdict['ok'] else 'FAIL'}  {name}: {verdict['value']}")
+    return 0
+
+
+def print_table(size: int, row: dict[str, dict[str, float]]) -> None:
+    print(f"\n{size:,} keys in the tenant")
+    print(f"  {'scenario':<12} {'req/s':>10} {'x floor':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, f in row.items():
+        print(
+            f"  {name:<12} {f['rps']:>10.0f} {f['ratio_to_floor']:>8.2f} {f['p50_ms']:>8.2f} "
+            f"{f['p99_ms']:>8.2f} {int(f['errors']):>7}"
+        )
+
+
+def check_targets(results: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, object]]:
+    """The issue's targets, judged on the 100k-key run (or the middle size) and across sizes."""
+    sizes = sorted(results, key=int)
+    main = results.get("100000") or results[sizes[len(sizes) // 2]]
+    verdicts: dict[str, dict[str, object]] = {
+        "GET >= 30% of floor": {"value": main["get"]["ratio_to_floor"], "ok": main["get"]["ratio_to_floor"] >= 0.30},
+        "PUT >= 20% of floor": {"value": main["put"]["ratio_to_floor"], "ok": main["put"]["ratio_to_floor"] >= 0.20},
+        "GET p99 < 25 ms": {"value": main["get"]["p99_ms"], "ok": main["get"]["p99_ms"] < 25},
+    }
+    if len(sizes) > 1:
+        for scenario in ("get", "put", "list100"):
+            figures = [results[s][scenario]["rps"] for s in sizes]
+            spread = (max(figures) - min(figures)) / max(figures)
+            verdicts[f"{scenario} within 15% across sizes"] = {"value": round(spread, 3), "ok": spread <= 0.15}
+    return verdicts
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Deploys kvstore to the cluster of the current kubectl context: applies kubernetes/*.yaml in
+# dependency order and waits for every rollout. Run verify-kubernetes.sh afterwards.
+#
+# Environment:
+#   SECRET_KEY       creates the kvstore-secrets Secret when the cluster has none yet (>= 32 characters;
+#                    python -c 'import secrets; print(secrets.token_urlsafe(48))'); an existing one is kept
+#   API_IMAGE        image of the API     (default: kvstore:1.0.0, as built from Dockerfile)
+#   WORKER_IMAGE     image of the workers (default: kvstore-huey:1.0.0, as built from Dockerfile.huey)
+#   ROLLOUT_TIMEOUT  how long to wait for each rollout (default: 300s)
+set -euo pipefail
+
+readonly NAMESPACE=kvstore
+MANIFESTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/kubernetes"
+readonly MANIFESTS
+readonly DEFAULT_API_IMAGE=kvstore:1.0.0
+readonly DEFAULT_WORKER_IMAGE=kvstore-huey:1.0.0
+API_IMAGE="${API_IMAGE:-$DEFAULT_API_IMAGE}"
+WORKER_IMAGE="${WORKER_IMAGE:-$DEFAULT_WORKER_IMAGE}"
+ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-300s}"
+
+die() {
+    printf 'deploy-kubernetes: error: %s\n' "$*" >&2
+    exit 1
+}
+
+step() {
+    printf '==> %s\n' "$*"
+}
+
+# Applies one manifest with the chosen images substituted.
+apply() {
+    local file="$MANIFESTS/$1"
+    [[ -f "$file" ]] || die "missing manifest $file"
+    step "apply $1"
+    sed -e "s|image: $DEFAULT_API_IMAGE\$|image: $API_IMAGE|" \
+        -e "s|image: $DEFAULT_WORKER_IMAGE\$|image: $WORKER_IMAGE|" "$file" |
+        kubectl apply -f - || die "kubectl apply failed for $1 (see the message above)"
+}
+
+wait_rollout() {
+    step "wait for $1 (up to $ROLLOUT_TIMEOUT)"
+    kubectl -n "$NAMESPACE" rollout status "$1" --timeout="$ROLLOUT_TIMEOUT" ||
+        die "$1 is not ready after $ROLLOUT_TIMEOUT; look at: kubectl -n $NAMESPACE describe $1; kubectl -n $NAMESPACE logs $1"
+}
+
+# The Secret is never applied from the template: it is created from SECRET_KEY, or kept if it exists.
+ensure_secret() {
+    if kubectl -n "$NAMESPACE" get secret kvstore-secrets >/dev/null 2>&1; then
+        step "secret kvstore-secrets exists: kept"
+        return
+    fi
+    [[ -n "${SECRET_KEY:-}" ]] ||
+        die "secret kvstore-secrets does not exist: set SECRET_KEY (python -c 'import secrets; print(secrets.token_urlsafe(48))') or apply kubernetes/secret.yaml with a real value first"
+    ((${#SECRET_KEY} >= 32)) || die "SECRET_KEY must be at least 32 characters long"
+    step "create secret kvstore-secrets"
+    local encoded
+    encoded="$(printf '%s' "$SECRET_KEY" | base64 | tr -d '\n')"
+    # Through stdin, so the key never shows up in a process list.
+    kubectl apply -f - <<MANIFEST || die "could not create secret kvstore-secrets"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: kvstore-secrets
+  namespace: $NAMESPACE
+  labels:
+    app.kubernetes.io/name: kvstore
+    app.kubernetes.io/part-of: kvstore
+type: Opaque
+data:
+  SECRET_KEY: $encoded
+MANIFEST
+}
+
+main() {
+    command -v kubectl >/dev/null 2>&1 || die "kubectl not found in PATH"
+    [[ -d "$MANIFESTS" ]] || die "manifest directory $MANIFESTS not found"
+    local context
+    context="$(kubectl config current-context 2>/dev/null || true)"
+    kubectl cluster-info --request-timeout=10s >/dev/null 2>&1 ||
+        die "cannot reach the Kubernetes API of context '${context:-<none>}' (kubectl cluster-info fails)"
+    step "deploying kvstore to context '${context:-<none>}', namespace $NAMESPACE"
+
+    apply namespace.yaml
+    apply configmap.yaml
+    ensure_secret
+    apply network-policy.yaml
+
+    apply redis-data.yaml
+    apply redis-queue.yaml
+    wait_rollout statefulset/redis-data
+    wait_rollout statefulset/redis-queue
+
+    apply api-deployment.yaml
+    apply api-service.yaml
+    apply api-pdb.yaml
+    apply api-hpa.yaml
+    wait_rollout deployment/kvstore-api
+
+    apply huey-deployment.yaml
+    wait_rollout deployment/kvstore-huey-periodic
+    wait_rollout deployment/kvstore-huey
+
+    apply ingress.yaml
+    step "kvstore is deployed; check it with ./verify-kubernetes.sh"
+}
+
+main "$@"
