@@ -23,6 +23,7 @@ from app.config import get_settings
 from app.core import keys
 from app.core.exceptions import KVStoreError
 from app.core.redis import create_async_data_redis
+from app.core.scripts import Scripts
 from app.services.usage import QUOTAS, UsageService
 
 
@@ -39,7 +40,7 @@ async def _tenant_id(redis, who: str) -> str:  # type: ignore[no-untyped-def]
 async def run(args: argparse.Namespace) -> dict:
     settings = get_settings()
     redis = create_async_data_redis(settings)
-    service = UsageService(redis, settings)
+    service = UsageService(redis, Scripts(redis), settings)
     try:
         tenant_id = await _tenant_id(redis, args.tenant)
         if args.command == "set-limits":

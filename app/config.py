@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     watch_heartbeat_seconds: float = Field(default=15.0, gt=0)
     watch_queue_size: int = Field(default=1000, ge=1)
     max_watch_streams_per_tenant: int = Field(default=100, ge=1)
+    # Buckets one API process follows at once (one blocking Redis connection each); beyond it 503.
+    watch_max_buckets_per_process: int = Field(default=1000, ge=1)
+    # A watcher that fell behind (queue full) and still does not read for this long is cut off
+    # without the event that tells it where to resume.
+    watch_slow_client_grace_seconds: float = Field(default=10.0, gt=0)
 
     # Objects
     max_object_bytes: int = Field(default=1_073_741_824, ge=1)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.errors import register_error_handlers
-from app.api.v1 import audit, auth, buckets, health, kv, objects, usage
+from app.api.v1 import audit, auth, buckets, health, kv, objects, usage, watch
 from app.config import Settings, get_settings
 from app.core.audit_middleware import AuditMiddleware
 from app.core.logging import setup_logging
@@ -25,6 +25,7 @@ from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.kv import KVService
 from app.services.usage import UsageService
+from app.services.watch import WatchService
 from app.services.objects import ObjectService, huey_enqueuer
 from tasks.audit_log import write_audit_events
 from tasks.compaction import compact_objects
@@ -45,11 +46,12 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
     state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
-    state.usage_service = UsageService(state.data_redis, settings)
+    state.usage_service = UsageService(state.data_redis, state.scripts, settings)
     state.object_service = ObjectService(
         state.data_redis, state.scripts, settings, huey_enqueuer(state.queue_redis, compact_objects)
     )
     state.audit = AuditService(state.data_redis, state.queue_redis, settings, write_audit_events)
+    state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await warm_up_data_redis(app.state.data_redis)
         yield
+        await app.state.watch.aclose()  # before the clients it reads with
         await app.state.audit.aclose()
         await app.state.data_redis.aclose()
         await app.state.queue_redis.aclose()
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router, prefix=prefix)
     # Static /kv/... paths (buckets, watch) before the flat /kv/{key} routes.
     app.include_router(buckets.router, prefix=prefix)
+    app.include_router(watch.router, prefix=prefix)  # GET /kv/watch, else taken by GET /kv/{key}
     app.include_router(kv.router, prefix=prefix)
     app.include_router(audit.router, prefix=prefix)
     app.include_router(usage.router, prefix=prefix)

@@ -13,7 +13,10 @@ settings = get_settings()
 
 huey = create_huey(settings)
 
-# Each task module registers its tasks on `huey` when imported (one line per module).
-from tasks import audit_log  # noqa: E402, F401
-from tasks import bucket_purge, ttl_sweep  # noqa: E402, F401
-from tasks import compaction  # noqa: E402, F401
+# Each task module registers its tasks on `huey` when imported: one name per line.
+from tasks import (  # noqa: E402
+    audit_log,  # noqa: F401
+    bucket_purge,  # noqa: F401
+    compaction,  # noqa: F401
+    ttl_sweep,  # noqa: F401
+)

@@ -84,12 +84,13 @@ def compact_object(
 
     def write(piece: bytes) -> bool:
         nonlocal index
-        args = [schema.prefix, copy_id, index, idle_ms, piece]
+        args = [schema.prefix, copy_id, index, idle_ms, piece, ""]
         index += 1
         return bool(scripts.object_chunk_write(keys=[upload_key], args=args))
 
     for read in plan_reads(parse_segments(raw_segments), chunk_size, 0, size - 1):
-        data = client.get(schema.chunk(read.upload_id, read.index))
+        key = schema.chunk(read.upload_id, read.index)
+        data = client.get(key) if read.full else client.getrange(key, read.start, read.end)
         if data is None or len(data) != read.length:
             scripts.object_discard(keys=[upload_key], args=[schema.prefix, copy_id])
             return "stale" if client.hget(meta_key, "segs") != raw_segments else _corrupt(client, schema, member, name)
@@ -162,15 +163,16 @@ def collect_due(client: SyncDataRedis, scripts: Any, tenant_id: str, now_ms: int
         flat = scripts.object_gc_claim(
             keys=[schema.garbage()], args=[schema.prefix, "" if now_ms is None else now_ms, CLAIM_BATCH, CLAIM_RETRY_MS]
         )
-        if not flat:
+        if not int(flat[0]):
             return ids, chunks
-        claimed = [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        claimed = [(_text(flat[i]), int(flat[i + 1])) for i in range(1, len(flat), 2)]
         for upload_id, count in claimed:
             for first in range(0, count, UNLINK_BATCH):
                 batch = [schema.chunk(upload_id, i) for i in range(first, min(count, first + UNLINK_BATCH))]
                 client.unlink(*batch)
             chunks += count
-        ids += int(scripts.object_gc_finish(keys=[schema.garbage()], args=[schema.prefix, *(i for i, _ in claimed)]))
+        if claimed:
+            ids += int(scripts.object_gc_finish(keys=[schema.garbage()], args=[schema.prefix, *(i for i, _ in claimed)]))
 
 
 def _hint(client: SyncDataRedis, tenant_id: str, due_ms: int) -> None:

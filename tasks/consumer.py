@@ -2,8 +2,9 @@
 
 Runs ``huey_consumer tasks.huey -w HUEY_WORKERS -k HUEY_WORKER_TYPE`` plus any options given
 (they win over the settings), e.g. ``-n`` on every consumer but the one that runs periodic tasks.
-With ``-k process`` it points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before anything
-imports prometheus_client, so the metrics port reports what the worker processes did.
+With ``-k process`` it points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory (and starts itself
+again, so prometheus_client is imported with it set): the metrics port then reports what the
+worker processes did.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+
+from huey.consumer_options import ConsumerConfig, OptionParserHandler
+
+from app.config import get_settings
+from tasks import huey
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -36,17 +42,14 @@ def worker_type_of(arguments: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from app.config import get_settings  # does not import prometheus_client
-
     settings = get_settings()
     extra = list(sys.argv[1:] if argv is None else argv)
     arguments = consumer_arguments(settings.huey_workers, settings.huey_worker_type, extra)
     if worker_type_of(arguments) == "process" and not os.environ.get(MULTIPROC_ENV):
+        # prometheus_client picks its storage when first imported, and `python -m tasks.consumer`
+        # has imported the tasks package (and so prometheus_client) already: start again with it set.
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="kvstore-worker-metrics-")
-
-    from huey.consumer_options import ConsumerConfig, OptionParserHandler
-
-    from tasks import huey
+        os.execv(sys.executable, [sys.executable, "-m", "tasks.consumer", *extra])  # noqa: S606 - our own argv
 
     # huey_consumer's main(), with our arguments and without its log handler (ours is JSON).
     options, _ = OptionParserHandler().get_option_parser().parse_args(arguments)

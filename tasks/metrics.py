@@ -8,7 +8,8 @@
 The consumer's main process serves them on ``settings.worker_metrics_host:worker_metrics_port``
 (default 0.0.0.0:9100; port 0 turns the server off). With ``-k process`` the tasks run in forked
 children, so the values go through prometheus_client's multiprocess files: ``python -m
-tasks.consumer`` sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory before anything is imported.
+tasks.consumer`` sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory (restarting itself so that
+prometheus_client is imported with it set).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
+from starlette.requests import HTTPConnection
 
 from app.config import Settings
 from app.core.context import audit_note, response_headers_var, tenant_id_var, username_var
@@ -78,6 +79,31 @@ async def apply_rate_limit(limiter: RateLimiter, tenant_id: str) -> None:
             headers.extend(state.headers())
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+async def authenticate_stream(connection: HTTPConnection, token: str | None) -> AccessClaims:
+    """Claims of a watch stream (SSE or WebSocket), rate-limited like any request."""
+    claims = authenticate(connection.app.state.tokens, token)
+    await apply_rate_limit(connection.app.state.rate_limiter, claims.tenant_id)
+    return claims
+
+
+async def get_stream_claims(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    access_token: Annotated[
+        str | None, Query(description="The access token, for EventSource clients that cannot set headers")
+    ] = None,
+) -> AccessClaims:
+    """The Authorization header, else the ``access_token`` query parameter (browsers cannot set
+    headers on EventSource or WebSocket)."""
+    return await authenticate_stream(request, token or access_token)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DataRedis = Annotated[AsyncDataRedis, Depends(get_data_redis)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
@@ -86,3 +112,4 @@ KVServiceDep = Annotated[KVService, Depends(get_kv_service)]
 ObjectServiceDep = Annotated[ObjectService, Depends(get_object_service)]
 AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
 CurrentClaims = Annotated[AccessClaims, Depends(get_current_claims)]
+StreamClaims = Annotated[AccessClaims, Depends(get_stream_claims)]

@@ -8,13 +8,12 @@ import sys
 
 import httpx
 
-from app.cli import auth, buckets, keys
+from app.cli import auth, buckets, keys, watch
 from app.cli.client import DEFAULT_BUCKET
 from app.cli.config import CONFIG_ENV, URL_ENV, ConfigStore, resolve_url
 from app.cli.context import Context
 from app.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, CliError
 from app.cli.output import Output
-from app.cli.watch import Watcher
 
 EPILOG = f"""\
 environment: {URL_ENV} (server URL), {CONFIG_ENV} (config file, default ~/.config/kvctl/config.json),
@@ -144,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key", metavar="KEY")
     p.add_argument("--limit", type=positive_int)
 
-    p = command("watch", "print changes as they happen (Ctrl-C stops)", cmd_watch)
+    p = command("watch", "print changes as they happen (Ctrl-C stops)", watch.cmd_watch)
     p.add_argument("--key", help="only this key")
     p.add_argument("--prefix", help="only keys with this prefix")
     p.add_argument("--since", type=non_negative_int, metavar="REV", help="replay changes from this revision")
@@ -172,25 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     return parser
-
-
-def cmd_watch(ctx: Context) -> int:
-    args = ctx.args
-    watcher = Watcher(
-        ctx.client,
-        ctx.out,
-        ctx.paths,
-        key=args.key,
-        prefix=args.prefix,
-        since=args.since,
-        snapshot=args.snapshot,
-        include_values=not args.no_values,
-        count=args.count,
-    )
-    try:
-        return watcher.run()
-    except KeyboardInterrupt:
-        return EXIT_OK  # Ctrl-C is how a watch ends
 
 
 def _silence_stdout() -> None:

@@ -13,10 +13,13 @@ from typing import Any
 import httpx
 
 from app.cli.client import ApiClient, KVPaths
-from app.cli.errors import EXIT_OK, ApiError, ConnectionFailed
+from app.cli.context import Context
+from app.cli.errors import EXIT_OK, ApiError, CliError, ConnectionFailed
 from app.cli.output import Output, format_tags, format_value
 
 CHANGE_EVENTS = frozenset({"put", "delete", "expire", "purge"})
+# Error codes after which resuming is pointless.
+FINAL_ERRORS = frozenset({"bucket_not_found"})
 # Answers worth waiting out once the stream has worked: the server is restarting or busy.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 INITIAL_BACKOFF_SECONDS = 0.5
@@ -54,6 +57,10 @@ class SseParser:
             event = None
             if self._data or self._event:
                 event = SseEvent(event=self._event or "message", data="\n".join(self._data), id=self._id)
+            elif self._id is not None:
+                # An id without data (the server's heartbeat after filtered-out changes): nothing to
+                # dispatch, but the position to resume from moves on.
+                event = SseEvent(event="", data="", id=self._id)
             self._reset()
             return event
         if line.startswith(":"):
@@ -91,8 +98,10 @@ def format_event(event: str, event_id: str | None, data: Any) -> str:
     revision = data.get("revision", event_id or "-")
     key = data.get("key")
     text = f"{revision} {event}"
-    if key is not None:
+    if key:  # a purge (the bucket was deleted) has no key
         text += f" {key}"
+    if event == "purge":
+        return text
     if "value" in data and event in ("put", "snapshot"):
         text += " = " + format_value(data.get("value"), data.get("encoding"))
     extras = []
@@ -210,22 +219,33 @@ class Watcher:
                 continue  # printed before the reconnect
             if revision is not None and (self.last_revision is None or revision > self.last_revision):
                 self.last_revision = revision
+            if event.event == "":
+                continue  # only moved the resume position
             if event.event == "error":
                 return self.on_error(data)
             self.show(event, data)
             if event.event in CHANGE_EVENTS or event.event == "snapshot":
                 self.printed += 1
-                if self.count is not None and self.printed >= self.count:
-                    return "done", ""
+            if event.event == "purge":
+                self.out.note("watch: the bucket was deleted")
+                return "done", ""
+            if self.count is not None and self.printed >= self.count:
+                return "done", ""
         return "lost", "the server closed the stream"
 
     def on_error(self, data: Any) -> tuple[str, str]:
+        """The server ended the stream with an error event: resume where it says, or give up."""
         info = data if isinstance(data, dict) else {"detail": str(data)}
         code = str(info.get("code") or "")
         detail = str(info.get("detail") or info.get("message") or info.get("title") or "error")
         if self.out.json_mode:
             self.out.event({"event": "error", "id": None, "data": info})
-        if code in ("invalid_token", "token_expired", "unauthorized") or "expired" in detail.lower():
+        if code in FINAL_ERRORS:
+            raise CliError(f"{detail} ({code})")
+        resume_from = info.get("resume_from")
+        if isinstance(resume_from, int) and not isinstance(resume_from, bool):
+            self.last_revision = resume_from  # the server knows what it sent, filtered changes included
+        if code in ("invalid_token", "token_expired", "unauthorized"):
             # The access token ran out mid-stream: rotate it and resume at once.
             self.client.refresh(stale_access_token=self.client.session().access_token)
             return "now", detail
@@ -235,7 +255,28 @@ class Watcher:
         if self.out.json_mode:
             self.out.event({"event": event.event, "id": event.id, "data": data})
         elif event.event == "ready":
-            at = f" at revision {event.id}" if event.id else ""
-            self.out.note(f"watch: snapshot complete{at}; following changes")
+            info = data if isinstance(data, dict) else {}
+            why = " (the revision asked for is no longer kept)" if info.get("reason") == "trimmed" else ""
+            at = f" at revision {info.get('revision', event.id)}"
+            self.out.note(f"watch: snapshot of {info.get('entries', '?')} entries{at}{why}; following changes")
         else:
             self.out.line(format_event(event.event, event.id, data))
+
+
+def cmd_watch(ctx: Context) -> int:
+    args = ctx.args
+    watcher = Watcher(
+        ctx.client,
+        ctx.out,
+        ctx.paths,
+        key=args.key,
+        prefix=args.prefix,
+        since=args.since,
+        snapshot=args.snapshot,
+        include_values=not args.no_values,
+        count=args.count,
+    )
+    try:
+        return watcher.run()
+    except KeyboardInterrupt:
+        return EXIT_OK  # Ctrl-C is how a watch ends

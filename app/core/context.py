@@ -62,6 +62,7 @@ def audit_skip() -> None:
     if note is not None:
         note.skip = True
 
+
 # Headers that dependencies add to the response (rate-limit headers): a fresh list per request,
 # set by RequestContextMiddleware before the app runs, so every copy of the context shares it.
 response_headers_var: ContextVar[list[tuple[bytes, bytes]] | None] = ContextVar("response_headers", default=None)

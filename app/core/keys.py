@@ -154,6 +154,11 @@ class KeySchema:
         """Set ``t:{tid}:b:<id>:tags``: names of the bucket's tag index keys (for bucket purge)."""
         return f"{self.bucket_prefix(bucket_id)}tags"
 
+    def deleted_keys(self, bucket_id: int | str) -> str:
+        """Sorted set ``t:{tid}:b:<id>:gone``: deleted or expired keys whose history is still kept,
+        score when that history expires (ms); a bucket purge finds those histories here."""
+        return f"{self.bucket_prefix(bucket_id)}gone"
+
     def feed(self, bucket_id: int | str) -> str:
         """Stream ``t:{tid}:b:<id>:feed``: change events, entry id ``<revision>-0``."""
         return f"{self.bucket_prefix(bucket_id)}feed"
@@ -218,6 +223,7 @@ local function key_index_key(tp, bid) return tp .. 'b:' .. bid .. ':idx' end
 local function ttl_index_key(tp, bid) return tp .. 'b:' .. bid .. ':ttl' end
 local function tag_index_key(tp, bid, pair) return tp .. 'b:' .. bid .. ':tag:' .. pair end
 local function tag_registry_key(tp, bid) return tp .. 'b:' .. bid .. ':tags' end
+local function deleted_keys_key(tp, bid) return tp .. 'b:' .. bid .. ':gone' end
 local function feed_key(tp, bid) return tp .. 'b:' .. bid .. ':feed' end
 local function bucket_key(tp, name) return tp .. 'bucket:' .. name end
 local function buckets_key(tp) return tp .. 'buckets' end

@@ -32,6 +32,9 @@ class _Lease:
 
 @dataclass(frozen=True, slots=True)
 class RateState:
+    """The RateLimit-* headers: limit is the burst (the most that ``remaining`` can reach, refilled at
+    the per-second rate), reset the seconds until the budget is full again."""
+
     limit: int
     remaining: int
     reset_s: int
@@ -64,7 +67,7 @@ class RateLimiter:
             )
             if not int(granted):
                 retry_after = max(1, math.ceil(int(wait_ms) / 1000))
-                state = RateState(int(self.rate), 0, max(1, math.ceil(int(reset_ms) / 1000)))
+                state = RateState(self.burst, 0, max(1, math.ceil(int(reset_ms) / 1000)))
                 raise TooManyRequests(
                     f"rate limit of {self.rate:g} requests/s (burst {self.burst}) exceeded; retry in {retry_after} s",
                     retry_after=retry_after,
@@ -75,4 +78,4 @@ class RateLimiter:
                 self._leases.pop(next(iter(self._leases)))
             self._leases[tenant_id] = lease
         lease.tokens -= 1
-        return RateState(int(self.rate), lease.remaining + lease.tokens, lease.reset_s)
+        return RateState(self.burst, lease.remaining + lease.tokens, lease.reset_s)

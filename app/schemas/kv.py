@@ -56,7 +56,8 @@ class BatchItem(KVCreate):
 
 class BatchPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    items: list[dict[str, Any]] = Field(min_length=1, description="Each {key, value, encoding?, ttl?, tags?}")
+    # Items are validated one by one by the route, so an error names the item's index.
+    items: list[Any] = Field(min_length=1, description="Each {key, value, encoding?, ttl?, tags?}")
 
 
 class BatchKeys(BaseModel):

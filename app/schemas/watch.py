@@ -63,7 +63,7 @@ class WatchReady(BaseModel):
 class WatchError(BaseModel):
     """`error`, always the last event of a stream."""
 
-    code: Literal["token_expired", "slow_consumer", "shutting_down", "bucket_not_found"]
+    code: Literal["token_expired", "slow_consumer", "shutting_down", "bucket_not_found", "unavailable"]
     detail: str
     resume_from: int = Field(description="Reconnect with since= (or Last-Event-ID) this revision: nothing is lost")
 
@@ -125,7 +125,9 @@ def json_data(payload: dict[str, Any]) -> bytes:
 
 def sse_frame(event: str, data: bytes, event_id: int | None = None) -> bytes:
     """One Server-Sent Event; a line break inside ``data`` becomes one more ``data:`` line."""
-    head = b"id: %d\nevent: %s\n" % (event_id, event.encode()) if event_id is not None else b"event: %s\n" % event.encode()
+    head = b"event: %s\n" % event.encode()
+    if event_id is not None:
+        head = b"id: %d\n" % event_id + head
     if b"\n" in data or b"\r" in data:
         lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
         return head + b"".join(b"data: " + line + b"\n" for line in lines) + b"\n"

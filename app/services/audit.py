@@ -18,11 +18,12 @@ request with no valid token) belongs to no tenant's stream: it is written to the
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,25 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _EventIds:
+    """Unique event ids, cheaper than uuid4 (no syscall per id): a random 64-bit prefix per process
+    (renewed in a forked child) and a counter."""
+
+    def __init__(self) -> None:
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+_event_ids = _EventIds()
+
+
 def new_event(
     *,
     action: str,
@@ -75,7 +95,7 @@ def new_event(
 ) -> Event:
     """An audit event with a fresh id; ``outcome`` follows from the HTTP status (0 = no HTTP request)."""
     fields = {
-        "eid": uuid.uuid4().hex,
+        "eid": _event_ids.next(),
         "ts": str(ts_ms if ts_ms is not None else now_ms()),
         "request_id": request_id,
         "tenant_id": tenant_id,

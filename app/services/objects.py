@@ -52,7 +52,10 @@ RESERVED_TAIL_RE = re.compile(r"/(verify|uploads(/[^/]+(/complete|/parts/[^/]+)?
 META_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 MIN_CHUNK_SIZE = 65_536
 MAX_CHUNK_SIZE = 8_388_608
-PREFETCH_CHUNKS = 2  # chunks read ahead of the one being sent: overlaps Redis and the client
+# Bytes move between the API and Redis in pieces of at most IO_UNIT, whatever the chunk size, so
+# a transfer holds a few MiB at most; PREFETCH_READS pieces are read ahead of the one being sent.
+IO_UNIT = 1_048_576
+PREFETCH_READS = 2
 
 ERRORS: dict[bytes, type[KVStoreError]] = {
     b"bucket_not_found": BucketNotFound,
@@ -141,8 +144,12 @@ class ChunkRead:
         return self.end - self.start + 1
 
 
-def plan_reads(segments: list[Segment], chunk_size: int, start: int, end: int) -> Iterator[ChunkRead]:
-    """The chunk reads that return bytes ``start..end`` (inclusive) of the content, in order."""
+def plan_reads(
+    segments: list[Segment], chunk_size: int, start: int, end: int, unit: int | None = None
+) -> Iterator[ChunkRead]:
+    """The reads (at most ``unit`` bytes each, IO_UNIT by default) that return bytes
+    ``start..end`` (inclusive) of the content, in order."""
+    unit = unit or IO_UNIT
     offset = 0
     for segment in segments:
         seg_end = offset + segment.size
@@ -152,7 +159,11 @@ def plan_reads(segments: list[Segment], chunk_size: int, start: int, end: int) -
                 base = index * chunk_size
                 length = min(chunk_size, segment.size - base)
                 lo, hi = max(first, base) - base, min(last, base + length - 1) - base
-                yield ChunkRead(segment.upload_id, index, lo, hi, lo == 0 and hi == length - 1)
+                if lo == 0 and hi == length - 1 and length <= unit:
+                    yield ChunkRead(segment.upload_id, index, 0, hi, True)
+                    continue
+                for piece in range(lo, hi + 1, unit):
+                    yield ChunkRead(segment.upload_id, index, piece, min(hi, piece + unit - 1), False)
         offset = seg_end
         if offset > end:
             return
@@ -336,45 +347,51 @@ class ObjectService:
     async def _write_chunks(
         self, schema: KeySchema, upload_id: str, body: AsyncIterable[bytes], chunk_size: int, limit: int, what: str
     ) -> Written:
-        """Stream ``body`` into chunks of ``upload_id``; one chunk write overlaps the next read."""
+        """Stream ``body`` into chunks of ``upload_id``, in pieces of at most IO_UNIT (a chunk's
+        first piece SETs it, the next ones APPEND). One piece is in flight while the next is read;
+        it is hashed in a thread (hashlib lets go of the GIL) while Redis stores it."""
         digest = hashlib.sha256()
         buffer = bytearray()
-        size = index = 0
+        size = index = in_chunk = 0
         in_flight: asyncio.Future[None] | None = None
         upload_key = schema.upload(upload_id)
 
-        async def write(data: bytes, chunk_index: int) -> None:
-            args = [schema.prefix, upload_id, chunk_index, self._idle_ms, data]
-            if not await self._scripts.object_chunk_write(keys=[upload_key], args=args):
+        async def write(data: bytes, chunk_index: int, append: bool) -> None:
+            args = [schema.prefix, upload_id, chunk_index, self._idle_ms, data, "1" if append else ""]
+            stored, _ = await asyncio.gather(
+                self._scripts.object_chunk_write(keys=[upload_key], args=args), asyncio.to_thread(digest.update, data)
+            )
+            if not stored:
                 raise UploadExpired("The upload idled too long and was discarded; start it again")
 
-        async def flush(data: bytes) -> None:
-            nonlocal in_flight, index
+        async def flush(count: int) -> None:
+            nonlocal in_flight, index, in_chunk
+            data = bytes(memoryview(buffer)[:count])
+            del buffer[:count]
             if in_flight is not None:
                 await in_flight
-            in_flight = asyncio.ensure_future(write(data, index))
-            index += 1
+            in_flight = asyncio.ensure_future(write(data, index, in_chunk > 0))
+            in_chunk += count
+            if in_chunk == chunk_size:
+                index, in_chunk = index + 1, 0
 
         try:
             async for piece in body:
                 size += len(piece)
                 if size > limit:
                     raise PayloadTooLarge(f"{what} exceeds the limit of {limit} bytes")
-                digest.update(piece)
                 buffer += piece
-                while len(buffer) >= chunk_size:
-                    data = bytes(buffer[:chunk_size])
-                    del buffer[:chunk_size]
-                    await flush(data)
+                while len(buffer) >= (room := min(IO_UNIT, chunk_size - in_chunk)):
+                    await flush(room)
             if buffer:
-                await flush(bytes(buffer))
+                await flush(len(buffer))
             if in_flight is not None:
                 await in_flight
         except BaseException:
             if in_flight is not None and not in_flight.done():
                 in_flight.cancel()
             raise
-        return Written(size, digest.hexdigest(), index)
+        return Written(size, digest.hexdigest(), index + (in_chunk > 0))
 
     async def _read(self, schema: KeySchema, read: ChunkRead) -> bytes:
         key = schema.chunk(read.upload_id, read.index)
@@ -391,7 +408,7 @@ class ObjectService:
         try:
             for read in plan_reads(obj.segments, obj.chunk_size, start, end):
                 window.append(asyncio.ensure_future(self._read(schema, read)))
-                if len(window) > PREFETCH_CHUNKS:
+                if len(window) > PREFETCH_READS:
                     yield await window.popleft()
             while window:
                 yield await window.popleft()
@@ -680,7 +697,7 @@ class ObjectService:
         digest = hashlib.sha256()
         try:
             async for data in self.iter_content(tenant_id, content, 0, size - 1):
-                digest.update(data)
+                await asyncio.to_thread(digest.update, data)
         except ChunkMissing as exc:
             raise PartsChanged("A part was replaced or collected during completion; retry") from exc
         args = [

@@ -11,6 +11,7 @@ from app.config import Settings
 from app.core.exceptions import InvalidInput
 from app.core.keys import KeySchema
 from app.core.redis import AsyncDataRedis
+from app.core.scripts import Scripts
 
 QUOTAS = ("max_keys", "max_kv_bytes", "max_object_bytes", "max_buckets", "max_watch_streams")
 COUNTERS = ("keys", "kv_bytes", "objects", "object_bytes", "buckets")
@@ -42,8 +43,9 @@ def _int(raw: bytes | None) -> int:
 
 
 class UsageService:
-    def __init__(self, redis: AsyncDataRedis, settings: Settings) -> None:
+    def __init__(self, redis: AsyncDataRedis, scripts: Scripts, settings: Settings) -> None:
         self._redis = redis
+        self._scripts = scripts
         self._settings = settings
 
     async def usage(self, tenant_id: str) -> Usage:
@@ -52,7 +54,8 @@ class UsageService:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hmget(schema.usage(), list(COUNTERS))
             pipe.hgetall(schema.limits())
-            pipe.zcount(schema.watch_streams(), int(time.time() * 1000), "+inf")
+            # Live leases only: the watch code treats a lease whose expiry has come as gone.
+            pipe.zcount(schema.watch_streams(), f"({int(time.time() * 1000)}", "+inf")
             counters, overrides, watchers = await pipe.execute()
         limits = default_limits(self._settings)
         limits.update({k.decode(): int(v) for k, v in overrides.items() if k.decode() in limits})
@@ -88,7 +91,9 @@ class UsageService:
             keys_n, bytes_n = await self._sum_index(
                 schema.key_index(bucket_id.decode()), lambda k, b=bucket_id.decode(): schema.entry(b, k), "v"
             )
-            await self._redis.hset(schema.bucket(name), mapping={"keys": keys_n, "bytes": bytes_n})
+            await self._scripts.usage_bucket_counts(
+                keys=[schema.bucket(name)], args=[bucket_id.decode(), keys_n, bytes_n]
+            )
             totals["keys"] += keys_n
             totals["kv_bytes"] += bytes_n
             totals["buckets"] += name != "default"

@@ -356,7 +356,9 @@ async def test_login_rejects_malformed_bodies_with_422(client, body):
 
 
 async def test_oauth2_token_form_logs_in(client, tenant):
-    response = await client.post(f"{AUTH}/token", data={"username": "Alice", "password": PASSWORD})
+    # What the Authorize button of /docs sends.
+    form = {"grant_type": "password", "username": "Alice", "password": PASSWORD, "scope": ""}
+    response = await client.post(f"{AUTH}/token", data=form)
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer"

@@ -162,9 +162,14 @@ async def test_unexpected_exception_is_500_problem_without_stack_trace(settings)
     assert after.status_code == 200
 
 
-async def test_problem_schema_is_in_openapi(client):
-    schema = (await client.get("/openapi.json")).json()
+async def test_openapi_documents_problems_and_the_docs_login(client):
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    schema = response.json()
     assert "Problem" in schema["components"]["schemas"]
+    # The Authorize button of /docs logs in through the OAuth2 password form.
+    schemes = schema["components"]["securitySchemes"].values()
+    assert any(s.get("flows", {}).get("password", {}).get("tokenUrl") == "/api/v1/auth/token" for s in schemes)
     login = schema["paths"]["/api/v1/auth/login"]["post"]["responses"]
     assert "application/problem+json" in login["401"]["content"]
     assert "application/problem+json" in login["503"]["content"]

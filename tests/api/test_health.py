@@ -93,7 +93,7 @@ async def outage_client(own_data_server: RedisProcess, queue_server: RedisProces
         redis_connect_timeout=SOCKET_TIMEOUT / 2,
         redis_retry_after_seconds=3,
         bcrypt_rounds=4,
-        log_level="CRITICAL",
+        log_level="WARNING",
     )
     async with serve(create_app(settings)) as http:
         yield http

@@ -148,6 +148,7 @@ class Kvctl:
 
     def __init__(self, url: str, config: Path) -> None:
         self.url = url
+        self.username = ""  # set once registered
         self.env = {**os.environ, "KVCTL_CONFIG": str(config), "KVCTL_URL": url, "KVCTL_PASSWORD": PASSWORD}
         self.env.pop("KVCTL_DEBUG", None)
 

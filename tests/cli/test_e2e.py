@@ -36,8 +36,8 @@ def new_username() -> str:
 def kvctl(api: ApiServer, tmp_path: Path) -> Kvctl:
     """A kvctl with a freshly registered (and so logged-in) user of its own."""
     cli = Kvctl(api.url, tmp_path / "kvctl" / "config.json")
-    cli.username = new_username()  # type: ignore[attr-defined]
-    run = cli("register", "-u", cli.username, "-e", f"{cli.username}@example.com")  # type: ignore[attr-defined]
+    cli.username = new_username()
+    run = cli("register", "-u", cli.username, "-e", f"{cli.username}@example.com")
     assert run.code == 0, run.err
     return cli
 
@@ -191,7 +191,7 @@ def test_watch_prints_changes_and_resumes_after_a_dropped_connection(
 ) -> None:
     proxy = TcpProxy(api.port)
     through_proxy = Kvctl(proxy.url, tmp_path / "watcher.json")
-    assert through_proxy("login", "-u", kvctl.username).code == 0  # type: ignore[attr-defined]
+    assert through_proxy("login", "-u", kvctl.username).code == 0
     watcher = through_proxy.start("watch", "--prefix", "w:")
     try:
         wait_until_watching(kvctl, watcher)
@@ -222,8 +222,9 @@ def test_watch_prints_changes_and_resumes_after_a_dropped_connection(
         watcher.stop()
         proxy.close()
 
-    # A later watch replays from a revision and stops after --count events.
-    replay = kvctl("--json", "watch", "--prefix", "w:", "--since", put_revision, "--count", "2", timeout=30)
+    # A later watch replays the changes after a revision and stops after --count events.
+    since = str(int(put_revision) - 1)
+    replay = kvctl("--json", "watch", "--prefix", "w:", "--since", since, "--count", "2", timeout=30)
     assert replay.code == 0, replay.err
     events = [json.loads(line) for line in replay.out.splitlines()]
     assert [(e["event"], e["data"]["key"]) for e in events] == [("put", "w:a"), ("delete", "w:a")]

@@ -158,3 +158,49 @@ def test_ctrl_c_ends_watch_cleanly(kvctl, sleeps) -> None:
     assert result.code == 0
     assert result.out == "1 put a = 1\n"
     assert result.err == ""
+
+
+def test_heartbeat_with_an_id_moves_the_resume_position(kvctl, sleeps) -> None:
+    answers = iter(
+        [
+            stream(sse("put", 3, key="a", value=1), b": heartbeat\nid: 9\n\n", drop=True),
+            stream(sse("put", 10, key="b", value=2)),
+        ]
+    )
+    result = kvctl(["watch", "--prefix", "a", "-n", "2"], lambda r: next(answers))
+    assert result.code == 0, result.err
+    assert result.requests[1].headers["Last-Event-ID"] == "9"
+
+
+def test_error_event_resumes_from_the_revision_the_server_names(kvctl, sleeps) -> None:
+    error = b'event: error\ndata: {"code": "slow_consumer", "detail": "too far behind", "resume_from": 4}\n\n'
+    answers = iter([stream(sse("put", 3, key="a", value=1), error), stream(sse("put", 5, key="b", value=2))])
+    result = kvctl(["watch", "-n", "2"], lambda r: next(answers))
+    assert result.code == 0, result.err
+    assert result.requests[1].headers["Last-Event-ID"] == "4"
+    assert "connection lost (too far behind (slow_consumer)); reconnecting in" in result.err
+
+
+def test_snapshot_then_ready_then_changes(kvctl, sleeps) -> None:
+    snapshot = b'event: snapshot\ndata: {"key": "a", "revision": 2, "version": 1, "value": "x"}\n\n'
+    ready = b'id: 7\nevent: ready\ndata: {"revision": 7, "entries": 1, "reason": "requested"}\n\n'
+    result = kvctl(
+        ["watch", "--snapshot", "-n", "2"], lambda r: stream(snapshot, ready, sse("put", 8, key="b", value=1))
+    )
+    assert result.requests[0].url.params["snapshot"] == "true"
+    assert result.out == "2 snapshot a = x  (version 1)\n8 put b = 1\n"
+    assert result.err == "watch: snapshot of 1 entries at revision 7; following changes\n"
+
+
+def test_purge_ends_the_watch(kvctl, sleeps) -> None:
+    purge = sse("purge", 12, key="", version=0)
+    result = kvctl(["--bucket", "cfg", "watch"], lambda r: stream(purge))
+    assert (result.code, result.out, result.err) == (0, "12 purge\n", "watch: the bucket was deleted\n")
+
+
+def test_bucket_deleted_error_is_final(kvctl, sleeps) -> None:
+    data = {"code": "bucket_not_found", "detail": "bucket 'cfg' was deleted", "resume_from": 3}
+    error = b"event: error\ndata: " + json.dumps(data).encode() + b"\n\n"
+    result = kvctl(["--bucket", "cfg", "watch"], lambda r: stream(error))
+    assert (result.code, len(result.requests), sleeps) == (1, 1, [])
+    assert result.err == "error: bucket 'cfg' was deleted (bucket_not_found)\n"

@@ -83,6 +83,12 @@ class Api:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings without the per-tenant rate limit: these tests fire bursts on purpose."""
+    return settings.model_copy(update={"rate_limit_per_second": 0})
+
+
+@pytest.fixture
 async def api(client: httpx.AsyncClient) -> Api:
     """Tenant `alice` on the flat API (the `default` bucket)."""
     return Api(client, await register(client, "alice"))

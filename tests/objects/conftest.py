@@ -52,7 +52,9 @@ async def stream_body(data: bytes, piece: int = 10_000) -> AsyncIterator[bytes]:
 
 @pytest.fixture
 async def bucket(client: httpx.AsyncClient, tenant: dict) -> str:
-    response = await client.post(f"{API}/buckets", json={"name": BUCKET, "chunk_size": CHUNK}, headers=tenant["headers"])
+    response = await client.post(
+        f"{API}/buckets", json={"name": BUCKET, "chunk_size": CHUNK}, headers=tenant["headers"]
+    )
     assert response.status_code == 201, response.text
     return BUCKET
 

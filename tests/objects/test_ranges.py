@@ -97,7 +97,7 @@ async def test_if_range_with_the_last_modified_date(client, tenant, obj) -> None
 
 
 async def test_if_none_match_gives_304(client, tenant, obj) -> None:
-    for value in (obj["etag"], f'W/{obj["etag"]}', '"other", ' + obj["etag"], "*"):
+    for value in (obj["etag"], f"W/{obj['etag']}", '"other", ' + obj["etag"], "*"):
         response = await get(client, tenant, {"If-None-Match": value})
         assert response.status_code == 304, value
         assert response.content == b""
@@ -118,7 +118,7 @@ async def test_if_match_on_get(client, tenant, obj) -> None:
     assert (await get(client, tenant, {"If-Match": obj["etag"]})).status_code == 200
     response = await get(client, tenant, {"If-Match": '"other"'})
     assert response.status_code == 412
-    assert (await get(client, tenant, {"If-Match": f'W/{obj["etag"]}'})).status_code == 412  # strong comparison
+    assert (await get(client, tenant, {"If-Match": f"W/{obj['etag']}"})).status_code == 412  # strong comparison
 
 
 async def test_put_if_none_match_star_creates_only(client, tenant, bucket) -> None:

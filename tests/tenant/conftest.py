@@ -13,6 +13,7 @@ import pytest
 from app.config import Settings
 from app.core.keys import KeySchema
 from app.core.redis import SyncDataRedis, create_async_data_redis, create_sync_data_redis
+from app.core.scripts import Scripts
 from app.main import create_app
 from app.schemas.kv import dumps
 from app.services.usage import UsageService
@@ -78,7 +79,7 @@ async def bob(client: httpx.AsyncClient) -> Tenant:
 async def usage_service(settings: Settings) -> AsyncIterator[UsageService]:
     """The service code an operator's admin command uses, on its own client."""
     redis = create_async_data_redis(settings)
-    yield UsageService(redis, settings)
+    yield UsageService(redis, Scripts(redis), settings)
     await redis.aclose()
 
 

@@ -48,7 +48,7 @@ def test_write_audit_events_puts_each_event_in_its_tenants_stream(immediate, dat
 def test_a_redelivered_event_is_recorded_once(immediate, data) -> None:
     events = [new_event(action="kv.put_key", status=200, tenant_id=TENANT_A, key=f"k{i}") for i in range(3)]
     write_audit_events(events)
-    write_audit_events(events[1:] + [new_event(action="kv.delete_key", status=204, tenant_id=TENANT_A)])
+    write_audit_events([*events[1:], new_event(action="kv.delete_key", status=204, tenant_id=TENANT_A)])
     recorded = stream_events(data, TENANT_A)
     assert [e["eid"] for e in recorded[:3]] == [e["eid"] for e in events]
     assert len(recorded) == 4
@@ -58,7 +58,10 @@ def test_stream_is_capped_near_audit_max_events(immediate, data, settings: Setti
     tasks.base.configure(settings.model_copy(update={"audit_max_events": 100}))
     for start in range(0, 400, 100):
         write_audit_events(
-            [new_event(action="kv.put_key", status=200, tenant_id=TENANT_A, key=f"k{i}") for i in range(start, start + 100)]
+            [
+                new_event(action="kv.put_key", status=200, tenant_id=TENANT_A, key=f"k{i}")
+                for i in range(start, start + 100)
+            ]
         )
     length = data.xlen(KeySchema(TENANT_A).audit())
     assert 100 <= length < 200  # MAXLEN ~ trims whole stream nodes (100 entries each)

@@ -107,6 +107,11 @@ async def test_failures_are_recorded_with_their_status(http, audit) -> None:
     assert (await http.post("/api/v1/things/boom")).status_code == 500
     assert (await http.put("/api/v1/nowhere")).status_code == 404
     boom, unmatched = audit.events
-    assert (boom["action"], boom["status"], boom["outcome"], boom["tenant_id"]) == ("things.boom", "500", "failure", "t1")
+    assert (boom["action"], boom["status"], boom["outcome"], boom["tenant_id"]) == (
+        "things.boom",
+        "500",
+        "failure",
+        "t1",
+    )
     assert (unmatched["action"], unmatched["status"], unmatched["outcome"]) == ("unmatched", "404", "failure")
     assert "tenant_id" not in unmatched

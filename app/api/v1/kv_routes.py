@@ -26,6 +26,7 @@ from app.schemas.kv import (
     KVCreate,
     KVPut,
     TtlInfo,
+    dumps,
     encode_value,
     iso_ms,
 )
@@ -180,10 +181,11 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
                 raise InvalidInput(
                     f"item {index} is invalid: {errors[0]['message']}", index=index, errors=errors
                 ) from exc
-            items.append(
-                PutItem(item.key, _encode(item.value, item.encoding, f"body.items.{index}.value"), item.encoding,
-                        item.ttl, item.tags)
-            )  # fmt: skip
+            try:
+                value_json = _encode(item.value, item.encoding, f"body.items.{index}.value")
+            except InvalidInput as exc:
+                raise InvalidInput(f"item {index}: {exc.detail}", index=index, **exc.extra) from exc
+            items.append(PutItem(item.key, value_json, item.encoding, item.ttl, item.tags))
         entries = await kv.batch_put(claims.tenant_id, bucket, items)
         now = max(e.updated_ms for e in entries)
         return json_response(b'{"items":[' + b",".join(e.render(now) for e in entries) + b"]}")
@@ -330,12 +332,13 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         claims: CurrentClaims,
         kv: KVServiceDep,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> History:
+    ) -> Response:
         records = await kv.history(claims.tenant_id, bucket, key, limit)
         for record in records:
+            # Millisecond timestamps in the same format as the entries' metadata.
             record["updated_at"] = iso_ms(record["updated_at"])
             if record["expires_at"] is not None:
                 record["expires_at"] = iso_ms(record["expires_at"])
-        return History.model_validate({"key": key, "items": records})
+        return json_response(dumps({"key": key, "items": records}).encode())
 
     return router

@@ -10,17 +10,19 @@ import logging
 import re
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from redis.exceptions import RedisError
 from starlette.convertors import PathConvertor, register_url_convertor
+from starlette.requests import ClientDisconnect
 from starlette.types import Send
 
 from app.api.deps import CurrentClaims, ObjectServiceDep
 from app.core.context import audit_note
-from app.core.exceptions import PreconditionFailed, RangeNotSatisfiable
+from app.core.exceptions import BadRequest, PreconditionFailed, RangeNotSatisfiable
 from app.schemas.common import PROBLEM_RESPONSES, Message
 from app.schemas.objects import (
     BUCKET_PATTERN,
@@ -144,6 +146,16 @@ def if_range_holds(value: str | None, obj: StoredObject) -> bool:
     if value.startswith(('"', "W/")):
         return value == obj.etag
     return parse_http_date(value) == obj.updated_ms // 1000
+
+
+async def request_body(request: Request) -> AsyncIterator[bytes]:
+    """The raw body as it arrives. A client that goes away mid-body gets a 400 it never reads; the
+    service has discarded what was written by then."""
+    try:
+        async for piece in request.stream():
+            yield piece
+    except ClientDisconnect as exc:
+        raise BadRequest("The client disconnected before the body was complete") from exc
 
 
 def user_metadata(request: Request) -> dict[str, str]:
@@ -316,7 +328,7 @@ async def put_part(
 ) -> PartOut:
     """Upload one part (raw body, any size up to the part limit); sending it again replaces it."""
     part = await objects.put_part(
-        claims.tenant_id, bucket, name, upload_id, part_number, request.stream(), content_length
+        claims.tenant_id, bucket, name, upload_id, part_number, request_body(request), content_length
     )
     return PartOut.of(part)
 
@@ -386,7 +398,7 @@ async def put_object(
         claims.tenant_id,
         bucket,
         name,
-        request.stream(),
+        request_body(request),
         content_length=content_length,
         content_type=request.headers.get("content-type") or "application/octet-stream",
         description=request.headers.get("x-object-description", ""),

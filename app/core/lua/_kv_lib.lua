@@ -156,6 +156,10 @@ local function remove_entry(cfg, b, key, cur, op, now)
   local ver = tonumber(cur[3])
   local hk = history_push(tp, b, key, history_record(ver, rev, op, nil, nil, nil, now, nil))
   redis.call('PEXPIRE', hk, cfg.deleted_history_ms)
+  -- The history outlives the key: note it for a bucket purge, forgetting those already gone.
+  local gone = deleted_keys_key(tp, b.id)
+  redis.call('ZREMRANGEBYSCORE', gone, '-inf', now)
+  redis.call('ZADD', gone, now + cfg.deleted_history_ms, key)
   feed_append(cfg, b, rev, {'op', op, 'key', key, 'ver', ver, 'u', now})
   return {rev, ver}
 end
@@ -238,7 +242,7 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
     redis.call('ZREM', ttl_index_key(tp, b.id), key)
   end
   local hk = history_push(tp, b, key, history_record(ver, rev, 'put', value, enc, tags, now, x))
-  if not cur then redis.call('PERSIST', hk) end
+  if not cur and redis.call('PERSIST', hk) == 1 then redis.call('ZREM', deleted_keys_key(tp, b.id), key) end
   local event = {'op', 'put', 'key', key, 'ver', ver, 'enc', enc, 'tags', tags, 'x', x or '', 'u', now}
   if #value <= cfg.feed_value_max then
     event[#event + 1] = 'v'; event[#event + 1] = value
@@ -263,20 +267,33 @@ local function delete_entry(cfg, b, key, expected, now)
   return {'OK', res[1], res[2]}
 end
 
--- Deletes up to `batch` keys (with their history) of bucket incarnation `bid`; once the key
--- index is empty, the bucket's other indexes go too. Returns how many keys are left.
+-- Purges up to `batch` items of deleted bucket incarnation `bid`: keys (entry, history, index
+-- entries), then the histories of its deleted keys, then its tag indexes; the TTL index goes
+-- last. Returns how many items are left (0 = done).
 local function purge_bucket_keys(tp, bid, batch)
-  local idx = key_index_key(tp, bid)
+  local idx, gone, registry = key_index_key(tp, bid), deleted_keys_key(tp, bid), tag_registry_key(tp, bid)
+  local b = {id = bid}
   local ks = redis.call('ZRANGE', idx, 0, batch - 1)
   for _, k in ipairs(ks) do
-    redis.call('DEL', entry_key(tp, bid, k), history_key(tp, bid, k))
+    local ek = entry_key(tp, bid, k)
+    index_tags(tp, b, k, redis.call('HGET', ek, 'tags'), false)  -- keeps each tag index small to drop
+    redis.call('DEL', ek, history_key(tp, bid, k))
   end
-  if #ks > 0 then redis.call('ZREM', idx, unpack(ks)) end
-  local left = redis.call('ZCARD', idx)
-  if left == 0 then
-    local registry = tag_registry_key(tp, bid)
-    for _, tk in ipairs(redis.call('SMEMBERS', registry)) do redis.call('DEL', tk) end
-    redis.call('DEL', registry, ttl_index_key(tp, bid), idx)
+  if #ks > 0 then
+    redis.call('ZREM', idx, unpack(ks))
+    redis.call('ZREM', ttl_index_key(tp, bid), unpack(ks))
   end
+  local budget = batch - #ks
+  if budget > 0 then
+    local ds = redis.call('ZRANGE', gone, 0, budget - 1)
+    for _, k in ipairs(ds) do redis.call('DEL', history_key(tp, bid, k)) end
+    if #ds > 0 then redis.call('ZREM', gone, unpack(ds)) end
+    budget = budget - #ds
+  end
+  if budget > 0 and redis.call('ZCARD', idx) == 0 then
+    for _, tk in ipairs(redis.call('SPOP', registry, budget)) do redis.call('DEL', tk) end
+  end
+  local left = redis.call('ZCARD', idx) + redis.call('ZCARD', gone) + redis.call('SCARD', registry)
+  if left == 0 then redis.call('DEL', ttl_index_key(tp, bid)) end
   return left
 end

@@ -1,6 +1,7 @@
 -- include: _kv_lib
 -- Delete a bucket: gone for readers at once; its keys are purged here when there are at most
--- ARGV[H+1] of them, else by the worker (the bucket id goes to the tenant's trash list).
+-- ARGV[H+1] of them (counting deleted keys' histories and tag indexes), else by the worker
+-- (the bucket id goes to the tenant's trash list).
 -- KEYS[1] bucket hash. ARGV[1..H] header, ARGV[H+1] inline purge limit, ARGV[H+2] ms to keep the feed.
 -- Returns {'OK', revision, purged_inline 1|0} or {'E', 'bucket_not_found', ''}.
 local cfg = read_config()
@@ -18,8 +19,10 @@ redis.call('PEXPIRE', feed_key(tp, b.id), tonumber(ARGV[H + 2]))
 redis.call('DEL', b.bkey)
 redis.call('ZREM', buckets_key(tp), b.name)
 redis.call('ZREM', ttl_buckets_key(tp), b.name)
-if keys <= tonumber(ARGV[H + 1]) then
-  purge_bucket_keys(tp, b.id, keys + 1)
+-- Everything a purge has to visit: keys, histories of deleted keys, tag indexes.
+local pending = keys + redis.call('ZCARD', deleted_keys_key(tp, b.id)) + redis.call('SCARD', tag_registry_key(tp, b.id))
+if pending <= tonumber(ARGV[H + 1]) then
+  purge_bucket_keys(tp, b.id, pending + 1)
   return {'OK', rev, 1}
 end
 redis.call('RPUSH', trash_key(tp), b.id)

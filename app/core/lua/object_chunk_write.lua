@@ -1,11 +1,11 @@
 -- include: _object_lib
--- Write one chunk of a pending upload and push its idle deadline back. Refused (0) once the
--- upload is no longer pending (committed, discarded, or claimed by the collector after idling).
+-- Write a chunk of a pending upload (or a piece of it) and push its idle deadline back. Refused
+-- (0) once the upload is no longer pending (committed, discarded, or claimed by the collector).
 -- KEYS[1] upload hash. ARGV[1] tenant prefix ARGV[2] upload id ARGV[3] chunk index ARGV[4] idle ms
--- ARGV[5] the bytes.
+-- ARGV[5] the bytes ARGV[6] '1' to append them to the chunk, '' to start it.
 local tp, id, index = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return 0 end
-redis.call('SET', chunk_key(tp, id, index), ARGV[5])
+redis.call(ARGV[6] == '1' and 'APPEND' or 'SET', chunk_key(tp, id, index), ARGV[5])
 if (tonumber(redis.call('HGET', KEYS[1], 'chunks')) or 0) < index + 1 then
   redis.call('HSET', KEYS[1], 'chunks', index + 1)
 end

@@ -1,0 +1,81 @@
+"""A real uvicorn server in the test's event loop, serving an app built with watch settings made for
+tests (short heartbeat, small queues, a low stream limit), on the test's Redis backend; the test can
+look inside the app (its hub) while it talks to it over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.core.embedded_redis import free_port
+from app.main import create_app
+from app.services.watch import WatchHub
+
+WATCH_DEFAULTS: dict[str, Any] = {
+    "watch_heartbeat_seconds": 0.3,
+    "watch_queue_size": 64,
+    "max_watch_streams_per_tenant": 3,
+    "rate_limit_per_second": 0,
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "watch_settings(**overrides): settings of the app the test serves")
+
+
+@pytest.fixture
+def watch_settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    marker = request.node.get_closest_marker("watch_settings")
+    return settings.model_copy(update={**WATCH_DEFAULTS, **(marker.kwargs if marker else {})})
+
+
+@dataclass
+class Served:
+    url: str
+    app: FastAPI
+    server: uvicorn.Server
+
+    @property
+    def hub(self) -> WatchHub:
+        return self.app.state.watch.hub
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+
+@pytest.fixture
+async def served(watch_settings: Settings) -> AsyncIterator[Served]:
+    app = create_app(watch_settings)
+    async with app.router.lifespan_context(app):
+        config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="off", log_level="warning")
+        server = uvicorn.Server(config)
+        task = asyncio.get_running_loop().create_task(server.serve())
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        try:
+            yield Served(f"http://127.0.0.1:{config.port}", app, server)
+        finally:
+            import time as _t
+            t0=_t.monotonic()
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+            print("DEBUG server stop", round(_t.monotonic()-t0,3), flush=True)
+    print("DEBUG lifespan exit", round(_t.monotonic()-t0,3), flush=True)
+
+
+@pytest.fixture
+async def http(served: Served) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+        yield client
