@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     redis_socket_timeout: float = Field(default=5.0, gt=0)
     redis_connect_timeout: float = Field(default=2.0, gt=0)
     redis_retry_after_seconds: int = Field(default=2, ge=1)
+    # fsync policy of the redis-server processes `make run` starts: everysec may lose the last second
+    # of acknowledged writes if the machine (not just Redis) crashes; always loses none (slower writes).
+    redis_appendfsync: Literal["everysec", "always", "no"] = "everysec"
 
     # Auth
     access_token_expire_minutes: int = Field(default=30, ge=1)
@@ -96,6 +99,10 @@ class Settings(BaseSettings):
     bucket_inline_delete_max_keys: int = Field(default=1000, ge=0)
     deleted_history_ttl_seconds: int = Field(default=86_400, ge=1)  # history of a deleted key
     merge_patch_max_retries: int = Field(default=16, ge=1)
+    # Hostile input (app/core/middleware.py, app/schemas/kv.py): a JSON request body over this size is
+    # 413 (object uploads have their own streaming limit); a value nested deeper than this is 422.
+    max_request_body_bytes: int = Field(default=16_777_216, ge=1024)
+    max_json_depth: int = Field(default=64, ge=1, le=500)
 
     # Tenant quotas (defaults; per-tenant overrides live in Redis, see app/services/usage.py). 0 = unlimited.
     quota_max_keys: int = Field(default=1_000_000, ge=0)

@@ -10,12 +10,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.errors import register_error_handlers
+from app.api.openapi import document_error_responses
 from app.api.v1 import audit, auth, buckets, health, kv, objects, usage, watch
 from app.config import Settings, get_settings
 from app.core.audit_middleware import AuditMiddleware
 from app.core.logging import setup_logging
 from app.core.metrics import install_metrics
-from app.core.middleware import RequestContextMiddleware, quiet_paths
+from app.core.middleware import BodyLimitMiddleware, RequestContextMiddleware, quiet_paths
 from app.core.ratelimit import RateLimiter
 from app.core.redis import create_async_data_redis, create_async_queue_redis, warm_up_data_redis
 from app.core.scripts import Scripts
@@ -24,9 +25,9 @@ from app.schemas.common import Problem
 from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.kv import KVService
+from app.services.objects import ObjectService, huey_enqueuer
 from app.services.usage import UsageService
 from app.services.watch import WatchService
-from app.services.objects import ObjectService, huey_enqueuer
 from tasks.audit_log import write_audit_events
 from tasks.compaction import compact_objects
 
@@ -85,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def root_health() -> dict[str, str]:
         return {"status": "ok"}
 
-    # Innermost: it sees the matched route, and the request id set by the request-context middleware.
+    # Innermost, before any parsing: 413 for an oversized JSON body, 415 for one that is not JSON.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes, api_prefix=prefix)
+    # Next: it sees the matched route, and the request id set by the request-context middleware.
     app.add_middleware(AuditMiddleware, audit=app.state.audit, api_prefix=prefix)
     # Inside the request-context middleware, so a request it turns into a 500 is counted too.
     install_metrics(app, excluded_paths=quiet_paths(prefix))
@@ -104,6 +107,7 @@ def _install_openapi(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(problem.pop("$defs", {}))
             components["Problem"] = problem
+            document_error_responses(schema, app.state.settings.api_prefix)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from app.config import get_settings
 from app.core.embedded_redis import RedisProcess, RedisServerNotFound
 
 DATA_DIR = Path(".data")
@@ -26,6 +27,8 @@ def main() -> int:
     started_redis: list[RedisProcess] = []
     children: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # REDIS_APPENDFSYNC=always: no acknowledged write is lost even when the machine crashes.
+    appendfsync = get_settings().redis_appendfsync
     try:
         # A URL that is set is used as is; only the missing ones get a local server.
         for variable, name, label in (("REDIS_URL", "redis-data", "data"), ("HUEY_REDIS_URL", "redis-queue", "queue")):
@@ -33,7 +36,7 @@ def main() -> int:
                 print(f"{label} Redis  {env[variable]} (from {variable})", flush=True)
                 continue
             try:
-                server = RedisProcess(DATA_DIR / name).start()
+                server = RedisProcess(DATA_DIR / name, appendfsync=appendfsync).start()
             except RedisServerNotFound as exc:
                 print(f"error: {exc}", file=sys.stderr, flush=True)
                 return 1

@@ -28,7 +28,7 @@ from app.core import keys
 from app.core.keys import KeySchema
 from app.core.redis import SyncDataRedis
 from app.core.scripts import Scripts
-from app.services.objects import new_upload_id, parse_segments, plan_reads
+from app.services.object_content import new_upload_id, parse_segments, plan_reads
 from tasks import huey, settings
 from tasks.base import every, redis_task, worker_context
 
@@ -172,7 +172,8 @@ def collect_due(client: SyncDataRedis, scripts: Any, tenant_id: str, now_ms: int
                 client.unlink(*batch)
             chunks += count
         if claimed:
-            ids += int(scripts.object_gc_finish(keys=[schema.garbage()], args=[schema.prefix, *(i for i, _ in claimed)]))
+            finished = scripts.object_gc_finish(keys=[schema.garbage()], args=[schema.prefix, *(i for i, _ in claimed)])
+            ids += int(finished)
 
 
 def _hint(client: SyncDataRedis, tenant_id: str, due_ms: int) -> None:

@@ -104,10 +104,18 @@ def _request_validation_error(_: Request, exc: Exception) -> Response:
     return problem_response(422, "validation_error", "Unprocessable Content", detail, errors=errors)
 
 
-def _http_exception(_: Request, exc: Exception) -> Response:
+def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        # FastAPI's JSON parsing ran out of stack: nesting far beyond max_json_depth.
+        limit = request.app.state.settings.max_json_depth
+        detail = f"the JSON body is nested deeper than {limit} levels"
+        errors = [{"field": "body", "message": detail, "type": "json_too_deep"}]
+        return problem_response(422, "validation_error", "Unprocessable Content", detail, errors=errors)
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP Error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        detail = "the body is not valid UTF-8 JSON"
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such route"
     return problem_response(exc.status_code, code, title, detail, headers=dict(exc.headers or {}))

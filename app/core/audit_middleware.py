@@ -58,7 +58,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         note = AuditNote()
-        audit_note_var.set(note)
+        note_token = audit_note_var.set(note)
         status = 0
 
         async def send_with_status(message: Message) -> None:
@@ -76,6 +76,7 @@ class AuditMiddleware:
             status = status or 500
             raise
         finally:
+            audit_note_var.reset(note_token)
             if not note.skip:
                 try:
                     self._record(scope, note, status or 500)

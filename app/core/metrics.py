@@ -33,10 +33,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from fastapi.routing import APIRoute
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator.routing import get_route_name
-from starlette.requests import Request
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.exceptions import KVStoreError
@@ -115,17 +116,35 @@ def auth_failure(reason: str) -> None:
     AUTH_FAILURES.labels(reason).inc()
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class RequestMetricsMiddleware:
     """Pure ASGI: counts every HTTP request by the route template the router matched.
 
     The instrumentator's own middleware is pure ASGI too, but it walks the whole route table a second
-    time per request to find the template (measured 44-186 us per request); this one reads the template
-    from the scope after the router has set it, and falls back to the instrumentator's lookup only for a
-    2xx answered by a plain Starlette route (/docs, /openapi.json)."""
+    time per request to find the template (measured 31 us for /api/v1/auth/me, 79 us for an object route,
+    122 us for an unknown path); this one reads the template from the scope after the router has set it
+    (0.2 us). Label values stay a bounded set: an unmatched path is ``none``, an unknown method ``other``."""
 
     def __init__(self, app: ASGIApp, excluded_paths: Sequence[str] = ()) -> None:
         self.app = app
         self.excluded = frozenset(excluded_paths)
+        self._plain_paths: frozenset[str] | None = None
+
+    def _handler(self, scope: Scope) -> str:
+        template = route_template(scope)
+        if template is not None:
+            return template
+        # FastAPI records no route in the scope for its plain Starlette routes (/docs, /openapi.json);
+        # they take no parameters, so their path is their template.
+        if self._plain_paths is None:
+            routes = getattr(scope.get("app"), "routes", [])
+            self._plain_paths = frozenset(
+                route.path for route in routes if isinstance(route, Route) and not route.param_convertors
+            )
+        path = scope.get("path", "")
+        return path if path in self._plain_paths else "none"  # never a raw path: it may carry tenant keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,12 +164,10 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            handler = route_template(scope)
-            if handler is None and 200 <= status < 300:
-                handler = get_route_name(Request(scope), should_include_root_path=False)
-            handler = handler or "none"  # never the raw path: it may carry tenant keys
+            handler = self._handler(scope)
             if handler not in self.excluded:
-                labels = (handler, scope["method"], str(status))
+                method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+                labels = (handler, method, str(status))
                 HTTP_REQUESTS.labels(*labels).inc()
                 HTTP_REQUEST_DURATION.labels(*labels).observe((headers_sent_at or time.perf_counter()) - started)
 
@@ -161,3 +178,6 @@ def install_metrics(app: FastAPI, excluded_paths: Sequence[str]) -> None:
     # expose() serves the default registry, or a fresh CollectorRegistry + MultiProcessCollector per
     # scrape when PROMETHEUS_MULTIPROC_DIR is set (Instrumentator() refuses a value that is no directory).
     Instrumentator().expose(app, endpoint="/metrics", include_in_schema=True, tags=["health"])
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path == "/metrics":
+            route.response_class = PlainTextResponse  # documents the text/plain it serves (OpenAPI)

@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import client_ip_var, request_id_var, response_headers_var, tenant_id_var, username_var
@@ -113,3 +114,69 @@ class RequestContextMiddleware:
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },
                 )
+
+
+class BodyLimitMiddleware:
+    """Guards the JSON endpoints against hostile bodies before anything parses them: a body over
+    ``max_body_bytes`` is 413 (from Content-Length before reading, else while it streams in), and a
+    body whose Content-Type is not JSON is 415. Object data (``PUT .../objects/{name}`` and parts)
+    streams under the object store's own limits and carries any media type; ``/auth/token`` is a form."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, api_prefix: str) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.prefix = api_prefix.rstrip("/")
+        self.objects_prefix = f"{self.prefix}/objects/buckets/"
+        self.form_paths = frozenset({f"{self.prefix}/auth/token"})
+
+    def _raw_object_data(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return path.startswith(self.objects_prefix) and "/objects/" in path[len(self.objects_prefix) :]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") or self._raw_object_data(scope):
+            await self.app(scope, receive, send)
+            return
+        from app.api.errors import problem_response
+
+        length, content_type, chunked = None, "", False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else None
+            elif name == b"content-type":
+                content_type = value.decode("latin-1").split(";")[0].strip().lower()
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        limit = self.max_body_bytes
+        if length is not None and length > limit:
+            response = problem_response(
+                413, "payload_too_large", "Content Too Large", f"the request body is over {limit} bytes", limit=limit
+            )
+            await response(scope, receive, send)
+            return
+        has_body = chunked or bool(length)
+        if has_body and scope["path"] not in self.form_paths and not _is_json(content_type):
+            detail = f"send the body as application/json, not {content_type[:80] or 'without a Content-Type'}"
+            response = problem_response(415, "unsupported_media_type", "Unsupported Media Type", detail)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_with_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # An HTTPException, which FastAPI's body parsing passes on (any other error there
+                    # becomes a 400): the error handlers answer it as a 413 problem.
+                    raise HTTPException(413, f"the request body is over {limit} bytes")
+            return message
+
+        await self.app(scope, receive_with_limit, send)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )

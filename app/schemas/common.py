@@ -36,6 +36,7 @@ _DESCRIPTIONS = {
     409: "Conflict",
     412: "Precondition failed (If-Match / If-None-Match / expected_version)",
     413: "Over a size limit",
+    415: "Unsupported media type (send JSON)",
     416: "Range not satisfiable",
     422: "Invalid input",
     429: "Rate limited or over a quota",
@@ -43,12 +44,14 @@ _DESCRIPTIONS = {
 }
 
 
+def problem_response_doc(status: int) -> dict[str, Any]:
+    """The OpenAPI response object of one error status: an application/problem+json body."""
+    return {
+        "description": _DESCRIPTIONS.get(status, "Error"),
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
 def PROBLEM_RESPONSES(*statuses: int) -> dict[int | str, dict[str, Any]]:  # noqa: N802 - reads like a constant
     """OpenAPI ``responses`` for the given error statuses, each an application/problem+json."""
-    return {
-        status: {
-            "description": _DESCRIPTIONS.get(status, "Error"),
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in (*statuses, 503)
-    }
+    return {status: problem_response_doc(status) for status in (*statuses, 503)}

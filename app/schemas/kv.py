@@ -171,8 +171,31 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def encode_value(value: Any, encoding: str | None) -> str:
-    """The JSON text stored for ``value``; ValueError when it is not valid JSON or base64."""
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar is 0), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def check_json_depth(value: Any, limit: int) -> None:
+    """ValueError when ``value`` nests deeper than ``limit`` (deep values would exhaust the stack later)."""
+    if json_depth(value) > limit:
+        raise ValueError(f"the value nests arrays/objects deeper than {limit} levels")
+
+
+def encode_value(value: Any, encoding: str | None, max_depth: int | None = None) -> str:
+    """The JSON text stored for ``value``; ValueError when it is not valid JSON or base64, or nests
+    deeper than ``max_depth``."""
+    if max_depth is not None:
+        check_json_depth(value, max_depth)
     if encoding == "base64":
         if not isinstance(value, str):
             raise ValueError("with encoding=base64 the value must be a base64 string")

@@ -7,16 +7,9 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.services.objects import (
-    MAX_CHUNK_SIZE,
-    MIN_CHUNK_SIZE,
-    ListedObject,
-    MultipartUpload,
-    ObjectBucket,
-    Part,
-    StoredObject,
-    Verification,
-)
+from app.services.object_content import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, StoredObject
+from app.services.object_uploads import MultipartUpload, Part
+from app.services.objects import ListedObject, ObjectBucket, Verification
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 

@@ -6,10 +6,12 @@ revision, the key/tag/TTL indexes, usage counters, history and the change feed t
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from app.config import Settings
 from app.core import keys
@@ -28,11 +30,13 @@ from app.core.exceptions import (
     VersionConflict,
 )
 from app.core.keys import KeySchema
+from app.core.metrics import track_operation
 from app.core.redis import AsyncDataRedis
 from app.core.scripts import Scripts
-from app.schemas.kv import BUCKET_RE, KEY_RE, dumps, iso_ms
+from app.schemas.kv import BUCKET_RE, KEY_RE, check_json_depth, dumps, iso_ms
 
 DEFAULT_BUCKET = "default"
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 @dataclass(slots=True)
@@ -170,6 +174,20 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def counted(operation: str) -> Callable[[F], F]:
+    """Count each call in kvstore_operations_total{operation,status}."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        async def counted_method(*args: Any, **kwargs: Any) -> Any:
+            with track_operation(operation):
+                return await method(*args, **kwargs)
+
+        return counted_method  # type: ignore[return-value]
+
+    return wrap
+
+
 class KVService:
     def __init__(self, redis: AsyncDataRedis, scripts: Scripts, settings: Settings) -> None:
         self._redis = redis
@@ -177,6 +195,10 @@ class KVService:
         self._settings = settings
 
     # -- validation -------------------------------------------------------------------------
+    @property
+    def max_json_depth(self) -> int:
+        return self._settings.max_json_depth
+
     def check_key(self, key: str) -> None:
         if not key or len(key.encode()) > self._settings.max_key_bytes or not KEY_RE.fullmatch(key):
             raise InvalidInput(
@@ -194,9 +216,11 @@ class KVService:
 
     def check_value(self, value_json: str | bytes, index: int | None = None) -> None:
         limit = self._settings.max_value_bytes
-        if len(value_json) > limit:
+        # The limit is in bytes of UTF-8, as stored (a str's len() counts characters).
+        size = len(value_json) if isinstance(value_json, bytes) else len(value_json.encode())
+        if size > limit:
             where = f"item {index}: " if index is not None else ""
-            raise PayloadTooLarge(f"{where}value is {len(value_json)} bytes; the limit is {limit} bytes", limit=limit)
+            raise PayloadTooLarge(f"{where}value is {size} bytes; the limit is {limit} bytes", limit=limit)
 
     def check_tags(self, tags: dict[str, str] | None) -> None:
         if tags is not None and len(tags) > self._settings.max_tags:
@@ -235,6 +259,7 @@ class KVService:
         await self._redis.zadd(keys.TTL_SCHEDULE, {tenant_id: expires_ms}, lt=True)
 
     # -- single keys --------------------------------------------------------------------------
+    @counted("put")
     async def put(
         self,
         tenant_id: str,
@@ -287,6 +312,7 @@ class KVService:
             created=bool(created),
         )
 
+    @counted("get")
     async def get_many(self, tenant_id: str, bucket: str, key_list: list[str]) -> tuple[list[StoredEntry | None], int]:
         """Entries of ``key_list`` (None where absent or expired) and the server time (ms)."""
         reply = await self._scripts.kv_get(
@@ -301,14 +327,15 @@ class KVService:
         self.check_key(key)
         (entry,), now = await self.get_many(tenant_id, bucket, [key])
         if revision is not None and (entry is None or entry.revision != revision):
-            return await self._get_revision(tenant_id, bucket, key, revision), now
+            return await self._get_revision(tenant_id, bucket, key, revision, now), now
         if entry is None:
             raise KeyNotFound(f"key {key!r} not found")
         return entry, now
 
-    async def _get_revision(self, tenant_id: str, bucket: str, key: str, revision: int) -> StoredEntry:
+    async def _get_revision(self, tenant_id: str, bucket: str, key: str, revision: int, now: int) -> StoredEntry:
         for record in await self.history(tenant_id, bucket, key, self._settings.max_history):
-            if record["revision"] == revision and record["operation"] == "put":
+            expired = record["expires_at"] is not None and record["expires_at"] <= now
+            if record["revision"] == revision and record["operation"] == "put" and not expired:
                 return StoredEntry(
                     key=key,
                     value_json=dumps(record["value"]).encode(),
@@ -322,6 +349,7 @@ class KVService:
                 )
         raise RevisionNotFound(f"revision {revision} of key {key!r} is not kept (any more)")
 
+    @counted("delete")
     async def delete(self, tenant_id: str, bucket: str, key: str, expected_version: int | None = None) -> int:
         """Delete ``key``; returns the bucket revision of the deletion."""
         self.check_key(key)
@@ -333,11 +361,17 @@ class KVService:
             self._raise(reply, bucket, key)
         return int(reply[1])
 
+    @counted("patch")
     async def patch(
         self, tenant_id: str, bucket: str, key: str, patch: Any, expected_version: int | None = None
     ) -> StoredEntry:
         """RFC 7396 merge of ``patch`` into the stored value, as a compare-and-swap: a concurrent
         writer makes it retry on the new value (or fail with 412 when the client gave a version)."""
+        try:
+            check_json_depth(patch, self._settings.max_json_depth)
+        except ValueError as exc:
+            errors = [{"field": "body", "message": str(exc), "type": "value_error"}]
+            raise InvalidInput(str(exc), errors=errors) from exc
         for _ in range(self._settings.merge_patch_max_retries):
             current, _ = await self.get(tenant_id, bucket, key)
             if expected_version is not None and current.version != expected_version:
@@ -357,6 +391,7 @@ class KVService:
                     raise
         raise VersionConflict(f"key {key!r} changed under every merge attempt; retry")
 
+    @counted("history")
     async def history(self, tenant_id: str, bucket: str, key: str, limit: int) -> list[dict[str, Any]]:
         """Past revisions of ``key``, newest first, timestamps in ms."""
         self.check_key(key)
@@ -367,6 +402,7 @@ class KVService:
             self._raise(reply, bucket, key)
         return [json.loads(record) for record in reply[1]]
 
+    @counted("count")
     async def count(self, tenant_id: str, bucket: str) -> int:
         reply = await self._scripts.kv_count(
             keys=[KeySchema(tenant_id).bucket(bucket)], args=[keys.tenant_prefix(tenant_id), bucket]
@@ -375,6 +411,7 @@ class KVService:
             self._raise(reply, bucket)
         return int(reply[1])
 
+    @counted("list")
     async def list(
         self,
         tenant_id: str,
@@ -414,6 +451,7 @@ class KVService:
         )
 
     # -- batches ------------------------------------------------------------------------------
+    @counted("batch_put")
     async def batch_put(self, tenant_id: str, bucket: str, items: list[PutItem]) -> list[StoredEntry]:
         """Upsert every item or none (checks run before the first write)."""
         if len(items) > self._settings.max_batch_items:
@@ -476,6 +514,7 @@ class KVService:
             ) from exc
         self.check_value(item.value_json, index)
 
+    @counted("batch_delete")
     async def batch_delete(self, tenant_id: str, bucket: str, key_list: list[str]) -> tuple[list[str], list[str]]:
         """Delete every key of ``key_list`` that exists; returns (deleted, missing)."""
         self._check_keys(key_list)
@@ -507,6 +546,7 @@ class KVService:
         return [e for e in found if e], [k for k, e in zip(key_list, found, strict=True) if e is None], now
 
     # -- buckets ------------------------------------------------------------------------------
+    @counted("bucket_create")
     async def create_bucket(
         self, tenant_id: str, name: str, *, description: str, history: int | None, ttl: int, max_value_size: int
     ) -> BucketInfo:
@@ -560,6 +600,7 @@ class KVService:
             raise BucketNotFound(f"bucket {name!r} not found")
         return infos[0]
 
+    @counted("bucket_delete")
     async def delete_bucket(self, tenant_id: str, name: str) -> None:
         """Delete a bucket with everything in it; big ones are purged by the worker afterwards."""
         self.check_bucket(name)

@@ -209,12 +209,31 @@ class FeedReader:
         self.position = position  # the last revision handed out
         self.subscribers: set[Subscription] = set()
         self.task: asyncio.Task[None] | None = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        """Stop at once, even mid-XREAD. The cluster client can lose a cancellation that arrives while
+        a command is being sent (redis-py 8.1 on Python 3.11; the read then blocks its full time), so
+        the cancel is repeated until the task has ended."""
+        self.stopped = True
+        task = self.task
+        if task is None or task.done():
+            return
+        task.cancel()
+        loop = asyncio.get_running_loop()
+
+        def again(tries: int) -> None:
+            if not task.done() and tries:
+                task.cancel()
+                loop.call_later(0.05, again, tries - 1)
+
+        loop.call_later(0.05, again, 100)
 
     async def run(self) -> None:
         failures = 0
         try:
             await self.hub.stream_client_ready()
-            while self.subscribers:
+            while self.subscribers and not self.stopped:
                 try:
                     reply = await self.hub.stream_client.xread(
                         {self.stream_key: f"{self.position}-0"}, count=READ_BATCH, block=READER_BLOCK_MS
@@ -226,6 +245,8 @@ class FeedReader:
                     await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                     continue
                 failures = 0
+                if self.stopped:
+                    return
                 for _stream, entries in reply or ():
                     for entry_id, fields in entries:
                         if self.dispatch(FeedEvent.parse(entry_id, fields)):
@@ -312,10 +333,9 @@ class WatchHub:
         if reader is None:
             return
         reader.subscribers.discard(subscription)
-        if not reader.subscribers:  # the last watcher left: stop at once, even mid-XREAD
+        if not reader.subscribers:  # the last watcher left
             self.forget(reader)
-            if reader.task is not None:
-                reader.task.cancel()
+            reader.stop()
 
     def forget(self, reader: FeedReader) -> None:
         if self.readers.get(reader.ident) is reader:
@@ -378,16 +398,15 @@ class WatchHub:
     async def aclose(self) -> None:
         self.begin_shutdown()
         tasks = [t for t in (self._keeper, *(r.task for r in self.readers.values())) if t is not None]
-        for task in tasks:
-            task.cancel()
-        t0=time.monotonic()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        print("DEBUG gather", time.monotonic()-t0, flush=True)
+        for reader in list(self.readers.values()):
+            reader.stop()
+        if self._keeper is not None:
+            self._keeper.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
         for stream_id, tenant_id in list(self.leases.items()):
             await self.release(tenant_id, stream_id)
-        print("DEBUG release", time.monotonic()-t0, flush=True)
         await self.stream_client.aclose()
-        print("DEBUG client close", time.monotonic()-t0, flush=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from app.core import keys
 from app.core.keys import KeySchema
 from app.core.scripts import Scripts
 from tasks.bucket_purge import purge_deleted_buckets
-from tests.kv.conftest import Api, app_client, bucket_id, force_expiry
 from tests.conftest import register
+from tests.kv.conftest import Api, app_client, bucket_id, force_expiry
 from tests.kv.test_keys import assert_problem
 
 pytestmark = pytest.mark.contract
@@ -20,7 +20,9 @@ BUCKETS = "/api/v1/kv/buckets"
 
 async def test_create_bucket_returns_201_with_its_settings(api: Api):
     response = await api.raw(
-        "POST", BUCKETS, json={"name": "cfg", "description": "app config", "history": 5, "ttl": 30, "max_value_size": 99}
+        "POST",
+        BUCKETS,
+        json={"name": "cfg", "description": "app config", "history": 5, "ttl": 30, "max_value_size": 99},
     )
     assert response.status_code == 201, response.text
     body = response.json()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
 
-from tests.kv.conftest import Api
+from app.core.keys import KeySchema
+from tests.kv.conftest import Api, bucket_id, force_expiry
 from tests.kv.test_keys import assert_problem
 
 pytestmark = pytest.mark.contract
@@ -111,3 +113,31 @@ async def test_get_revision_of_a_deleted_key_while_kept(api: Api):
     assert (await api.get("k")).status_code == 404
     past = await api.get("k", params={"revision": rev})
     assert past.status_code == 200 and past.json()["value"] == "gone soon"
+
+
+async def test_every_mutation_records_a_feed_event_under_its_revision(api: Api, sync_redis):
+    """The change feed hook (watch issue): one stream entry per write, id `<revision>-0`."""
+    r1 = (await api.must_put("k", {"n": 1}, tags={"t": "x"}))["metadata"]["revision"]
+    r2 = (await api.patch("k", {"m": 2})).json()["metadata"]["revision"]
+    await api.delete("k")
+    batch = await api.request("POST", "/batch", json={"items": [{"key": "a", "value": 1}, {"key": "b", "value": 2}]})
+    r4, r5 = (i["metadata"]["revision"] for i in batch.json()["items"])
+    schema = KeySchema(api.tenant_id)
+    events = sync_redis.xrange(schema.feed(bucket_id(sync_redis, api.tenant_id)))
+    ids = [event_id.decode() for event_id, _ in events]
+    assert ids == [f"{r1}-0", f"{r2}-0", f"{r2 + 1}-0", f"{r4}-0", f"{r5}-0"]
+    fields = [{k.decode(): v.decode() for k, v in f.items()} for _, f in events]
+    assert [(f["op"], f["key"], f["ver"]) for f in fields] == [
+        ("put", "k", "1"),
+        ("put", "k", "2"),
+        ("delete", "k", "2"),
+        ("put", "a", "1"),
+        ("put", "b", "1"),
+    ]
+    assert json.loads(fields[1]["v"]) == {"n": 1, "m": 2} and json.loads(fields[0]["tags"]) == {"t": "x"}
+
+
+async def test_get_revision_never_returns_an_expired_value(api: Api, sync_redis):
+    rev = (await api.must_put("k", "secret", ttl=300))["metadata"]["revision"]
+    force_expiry(sync_redis, api.tenant_id, "k")
+    assert_problem(await api.get("k", params={"revision": rev}), 404, "revision_not_found")

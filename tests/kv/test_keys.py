@@ -344,6 +344,15 @@ async def test_value_over_one_mib_is_413_naming_the_limit(keys_api: Api):
     assert (await keys_api.put("big", at_limit)).status_code == 201
 
 
+async def test_value_limit_counts_utf8_bytes_not_characters(api: Api):
+    wide = "é" * 600_000  # 600,002 characters of JSON text, 1,200,002 bytes
+    body = assert_problem(await api.put("wide", wide), 413, "payload_too_large")
+    assert "1200002" in body["detail"] and "1048576" in body["detail"]
+    batch = await api.request("POST", "/batch", json={"items": [{"key": "wide", "value": wide}]})
+    assert_problem(batch, 413)
+    assert await api.count() == 0
+
+
 async def test_sixteen_tags_are_accepted_and_seventeen_refused(api: Api):
     tags = {f"t{i}": "v" for i in range(16)}
     assert (await api.put("k", 1, tags=tags)).status_code == 201
@@ -367,7 +376,7 @@ async def test_invalid_ttl_is_422(api: Api, ttl):
 
 
 async def test_any_json_value_round_trips(api: Api):
-    values = [None, True, 0, -3.25, "text with \"quotes\" and ünïcode", [], {}, [1, {"a": [None]}], {"z": {"y": 1}}]
+    values = [None, True, 0, -3.25, 'text with "quotes" and ünïcode', [], {}, [1, {"a": [None]}], {"z": {"y": 1}}]
     for index, value in enumerate(values):
         await api.must_put(f"v{index}", value)
         assert (await api.get(f"v{index}")).json()["value"] == value

@@ -123,6 +123,10 @@ async def test_prefix_with_cursor_outside_the_prefix(api: Api):
     assert keys_of(await api.list(prefix="b", cursor="a9", limit=10)) == ["b1", "b2"]
     assert keys_of(await api.list(prefix="b", cursor="b1", limit=10)) == ["b2"]
     assert keys_of(await api.list(prefix="b", cursor="c", limit=10)) == []
+    # Byte order: "B" < "a" < "b" whatever the server's locale.
+    await load(api, ["B1", "Z9"])
+    assert keys_of(await api.list(prefix="b", cursor="B1", limit=10)) == ["b1", "b2"]
+    assert keys_of(await api.list(prefix="b", cursor="Z", limit=10)) == ["b1", "b2"]
 
 
 async def test_tag_filter_matches_and_repeats_as_and(api: Api):

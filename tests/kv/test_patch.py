@@ -98,6 +98,15 @@ async def test_patch_with_invalid_json_is_400(api: Api):
     assert_problem(response, 400)
 
 
+@pytest.mark.parametrize("body", ['{"b": NaN}', '{"b": Infinity}', "-Infinity"])
+async def test_patch_with_non_json_numbers_is_400_and_stores_nothing(api: Api, body: str):
+    await api.must_put("k", {"a": 1})
+    response = await api.request("PATCH", "/k", headers={"Content-Type": "application/merge-patch+json"}, content=body)
+    assert_problem(response, 400)
+    stored = await api.get("k")
+    assert stored.json()["value"] == {"a": 1} and stored.json()["metadata"]["version"] == 1
+
+
 async def test_patch_of_base64_value_is_422(api: Api):
     await api.must_put("bin", "aGk=", encoding="base64")
     assert_problem(await api.patch("bin", {"a": 1}), 422)

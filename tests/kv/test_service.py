@@ -28,8 +28,8 @@ from app.core.exceptions import (
 )
 from app.core.keys import KeySchema
 from app.core.scripts import Scripts
-from app.services.kv import KVService, PutItem
 from app.schemas.kv import dumps
+from app.services.kv import KVService, PutItem
 
 TENANT = "tenant-1"
 OTHER = "tenant-2"

@@ -10,7 +10,7 @@ import pytest
 
 from app.core import keys
 from app.core.keys import KeySchema
-from app.services.objects import new_upload_id
+from app.services.object_content import new_upload_id
 from tasks.compaction import compact_object, visit_tenant
 from tests.conftest import register
 from tests.objects.conftest import API, BUCKET, CHUNK, object_url, payload, put_ok

@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-import app.services.objects as objects_module
-from app.services.objects import Segment, parse_segments, plan_reads
+import app.services.object_content as content_module
+from app.services.object_content import Segment, parse_segments, plan_reads
 from tests.objects.conftest import API, object_url, payload
 
 
@@ -51,7 +51,7 @@ def test_every_range_of_uneven_segments_reads_exactly_its_bytes(unit: int) -> No
 async def test_transfers_in_pieces_smaller_than_a_chunk(client, tenant, monkeypatch) -> None:
     """A 20 000-byte I/O unit against 65 536-byte chunks: pieces straddle nothing, APPENDs build
     each chunk, reads split chunks; the bytes and the chunk count stay the same."""
-    monkeypatch.setattr(objects_module, "IO_UNIT", 20_000)
+    monkeypatch.setattr(content_module, "IO_UNIT", 20_000)
     await client.post(f"{API}/buckets", json={"name": "files", "chunk_size": 65_536}, headers=tenant["headers"])
     data = payload(5 * 65_536 + 123)
     body = (await client.put(object_url("big"), content=data, headers=tenant["headers"])).json()

@@ -9,7 +9,7 @@ import pytest
 
 from app.core.keys import KeySchema
 from tasks.compaction import compact_objects
-from tests.objects.conftest import CHUNK, DAY_MS, object_url, payload
+from tests.objects.conftest import CHUNK, object_url, payload
 
 pytestmark = pytest.mark.contract
 

@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -121,6 +122,14 @@ def gunicorn_server(data_server: RedisProcess, queue_server: RedisProcess, tmp_p
         log.close()
 
 
+def image_healthcheck(dockerfile: str) -> list[str]:
+    """The HEALTHCHECK command of an image (exec form), with this interpreter for ``python``."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / dockerfile).read_text())
+    line = next(line for line in text.splitlines() if line.startswith("HEALTHCHECK"))
+    command = json.loads(line.split(" CMD ", 1)[1])
+    return [sys.executable if part == "python" else part for part in command]
+
+
 def send_burst(base_url: str, count: int) -> None:
     """``count`` unauthenticated requests at once, each on its own connection, so both workers accept."""
 
@@ -146,6 +155,13 @@ def test_metrics_count_the_requests_of_every_gunicorn_worker(gunicorn_server: Si
 
     first = scrape(gunicorn_server.base_url)
     assert first == {"requests": sent, "durations": sent, "auth_failures": sent}  # /metrics itself not counted
+
+    # The image's HEALTHCHECK command, run for real: it passes here and fails on a port nothing serves.
+    healthcheck = image_healthcheck("Dockerfile")
+    port = gunicorn_server.base_url.rsplit(":", 1)[1]
+    assert subprocess.run(healthcheck, env={**os.environ, "PORT": port}, timeout=30).returncode == 0
+    closed = str(free_port())
+    assert subprocess.run(healthcheck, env={**os.environ, "PORT": closed}, capture_output=True, timeout=30).returncode
 
     # A worker that dies takes neither its counts nor the others' with it.
     os.kill(serving.pop(), signal.SIGTERM)

@@ -106,10 +106,17 @@ async def test_health_probes_and_scrapes_are_not_counted(client: httpx.AsyncClie
 
 
 async def test_docs_routes_are_labelled_by_their_path(client: httpx.AsyncClient) -> None:
-    """/docs is a plain Starlette route: no FastAPI route context, found by the instrumentator's lookup."""
+    """/docs is a plain Starlette route: FastAPI records no route context for it."""
     before = value("http_requests_total", handler="/docs", method="GET", status="200")
     assert (await client.get("/docs")).status_code == 200
     assert value("http_requests_total", handler="/docs", method="GET", status="200") == before + 1
+
+
+async def test_unknown_methods_share_one_label_value(client: httpx.AsyncClient) -> None:
+    before = value("http_requests_total", handler="/api/v1/auth/me", method="other", status="405")
+    for method in ("BREW", "WHEN", "PROPFIND"):
+        assert (await client.request(method, "/api/v1/auth/me")).status_code == 405
+    assert value("http_requests_total", handler="/api/v1/auth/me", method="other", status="405") == before + 3
 
 
 async def test_auth_failures_are_counted_by_reason(client: httpx.AsyncClient, tenant: dict) -> None:

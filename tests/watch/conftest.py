@@ -67,12 +67,8 @@ async def served(watch_settings: Settings) -> AsyncIterator[Served]:
         try:
             yield Served(f"http://127.0.0.1:{config.port}", app, server)
         finally:
-            import time as _t
-            t0=_t.monotonic()
             server.should_exit = True
             await asyncio.wait_for(task, 10)
-            print("DEBUG server stop", round(_t.monotonic()-t0,3), flush=True)
-    print("DEBUG lifespan exit", round(_t.monotonic()-t0,3), flush=True)
 
 
 @pytest.fixture

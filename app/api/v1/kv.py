@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from app.api.v1.kv_routes import build_key_router
+from app.core.context import audit_note
 from app.services.kv import DEFAULT_BUCKET
 
 
 async def default_bucket() -> str:
+    audit_note(bucket=DEFAULT_BUCKET)
     return DEFAULT_BUCKET
 
 

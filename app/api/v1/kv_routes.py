@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from app.api.deps import CurrentClaims, KVServiceDep
 from app.api.errors import validation_errors
+from app.core.context import audit_note, audit_skip
 from app.core.exceptions import BadRequest, InvalidInput, KeyNotFound, PreconditionFailed, UnsupportedMediaType
 from app.schemas.common import PROBLEM_RESPONSES, Message
 from app.schemas.kv import (
@@ -96,9 +97,14 @@ def parse_tag_filters(tag_filter: list[str] | None) -> list[tuple[str, str]]:
     return filters
 
 
-def _encode(value: Any, encoding: str | None, field: str = "body.value") -> str:
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259), though Python's parser takes them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _encode(value: Any, encoding: str | None, max_depth: int, field: str = "body.value") -> str:
     try:
-        return encode_value(value, encoding)
+        return encode_value(value, encoding, max_depth)
     except ValueError as exc:
         raise InvalidInput(str(exc), errors=[{"field": field, "message": str(exc), "type": "value_error"}]) from exc
 
@@ -116,11 +122,12 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         summary="Create a key (409 when it exists)",
     )
     async def create_key(body: KVCreate, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Response:
+        audit_note(key=body.key)
         entry = await kv.put(
             claims.tenant_id,
             bucket,
             body.key,
-            _encode(body.value, body.encoding),
+            _encode(body.value, body.encoding, kv.max_json_depth),
             encoding=body.encoding,
             ttl=body.ttl,
             tags=body.tags,
@@ -182,7 +189,7 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
                     f"item {index} is invalid: {errors[0]['message']}", index=index, errors=errors
                 ) from exc
             try:
-                value_json = _encode(item.value, item.encoding, f"body.items.{index}.value")
+                value_json = _encode(item.value, item.encoding, kv.max_json_depth, f"body.items.{index}.value")
             except InvalidInput as exc:
                 raise InvalidInput(f"item {index}: {exc.detail}", index=index, **exc.extra) from exc
             items.append(PutItem(item.key, value_json, item.encoding, item.ttl, item.tags))
@@ -192,6 +199,7 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
 
     @router.post("/batch/get", response_model=BatchGetResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
     async def batch_get(body: BatchKeys, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Response:
+        audit_skip()  # a read, though a POST
         found, missing, now = await kv.batch_get(claims.tenant_id, bucket, body.keys)
         items = b",".join(e.render(now) for e in found)
         return json_response(b'{"items":[' + items + b'],"missing":' + json.dumps(missing).encode() + b"}")
@@ -250,7 +258,7 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
                 claims.tenant_id,
                 bucket,
                 key,
-                _encode(body.value, body.encoding),
+                _encode(body.value, body.encoding, kv.max_json_depth),
                 encoding=body.encoding,
                 ttl=body.ttl,
                 tags=body.tags,
@@ -288,8 +296,10 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         if content_type not in (MERGE_PATCH, JSON):
             raise UnsupportedMediaType(f"send the patch as {MERGE_PATCH}")
         try:
-            patch = json.loads(await request.body())
-        except (ValueError, RecursionError) as exc:
+            patch = json.loads(await request.body(), parse_constant=_reject_constant)
+        except RecursionError as exc:
+            raise InvalidInput(f"the JSON body is nested deeper than {kv.max_json_depth} levels") from exc
+        except ValueError as exc:
             raise BadRequest("the body is not valid JSON") from exc
         expected, _ = resolve_expected(if_match, expected_version, expected_revision)
         entry = await kv.patch(claims.tenant_id, bucket, key, patch, expected)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
@@ -37,7 +37,7 @@ from app.schemas.objects import (
     UploadOut,
     VerifyOut,
 )
-from app.services.objects import ChunkMissing, StoredObject
+from app.services.object_content import ChunkMissing, StoredObject
 
 logger = logging.getLogger("kvstore.objects")
 
@@ -290,7 +290,7 @@ async def create_upload(
 ) -> UploadOut:
     """Start a multipart upload; Content-Type, X-Object-Description and X-Object-Meta-* given here
     become the object's when it completes."""
-    upload = await objects.create_upload(
+    upload = await objects.uploads.create(
         claims.tenant_id,
         bucket,
         name,
@@ -306,7 +306,7 @@ async def get_upload(
     bucket: BucketName, name: ObjectName, upload_id: UploadId, claims: CurrentClaims, objects: ObjectServiceDep
 ) -> UploadOut:
     """The parts received so far (to resume an interrupted upload)."""
-    return UploadOut.of(await objects.get_upload(claims.tenant_id, bucket, name, upload_id))
+    return UploadOut.of(await objects.uploads.get(claims.tenant_id, bucket, name, upload_id))
 
 
 @router.put(
@@ -327,7 +327,7 @@ async def put_part(
     content_length: ContentLength = None,
 ) -> PartOut:
     """Upload one part (raw body, any size up to the part limit); sending it again replaces it."""
-    part = await objects.put_part(
+    part = await objects.uploads.put_part(
         claims.tenant_id, bucket, name, upload_id, part_number, request_body(request), content_length
     )
     return PartOut.of(part)
@@ -351,7 +351,7 @@ async def complete_upload(
     if_none_match: IfNoneMatch = None,
 ) -> JSONResponse:
     """Make the listed parts, in order, the object's content (201 new, 200 replaced)."""
-    obj = await objects.complete_upload(
+    obj = await objects.uploads.complete(
         claims.tenant_id,
         bucket,
         name,
@@ -367,7 +367,7 @@ async def complete_upload(
 async def abort_upload(
     bucket: BucketName, name: ObjectName, upload_id: UploadId, claims: CurrentClaims, objects: ObjectServiceDep
 ) -> Message:
-    await objects.abort_upload(claims.tenant_id, bucket, name, upload_id)
+    await objects.uploads.abort(claims.tenant_id, bucket, name, upload_id)
     return Message(message=f"Upload {upload_id} aborted")
 
 
@@ -409,12 +409,15 @@ async def put_object(
     return _json(ObjectOut.of(obj), 201 if obj.created else 200, {"ETag": obj.etag})
 
 
-@router.api_route(
-    OBJECT,
-    methods=["GET", "HEAD"],
-    responses={**BINARY_RESPONSE, **PROBLEM_RESPONSES(401, 404, 412, 416, 422)},
-    response_class=Response,
-)
+# GET and HEAD as two routes: one api_route with both methods gives them one OpenAPI operationId.
+GET_OBJECT_ROUTE: dict[str, Any] = {
+    "responses": {**BINARY_RESPONSE, **PROBLEM_RESPONSES(401, 404, 412, 416, 422)},
+    "response_class": Response,
+}
+
+
+@router.get(OBJECT, **GET_OBJECT_ROUTE)
+@router.head(OBJECT, **GET_OBJECT_ROUTE)
 async def get_object(
     bucket: BucketName, name: ObjectName, request: Request, claims: CurrentClaims, objects: ObjectServiceDep
 ) -> Response:

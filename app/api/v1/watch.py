@@ -183,6 +183,7 @@ async def _sse(
 @router.get(
     "/kv/buckets/{bucket}/watch",
     response_class=EventStreamResponse,
+    status_code=200,  # EventStreamResponse.__init__ has no status_code for FastAPI to read it from
     responses=SSE_RESPONSES,
     summary="Watch a bucket's changes (Server-Sent Events)",
     description=SSE_DOC,
@@ -201,6 +202,7 @@ async def watch_bucket(
 @router.get(
     "/kv/watch",
     response_class=EventStreamResponse,
+    status_code=200,  # EventStreamResponse.__init__ has no status_code for FastAPI to read it from
     responses=SSE_RESPONSES,
     summary="Watch the default bucket's changes (Server-Sent Events)",
     description=SSE_DOC,

@@ -1,9 +1,9 @@
 -- Shared by the multipart scripts (include after _object_lib). KEYS[1] is always the upload hash.
 
--- The pending, unexpired multipart upload `id` of object `name`, or nil.
-local function load_multipart(tp, id, name)
-  local f = redis.call('HMGET', upload_key(tp, id), 'kind', 'state', 'name', 'x', 'bid', 'chunk_size', 'max')
-  if f[1] ~= 'multipart' or f[2] ~= 'pending' or f[3] ~= name or tonumber(f[4]) <= server_ms() then
+-- The pending, unexpired multipart upload `id` of object `name` in bucket `bucket`, or nil.
+local function load_multipart(tp, id, bucket, name)
+  local f = redis.call('HMGET', upload_key(tp, id), 'kind', 'state', 'name', 'x', 'bid', 'chunk_size', 'max', 'bucket')
+  if f[1] ~= 'multipart' or f[2] ~= 'pending' or f[3] ~= name or f[8] ~= bucket or tonumber(f[4]) <= server_ms() then
     return nil
   end
   return {key = upload_key(tp, id), bid = f[5], chunk_size = f[6], max = f[7], expires = tonumber(f[4])}

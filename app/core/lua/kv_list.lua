@@ -80,27 +80,44 @@ if want_total then
   end
 end
 
+-- a < b in byte order, the order of ZRANGEBYLEX. Lua's < is strcoll() in the server's
+-- LC_COLLATE locale: byte order in the C locales (the probe below), not in natural-language
+-- locales, which sort 'a' before 'B'; there the bytes are compared one by one.
+local native_byte_order = ('B' < 'a') and ('a-b' < 'a0') and ('Z' < '_') and ('a' < 'a0')
+local function byte_less(a, b)
+  if native_byte_order then return a < b end
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 local from = lo
 local skip = 0
 if mode == 'cursor' then
-  if start ~= '' and (prefix == '' or start >= prefix) then from = '(' .. start end
+  if start ~= '' and (prefix == '' or not byte_less(start, prefix)) then from = '(' .. start end
 else
   skip = tonumber(start)
   if src == idx and skip > 0 then
-    -- Jump by rank instead of walking the skipped keys: O(log N + expired log N). The last
-    -- skipped live key moves one rank further for each expired key ranked at or before it.
+    -- Jump by rank instead of walking the skipped keys: O(log N), plus O(expired) string
+    -- comparisons when unswept expired keys are in the range. The last skipped live key lies one
+    -- rank further for each expired key at or before it: iterate to that fixed point (it moves
+    -- only past expired keys, so two or three passes).
     local base = 0
     if prefix ~= '' then base = redis.call('ZLEXCOUNT', idx, '-', '(' .. prefix) end
     local target = base + skip - 1
-    local ranks = {}
-    for _, k in ipairs(expired_in_range()) do
-      local r = redis.call('ZRANK', idx, k)
-      if r then ranks[#ranks + 1] = r end
-    end
-    table.sort(ranks)
-    for _, r in ipairs(ranks) do
-      if r > target then break end
-      target = target + 1
+    local expired = expired_in_range()
+    local counted = 0
+    while #expired > 0 do
+      local at = redis.call('ZRANGE', idx, target, target)[1]
+      if not at then break end
+      local n = 0
+      for _, k in ipairs(expired) do
+        if not byte_less(at, k) then n = n + 1 end
+      end
+      if n == counted then break end
+      target, counted = target + n - counted, n
     end
     local at = redis.call('ZRANGE', idx, target, target)
     if #at == 0 then return {'OK', total, '', {}, now} end

@@ -7,7 +7,7 @@
 -- ARGV[7] If-Match ARGV[8] If-None-Match ARGV[9] grace ms ARGV[10] max object size.
 -- Returns {'OK', created, version, created ms, updated ms, garbage due, size, chunks, segments}.
 local tp, id, name = ARGV[1], ARGV[2], ARGV[4]
-local up = load_multipart(tp, id, name)
+local up = load_multipart(tp, id, ARGV[3], name)
 if not up then return no_upload(id) end
 local b = load_obucket(tp, ARGV[3])
 if not b or b.id ~= up.bid then return err('bucket_not_found', 'Bucket ' .. ARGV[3] .. ' was deleted during the upload') end

@@ -2,10 +2,10 @@
 -- include: _object_multipart
 -- Record a written part; a part written again replaces the earlier one (whose chunks become garbage).
 -- KEYS[1] upload hash. ARGV[1] tenant prefix ARGV[2] upload id ARGV[3] object name ARGV[4] part number
--- ARGV[5] part upload id ARGV[6] size ARGV[7] chunks ARGV[8] sha256 ARGV[9] grace ms.
+-- ARGV[5] part upload id ARGV[6] size ARGV[7] chunks ARGV[8] sha256 ARGV[9] grace ms ARGV[10] bucket.
 -- Returns {'OK', garbage due ms or 0} or an error.
 local tp, pid = ARGV[1], ARGV[5]
-local up = load_multipart(tp, ARGV[2], ARGV[3])
+local up = load_multipart(tp, ARGV[2], ARGV[10], ARGV[3])
 if not up then return no_upload(ARGV[2]) end
 if not is_pending(tp, pid) then return err('upload_expired', 'The part idled too long and was discarded') end
 local field = 'p:' .. ARGV[4]
