@@ -100,8 +100,10 @@ class Settings(BaseSettings):
     deleted_history_ttl_seconds: int = Field(default=86_400, ge=1)  # history of a deleted key
     merge_patch_max_retries: int = Field(default=16, ge=1)
     # Hostile input (app/core/middleware.py, app/schemas/kv.py): a JSON request body over this size is
-    # 413 (object uploads have their own streaming limit); a value nested deeper than this is 422.
+    # 413 (object uploads have their own streaming limit); headers over theirs 431; a value nested
+    # deeper than max_json_depth 422.
     max_request_body_bytes: int = Field(default=16_777_216, ge=1024)
+    max_request_header_bytes: int = Field(default=16_384, ge=1024)  # all names and values; over it 431
     max_json_depth: int = Field(default=64, ge=1, le=500)
 
     # Tenant quotas (defaults; per-tenant overrides live in Redis, see app/services/usage.py). 0 = unlimited.

@@ -16,7 +16,7 @@ from app.config import Settings, get_settings
 from app.core.audit_middleware import AuditMiddleware
 from app.core.logging import setup_logging
 from app.core.metrics import install_metrics
-from app.core.middleware import BodyLimitMiddleware, RequestContextMiddleware, quiet_paths
+from app.core.middleware import RequestContextMiddleware, RequestLimitMiddleware, quiet_paths
 from app.core.ratelimit import RateLimiter
 from app.core.redis import create_async_data_redis, create_async_queue_redis, warm_up_data_redis
 from app.core.scripts import Scripts
@@ -68,16 +68,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.data_redis.aclose()
         await app.state.queue_redis.aclose()
 
-    app = FastAPI(title="kvstore", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="kvstore",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # We export Prometheus metrics ourselves; FastAPI's native OpenTelemetry would only add a
+        # per-request check of the global providers.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     build_state(app, settings)
     register_error_handlers(app)
     prefix = settings.api_prefix
+    # The flat KV routes first: they are the hottest, and their key convertor leaves /kv/buckets and
+    # /kv/watch to the routers below.
+    app.include_router(kv.router, prefix=prefix)
     app.include_router(health.router, prefix=prefix)
     app.include_router(auth.router, prefix=prefix)
-    # Static /kv/... paths (buckets, watch) before the flat /kv/{key} routes.
     app.include_router(buckets.router, prefix=prefix)
-    app.include_router(watch.router, prefix=prefix)  # GET /kv/watch, else taken by GET /kv/{key}
-    app.include_router(kv.router, prefix=prefix)
+    app.include_router(watch.router, prefix=prefix)
     app.include_router(audit.router, prefix=prefix)
     app.include_router(usage.router, prefix=prefix)
     app.include_router(objects.router, prefix=prefix)
@@ -86,8 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def root_health() -> dict[str, str]:
         return {"status": "ok"}
 
-    # Innermost, before any parsing: 413 for an oversized JSON body, 415 for one that is not JSON.
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes, api_prefix=prefix)
+    # Innermost, before any parsing: 431 for oversized headers, 413 for an oversized JSON body, 415 for
+    # a body that is not JSON.
+    app.add_middleware(
+        RequestLimitMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_header_bytes=settings.max_request_header_bytes,
+        api_prefix=prefix,
+    )
     # Next: it sees the matched route, and the request id set by the request-context middleware.
     app.add_middleware(AuditMiddleware, audit=app.state.audit, api_prefix=prefix)
     # Inside the request-context middleware, so a request it turns into a 500 is counted too.

@@ -46,6 +46,7 @@ RESULT_FILE = ROOT / "bench" / "results" / "kv_scale.json"
 TENANT = "bench-tenant"
 CHUNK = 1000
 PAGE = 100
+TAG_VALUES = 10
 PAST_MS = 1_000
 VALUE = dumps({"name": "bench", "count": 42, "tags": ["a", "b"]})
 EXCLUDED = {"cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config"}
@@ -57,9 +58,14 @@ def key_name(i: int) -> str:
     return f"k{i:08d}"
 
 
+def tag_of(i: int) -> dict[str, str]:
+    """Every key carries one of TAG_VALUES values of the tag `mod`: each matches 1/TAG_VALUES of the keys."""
+    return {"mod": str(i % TAG_VALUES)}
+
+
 async def load(kv: KVService, start: int, stop: int) -> None:
     for first in range(start, stop, CHUNK):
-        items = [PutItem(key_name(i), VALUE) for i in range(first, min(first + CHUNK, stop))]
+        items = [PutItem(key_name(i), VALUE, tags=tag_of(i)) for i in range(first, min(first + CHUNK, stop))]
         await kv.batch_put(TENANT, DEFAULT_BUCKET, items)
 
 
@@ -126,12 +132,25 @@ def operations(kv: KVService, size: int) -> dict[str, Callable[[random.Random], 
     def count(_: random.Random) -> Operation:
         return lambda: kv.count(TENANT, DEFAULT_BUCKET)
 
+    tag_filter = [("mod", "3")]
+
+    def tag_cursor_page(rng: random.Random) -> Operation:
+        start = rng.randrange(max(size - PAGE * TAG_VALUES, 1))
+        cursor = key_name(start) if start else None
+        return lambda: kv.list(TENANT, DEFAULT_BUCKET, limit=PAGE, cursor=cursor, tags=tag_filter, with_total=False)
+
+    def tag_numbered_page(rng: random.Random) -> Operation:
+        offset = rng.randrange(max(pages // TAG_VALUES, 1)) * PAGE
+        return lambda: kv.list(TENANT, DEFAULT_BUCKET, limit=PAGE, offset=offset, tags=tag_filter)
+
     return {
         "get": get,
         "count": count,
         "page of 100 (cursor)": cursor_page,
         "page of 100 (page=N)": numbered_page,
         "first page of 100": first_page,
+        "tag page (cursor)": tag_cursor_page,
+        "tag page (page=N)": tag_numbered_page,
     }
 
 

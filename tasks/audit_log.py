@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from app.config import Settings
 from app.core.keys import AUDIT_OUTBOX_TENANTS, KeySchema
+from app.core.scripts import Scripts
 from app.services.audit import Event, encode_event, group_by_tenant, now_ms, write_limits
 from tasks import huey, settings
 from tasks.base import every, redis_task, worker_context
@@ -47,6 +49,21 @@ def record_events(events: Sequence[Event]) -> int:
     return recorded
 
 
+def move_outbox(scripts: Scripts, settings: Settings, tenant_id: str) -> tuple[int, int]:
+    """Move one tenant's outbox into its audit stream (bounded rounds); returns (recorded, left)."""
+    moved, left = 0, 1
+    for _ in range(OUTBOX_MAX_ROUNDS):
+        recorded, left, malformed = scripts.audit_write(  # type: ignore[attr-defined]
+            keys=_keys(tenant_id), args=[*write_limits(settings, now_ms()), OUTBOX_BATCH]
+        )
+        moved += int(recorded)
+        if malformed:
+            logger.error("dropped %d malformed audit events from the outbox of %s", malformed, tenant_id)
+        if not left:
+            break
+    return moved, int(left)
+
+
 def drain_outboxes() -> int:
     """Move every tenant's outbox into its audit stream; returns how many events were recorded."""
     context = worker_context()
@@ -54,16 +71,8 @@ def drain_outboxes() -> int:
     moved = 0
     for raw_tenant in client.sscan_iter(AUDIT_OUTBOX_TENANTS, count=500):
         tenant_id = raw_tenant.decode()
-        left = 1
-        for _ in range(OUTBOX_MAX_ROUNDS):
-            recorded, left, malformed = context.scripts.audit_write(  # type: ignore[attr-defined]
-                keys=_keys(tenant_id), args=[*write_limits(context.settings, now_ms()), OUTBOX_BATCH]
-            )
-            moved += int(recorded)
-            if malformed:
-                logger.error("dropped %d malformed audit events from the outbox of %s", malformed, tenant_id)
-            if not left:
-                break
+        recorded, left = move_outbox(context.scripts, context.settings, tenant_id)
+        moved += recorded
         if left:
             continue  # the rest on the next run
         # Out of the set only once empty; the API pushes events before adding a tenant, so an event

@@ -19,10 +19,9 @@ from app.core import keys
 from app.core.keys import KeySchema
 from app.core.redis import SyncDataRedis
 from app.core.scripts import Scripts
-from app.services.audit import new_event
 from app.services.kv import write_header
 from tasks import huey, settings
-from tasks.audit_log import record_events
+from tasks.audit_log import move_outbox
 from tasks.base import every, redis_task, worker_context
 
 logger = logging.getLogger("kvstore.tasks.ttl_sweep")
@@ -64,6 +63,10 @@ def sweep_tenant(client: SyncDataRedis, scripts: Scripts, settings: Settings, te
             )
         if int(removed) < ENTRIES_PER_CALL:
             break
+    # The scripts queued a kv.expire audit event per removal in the tenant's outbox. The tenant stays
+    # due in the schedule until this is done, so a sweep cut short (a killed worker) is finished by
+    # the next one, and every expiry is audited exactly once.
+    move_outbox(scripts, settings, tenant_id)
     _reschedule(client, schema, tenant_id, int(float(next_due)) if next_due else None)
     return result
 
@@ -107,12 +110,4 @@ def sweep_expired(
 def ttl_sweep() -> int:
     """Periodic: remove expired entries everywhere and audit each expiry (action kv.expire)."""
     context = worker_context()
-    result = sweep_expired(context.data_redis, context.scripts, context.settings)
-    if result.expired:
-        record_events(
-            [
-                new_event(action="kv.expire", status=0, tenant_id=e["tenant_id"], bucket=e["bucket"], key=e["key"])
-                for e in result.expired
-            ]
-        )
-    return result.removed
+    return sweep_expired(context.data_redis, context.scripts, context.settings).removed

@@ -37,6 +37,7 @@ _HTTP_CODES = {
     416: ("range_not_satisfiable", "Range Not Satisfiable"),
     422: ("validation_error", "Unprocessable Content"),
     429: ("too_many_requests", "Too Many Requests"),
+    431: ("headers_too_large", "Request Header Fields Too Large"),
     500: ("internal_error", "Internal Server Error"),
     503: ("service_unavailable", "Service Unavailable"),
 }

@@ -6,6 +6,7 @@ layers every request goes through, so they are added here rather than repeated o
 - 401 and 429 on every operation that takes a bearer token (authentication, the tenant's rate limit);
 - 400 (a body that cannot be parsed), 413 (over ``max_request_body_bytes``), 415 (not JSON) and 422
   on every operation with a request body; 422 on every operation with parameters;
+- 431 (request headers over ``max_request_header_bytes``) on every operation;
 - 503 (a Redis server unreachable) on every operation but the process-only liveness probes.
 """
 
@@ -47,6 +48,7 @@ def document_error_responses(schema: dict[str, Any], api_prefix: str) -> None:
                 _add(responses, *statuses)
             if operation.get("parameters"):
                 _add(responses, 422)
+            _add(responses, 431)
             if path not in liveness_paths:
                 _add(responses, 503)
     components = schema.get("components", {}).get("schemas", {})

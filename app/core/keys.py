@@ -242,4 +242,5 @@ local function chunk_key(tp, id, index) return tp .. 'ch:' .. id .. ':' .. index
 local function garbage_key(tp) return tp .. 'garbage' end
 local function object_compactions_key(tp) return tp .. 'ocompact' end
 local function object_trash_key(tp) return tp .. 'otrash' end
+local function audit_outbox_key(tp) return tp .. 'audit_outbox' end
 """

@@ -116,15 +116,22 @@ class RequestContextMiddleware:
                 )
 
 
-class BodyLimitMiddleware:
-    """Guards the JSON endpoints against hostile bodies before anything parses them: a body over
-    ``max_body_bytes`` is 413 (from Content-Length before reading, else while it streams in), and a
-    body whose Content-Type is not JSON is 415. Object data (``PUT .../objects/{name}`` and parts)
-    streams under the object store's own limits and carries any media type; ``/auth/token`` is a form."""
+class RequestLimitMiddleware:
+    """Guards the API against hostile requests before anything parses them:
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, api_prefix: str) -> None:
+    - request headers over ``max_header_bytes`` in all (names and values) are 431: uvicorn's
+      default HTTP parser (httptools) takes headers of any size;
+    - a body over ``max_body_bytes`` is 413, from Content-Length before reading, else while it
+      streams in (chunked);
+    - a body whose Content-Type is not JSON is 415.
+
+    Object data (``PUT .../objects/{name}`` and parts) streams under the object store's own limits
+    and carries any media type; ``/auth/token`` takes a form."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int, api_prefix: str) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
         self.prefix = api_prefix.rstrip("/")
         self.objects_prefix = f"{self.prefix}/objects/buckets/"
         self.form_paths = frozenset({f"{self.prefix}/auth/token"})
@@ -134,11 +141,22 @@ class BodyLimitMiddleware:
         return path.startswith(self.objects_prefix) and "/objects/" in path[len(self.objects_prefix) :]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") or self._raw_object_data(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         from app.api.errors import problem_response
 
+        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        if header_bytes > self.max_header_bytes:
+            detail = f"the request headers are over {self.max_header_bytes} bytes"
+            response = problem_response(
+                431, "headers_too_large", "Request Header Fields Too Large", detail, limit=self.max_header_bytes
+            )
+            await response(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS") or self._raw_object_data(scope):
+            await self.app(scope, receive, send)
+            return
         length, content_type, chunked = None, "", False
         for name, value in scope["headers"]:
             if name == b"content-length":

@@ -8,6 +8,8 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -42,6 +44,10 @@ def create_async_data_redis(settings: Settings) -> AsyncDataRedis:
         settings.redis_url,
         max_connections=settings.redis_max_connections,
         health_check_interval=30,
+        # No retries: redis-py would re-send a write script whose reply was lost (a create would then
+        # answer 409, a compare-and-swap 412, for a write that happened), and an outage would hold
+        # each request through ~10 attempts. A failure is a 503 with Retry-After at once instead.
+        retry=AsyncRetry(NoBackoff(), 0),
         **_common_options(settings),
     )
 

@@ -44,20 +44,20 @@ LoginPassword = Annotated[str, Field(min_length=1, max_length=1024), AfterValida
 
 
 class RegisterRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     username: Username
     email: EmailStr
     password: NewPassword
 
 
 class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     username: Username
     password: LoginPassword
 
 
 class RefreshRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 

@@ -40,6 +40,7 @@ _DESCRIPTIONS = {
     416: "Range not satisfiable",
     422: "Invalid input",
     429: "Rate limited or over a quota",
+    431: "Request headers over the size limit",
     503: "Storage unavailable; retry after Retry-After seconds",
 }
 

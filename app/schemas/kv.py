@@ -35,7 +35,7 @@ Encoding = Literal["base64"] | None
 
 
 class _ValueBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     value: Any = Field(description="Any JSON value; with encoding=base64, a base64 string of bytes")
     encoding: Encoding = None
     ttl: Ttl = None
@@ -55,18 +55,18 @@ class BatchItem(KVCreate):
 
 
 class BatchPut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     # Items are validated one by one by the route, so an error names the item's index.
     items: list[Any] = Field(min_length=1, description="Each {key, value, encoding?, ttl?, tags?}")
 
 
 class BatchKeys(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     keys: list[str] = Field(min_length=1)
 
 
 class BucketCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     name: str = Field(min_length=1, max_length=64)
     description: str = Field(default="", max_length=1024)
     history: int | None = Field(default=None, ge=1, description="Revisions kept per key (default 10, max 1000)")

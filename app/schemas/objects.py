@@ -19,7 +19,7 @@ def from_ms(ms: int) -> datetime:
 
 
 class ObjectBucketCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     name: str = Field(pattern=BUCKET_PATTERN, description="[a-z0-9][a-z0-9._-]{0,62}")
     description: str = Field(default="", max_length=1024)
     chunk_size: int | None = Field(
@@ -156,5 +156,5 @@ class UploadOut(BaseModel):
 
 
 class CompleteUpload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     parts: list[int] = Field(min_length=1, description="Part numbers in ascending order")

@@ -327,14 +327,19 @@ class KVService:
         self.check_key(key)
         (entry,), now = await self.get_many(tenant_id, bucket, [key])
         if revision is not None and (entry is None or entry.revision != revision):
-            return await self._get_revision(tenant_id, bucket, key, revision, now), now
+            return await self._get_revision(tenant_id, bucket, key, revision, now, live=entry is not None), now
         if entry is None:
             raise KeyNotFound(f"key {key!r} not found")
         return entry, now
 
-    async def _get_revision(self, tenant_id: str, bucket: str, key: str, revision: int, now: int) -> StoredEntry:
-        for record in await self.history(tenant_id, bucket, key, self._settings.max_history):
-            expired = record["expires_at"] is not None and record["expires_at"] <= now
+    async def _get_revision(
+        self, tenant_id: str, bucket: str, key: str, revision: int, now: int, live: bool
+    ) -> StoredEntry:
+        """A kept past revision, never one whose value has expired: neither by its own expiry nor,
+        when the key is not live and its newest record is a put, as the current value that expired."""
+        records = await self.history(tenant_id, bucket, key, self._settings.max_history)
+        for position, record in enumerate(records):
+            expired = (record["expires_at"] is not None and record["expires_at"] <= now) or (position == 0 and not live)
             if record["revision"] == revision and record["operation"] == "put" and not expired:
                 return StoredEntry(
                     key=key,

@@ -35,6 +35,7 @@ from app.core.exceptions import (
 from app.core.keys import KeySchema
 from app.core.redis import AsyncDataRedis
 from app.core.scripts import Scripts
+from app.services.kv import quota_error
 
 logger = logging.getLogger("kvstore.objects")
 
@@ -69,6 +70,8 @@ def text(raw: bytes | str) -> str:
 def script_reply(reply: list[Any]) -> list[Any]:
     """A script's reply, or the domain error it names."""
     if reply and reply[0] == b"E":
+        if reply[1] == b"quota_exceeded":
+            raise quota_error(text(reply[2]))
         error = ERRORS.get(reply[1], KVStoreError)
         raise error(text(reply[2]) or None)
     return reply
@@ -177,6 +180,12 @@ class StoredObject:
         )
 
 
+def _drop_outcome(future: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned future's exception so asyncio does not report it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass(slots=True)
 class Written:
     size: int
@@ -243,8 +252,9 @@ class ChunkStore:
             if in_flight is not None:
                 await in_flight
         except BaseException:
-            if in_flight is not None and not in_flight.done():
-                in_flight.cancel()
+            if in_flight is not None:
+                in_flight.cancel()  # nothing when it is done; its error, if any, is ours to drop
+                in_flight.add_done_callback(_drop_outcome)
             raise
         return Written(size, digest.hexdigest(), index + (in_chunk > 0))
 
@@ -271,4 +281,4 @@ class ChunkStore:
         finally:
             for task in window:
                 task.cancel()
-                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                task.add_done_callback(_drop_outcome)

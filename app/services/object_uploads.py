@@ -18,6 +18,7 @@ from app.core.exceptions import InvalidInput, PartsChanged, UploadNotFound
 from app.core.keys import KeySchema
 from app.core.redis import AsyncDataRedis
 from app.core.scripts import Scripts
+from app.services.kv import counted
 from app.services.object_content import ChunkMissing, Segment, StoredObject, new_upload_id, script_reply, text
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class MultipartUploads:
         if not UPLOAD_ID_RE.fullmatch(upload_id):
             raise UploadNotFound(f"No open multipart upload {upload_id[:40]!r}")
 
+    @counted("object_multipart_create")
     async def create(
         self,
         tenant_id: str,
@@ -87,6 +89,7 @@ class MultipartUploads:
             upload_id, bucket, name, int(reply[2]), int(reply[1]), 0, 0, content_type, description, metadata or {}
         )
 
+    @counted("object_multipart_get")
     async def get(self, tenant_id: str, bucket: str, name: str, upload_id: str) -> MultipartUpload:
         self._objects.check_name(name)
         self._check_upload_id(upload_id)
@@ -118,6 +121,7 @@ class MultipartUploads:
             parts=parts,
         )
 
+    @counted("object_multipart_part")
     async def put_part(
         self,
         tenant_id: str,
@@ -156,6 +160,7 @@ class MultipartUploads:
             await self._objects.hint(tenant_id, int(reply[1]))
         return Part(part_number, written.size, written.sha256)
 
+    @counted("object_multipart_complete")
     async def complete(
         self,
         tenant_id: str,
@@ -189,7 +194,7 @@ class MultipartUploads:
         args = [
             schema.prefix, upload_id, bucket, name,
             ",".join(f"{n}:{segment.upload_id}" for n, segment in zip(part_numbers, segments, strict=True)),
-            digest.hexdigest(), if_match, if_none_match, self._grace_ms, limit,
+            digest.hexdigest(), if_match, if_none_match, self._grace_ms, limit, self._settings.quota_max_object_bytes,
         ]  # fmt: skip
         reply = script_reply(await self._scripts.object_multipart_complete(keys=[schema.upload(upload_id)], args=args))
         created, stored_segments = bool(int(reply[1])), int(reply[8])
@@ -216,6 +221,7 @@ class MultipartUploads:
             created=created,
         )
 
+    @counted("object_multipart_abort")
     async def abort(self, tenant_id: str, bucket: str, name: str, upload_id: str) -> None:
         self._objects.check_name(name)
         self._check_upload_id(upload_id)

@@ -26,6 +26,7 @@ from app.core.exceptions import InvalidInput, PayloadTooLarge
 from app.core.keys import KeySchema
 from app.core.redis import AsyncDataRedis
 from app.core.scripts import Scripts
+from app.services.kv import counted
 from app.services.object_content import (
     MAX_CHUNK_SIZE,
     MIN_CHUNK_SIZE,
@@ -169,6 +170,7 @@ class ObjectService:
 
     # -- buckets ---------------------------------------------------------------------------------
 
+    @counted("object_bucket_create")
     async def create_bucket(
         self, tenant_id: str, name: str, description: str, chunk_size: int | None, max_object_size: int | None
     ) -> ObjectBucket:
@@ -183,6 +185,7 @@ class ObjectService:
         reply = script_reply(await self._scripts.object_bucket_create(keys=[schema.object_bucket(name)], args=args))
         return ObjectBucket(name, description, chunk_size, max_object_size, int(reply[2]))
 
+    @counted("object_bucket_list")
     async def list_buckets(self, tenant_id: str) -> list[ObjectBucket]:
         schema = KeySchema(tenant_id)
         flat = await self._scripts.object_bucket_list(keys=[schema.object_buckets()], args=[schema.prefix])
@@ -199,6 +202,7 @@ class ObjectService:
             for i in range(0, len(flat), 7)
         ]
 
+    @counted("object_bucket_delete")
     async def delete_bucket(self, tenant_id: str, name: str, force: bool) -> int:
         """Delete a bucket (force: with its objects, purged by the worker). Returns the objects dropped."""
         schema = KeySchema(tenant_id)
@@ -210,6 +214,7 @@ class ObjectService:
 
     # -- objects ---------------------------------------------------------------------------------
 
+    @counted("object_put")
     async def put_object(
         self,
         tenant_id: str,
@@ -231,6 +236,7 @@ class ObjectService:
         schema = KeySchema(tenant_id)
         upload_id = new_upload_id()
         args = [schema.prefix, bucket, name, upload_id, self._idle_ms, if_match, if_none_match]
+        args += ["" if content_length is None else content_length, self._settings.quota_max_object_bytes]
         reply = script_reply(await self._scripts.object_put_begin(keys=[schema.object_bucket(bucket)], args=args))
         bucket_id, chunk_size, limit = text(reply[1]), int(reply[2]), self.limit(int(reply[3]))
         try:
@@ -240,6 +246,7 @@ class ObjectService:
             args = [
                 schema.prefix, bucket, name, upload_id, bucket_id, written.size, written.sha256, written.chunks,
                 chunk_size, content_type, description, meta_json, if_match, if_none_match, self._grace_ms,
+                self._settings.quota_max_object_bytes,
             ]  # fmt: skip
             reply = script_reply(await self._scripts.object_commit(keys=[schema.object_bucket(bucket)], args=args))
         except BaseException:
@@ -263,6 +270,7 @@ class ObjectService:
             created=bool(int(reply[1])),
         )
 
+    @counted("object_get")
     async def get_object(self, tenant_id: str, bucket: str, name: str) -> StoredObject:
         """The current version's metadata (and the segments a reader then streams)."""
         self.check_name(name)
@@ -272,6 +280,7 @@ class ObjectService:
         fields = dict(zip(reply[2::2], reply[3::2], strict=True))
         return StoredObject.from_hash(bucket, name, fields)
 
+    @counted("object_delete")
     async def delete_object(self, tenant_id: str, bucket: str, name: str, if_match: str = "") -> None:
         self.check_name(name)
         schema = KeySchema(tenant_id)
@@ -279,6 +288,7 @@ class ObjectService:
         reply = script_reply(await self._scripts.object_delete(keys=[schema.object_bucket(bucket)], args=args))
         await self.hint(tenant_id, int(reply[1]))
 
+    @counted("object_list")
     async def list_objects(
         self, tenant_id: str, bucket: str, prefix: str = "", cursor: str | None = None, limit: int = 100
     ) -> ObjectPage:
@@ -300,6 +310,7 @@ class ObjectService:
         more = bool(int(reply[1]))
         return ObjectPage(items, encode_cursor(items[-1].name) if more and items else None)
 
+    @counted("object_verify")
     async def verify_object(self, tenant_id: str, bucket: str, name: str) -> Verification:
         """Recompute the SHA-256 from the stored chunks (every byte, whatever their length)."""
         obj = await self.get_object(tenant_id, bucket, name)

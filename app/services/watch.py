@@ -736,7 +736,7 @@ def _open_error(code: str, detail: str, bucket: str, heartbeat: float) -> KVStor
     if code == "quota_exceeded":
         name, limit, used = detail.split()
         return QuotaExceeded(
-            f"at most {limit} watch streams may be open at once; {used} are",
+            f"quota {name} exceeded: limit {limit}, current usage {used} (open watch streams)",
             quota=name,
             limit=int(limit),
             usage=int(used),

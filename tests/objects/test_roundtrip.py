@@ -114,3 +114,11 @@ async def test_delete_then_get_is_404(client, tenant, bucket) -> None:
         response = await client.request(method, object_url("gone"), headers=tenant["headers"])
         assert response.status_code == 404
         assert response.json()["code"] == "object_not_found"
+
+
+async def test_object_operations_are_counted_in_metrics(client, tenant, bucket) -> None:
+    await put_ok(client, tenant, "counted", b"x")
+    await client.get(object_url("nope"), headers=tenant["headers"])
+    metrics = (await client.get("/metrics")).text
+    assert 'kvstore_operations_total{operation="object_put",status="ok"}' in metrics
+    assert 'kvstore_operations_total{operation="object_get",status="object_not_found"}' in metrics

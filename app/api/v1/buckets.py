@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, status
 
-from fastapi import APIRouter, Path, status
-
-from app.api.deps import CurrentClaims, KVServiceDep
+from app.api.deps import CurrentClaims, KeyScopeDependency, KVServiceDep
 from app.api.v1.kv_routes import build_key_router
 from app.schemas.common import PROBLEM_RESPONSES, Message
 from app.schemas.kv import Bucket, BucketCreate, BucketList, iso_ms
-from app.services.kv import BucketInfo, KVService
+from app.services.kv import BucketInfo
 
 router = APIRouter(prefix="/kv/buckets", tags=["buckets"])
 
@@ -58,10 +56,5 @@ async def delete_bucket(bucket: str, claims: CurrentClaims, kv: KVServiceDep) ->
     return Message(message=f"Bucket {bucket!r} deleted")
 
 
-async def path_bucket(bucket: Annotated[str, Path(max_length=256)]) -> str:
-    KVService.check_bucket(bucket)
-    return bucket
-
-
-key_router = build_key_router(path_bucket, "buckets")
+key_router = build_key_router(KeyScopeDependency(), "buckets")
 router.include_router(key_router, prefix="/{bucket}/keys")

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from starlette.convertors import Convertor, register_url_convertor
+
+from app.api.deps import KeyScopeDependency
 from app.api.v1.kv_routes import build_key_router
-from app.core.context import audit_note
 from app.services.kv import DEFAULT_BUCKET
 
 
-async def default_bucket() -> str:
-    audit_note(bucket=DEFAULT_BUCKET)
-    return DEFAULT_BUCKET
+class FlatKeyConvertor(Convertor[str]):
+    """A key of the flat API: one path segment, except `buckets` and `watch`, which name the
+    /kv/buckets and /kv/watch routes. With it the flat routes cannot shadow those, so they can be
+    matched first (they are the hottest routes)."""
+
+    regex = r"(?!(?:buckets|watch)(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
 
 
-router = build_key_router(default_bucket, "kv", prefix="/kv")
+register_url_convertor("flatkey", FlatKeyConvertor())
+
+router = build_key_router(KeyScopeDependency(DEFAULT_BUCKET), "kv", prefix="/kv", key_param="{key:flatkey}")

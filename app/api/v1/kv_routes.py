@@ -1,13 +1,12 @@
 """Key routes shared by the flat API (/kv, the `default` bucket) and /kv/buckets/{bucket}/keys."""
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
-from app.api.deps import CurrentClaims, KVServiceDep
+from app.api.deps import KeyScope, KeyScopeDependency
 from app.api.errors import validation_errors
 from app.core.context import audit_note, audit_skip
 from app.core.exceptions import BadRequest, InvalidInput, KeyNotFound, PreconditionFailed, UnsupportedMediaType
@@ -109,10 +108,14 @@ def _encode(value: Any, encoding: str | None, max_depth: int, field: str = "body
         raise InvalidInput(str(exc), errors=[{"field": field, "message": str(exc), "type": "value_error"}]) from exc
 
 
-def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str, prefix: str = "") -> APIRouter:
-    """The key endpoints, with the bucket taken from ``bucket_dependency``."""
+def build_key_router(
+    scope_dependency: KeyScopeDependency, tag: str, prefix: str = "", key_param: str = "{key}"
+) -> APIRouter:
+    """The key endpoints, with tenant, service and bucket from ``scope_dependency`` and the key
+    from the path parameter ``key_param`` (a template such as ``{key}`` or ``{key:convertor}``)."""
     router = APIRouter(prefix=prefix, tags=[tag])
-    Bucket = Annotated[str, Depends(bucket_dependency)]  # noqa: N806 - a type alias
+    key_path = f"/{key_param}"
+    Scope = Annotated[KeyScope, Depends(scope_dependency)]  # noqa: N806 - a type alias
 
     @router.post(
         "",
@@ -121,13 +124,13 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         responses=PROBLEM_RESPONSES(401, 404, 409, 413, 422),
         summary="Create a key (409 when it exists)",
     )
-    async def create_key(body: KVCreate, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Response:
+    async def create_key(body: KVCreate, scope: Scope) -> Response:
         audit_note(key=body.key)
-        entry = await kv.put(
-            claims.tenant_id,
-            bucket,
+        entry = await scope.kv.put(
+            scope.tenant_id,
+            scope.bucket,
             body.key,
-            _encode(body.value, body.encoding, kv.max_json_depth),
+            _encode(body.value, body.encoding, scope.kv.max_json_depth),
             encoding=body.encoding,
             ttl=body.ttl,
             tags=body.tags,
@@ -142,9 +145,7 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         summary="List keys in key order (page/page_size or cursor/limit; prefix; tag_filter=name:value)",
     )
     async def list_keys(
-        bucket: Bucket,
-        claims: CurrentClaims,
-        kv: KVServiceDep,
+        scope: Scope,
         request: Request,
         page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
         page_size: Annotated[int | None, Query(ge=1)] = None,
@@ -163,11 +164,14 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         tags = parse_tag_filters(tag_filter)
         cursor_mode = cursor is not None or (limit is not None and page is None)
         if cursor_mode:
-            result = await kv.list(claims.tenant_id, bucket, limit=size, cursor=cursor, prefix=prefix, tags=tags,
-                                   with_total=not tags)  # fmt: skip
+            result = await scope.kv.list(
+                scope.tenant_id, scope.bucket, limit=size, cursor=cursor, prefix=prefix, tags=tags, with_total=not tags
+            )
             return render_page(result, None, size)
         page = page or 1
-        result = await kv.list(claims.tenant_id, bucket, limit=size, offset=(page - 1) * size, prefix=prefix, tags=tags)
+        result = await scope.kv.list(
+            scope.tenant_id, scope.bucket, limit=size, offset=(page - 1) * size, prefix=prefix, tags=tags
+        )
         return render_page(result, page, size)
 
     @router.post(
@@ -176,7 +180,7 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         responses=PROBLEM_RESPONSES(401, 404, 413, 422),
         summary="Write up to 1000 keys, all or nothing",
     )
-    async def batch_put(body: BatchPut, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Response:
+    async def batch_put(body: BatchPut, scope: Scope) -> Response:
         items = []
         for index, raw in enumerate(body.items):
             try:
@@ -189,53 +193,49 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
                     f"item {index} is invalid: {errors[0]['message']}", index=index, errors=errors
                 ) from exc
             try:
-                value_json = _encode(item.value, item.encoding, kv.max_json_depth, f"body.items.{index}.value")
+                value_json = _encode(item.value, item.encoding, scope.kv.max_json_depth, f"body.items.{index}.value")
             except InvalidInput as exc:
                 raise InvalidInput(f"item {index}: {exc.detail}", index=index, **exc.extra) from exc
             items.append(PutItem(item.key, value_json, item.encoding, item.ttl, item.tags))
-        entries = await kv.batch_put(claims.tenant_id, bucket, items)
+        entries = await scope.kv.batch_put(scope.tenant_id, scope.bucket, items)
         now = max(e.updated_ms for e in entries)
         return json_response(b'{"items":[' + b",".join(e.render(now) for e in entries) + b"]}")
 
     @router.post("/batch/get", response_model=BatchGetResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
-    async def batch_get(body: BatchKeys, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Response:
+    async def batch_get(body: BatchKeys, scope: Scope) -> Response:
         audit_skip()  # a read, though a POST
-        found, missing, now = await kv.batch_get(claims.tenant_id, bucket, body.keys)
+        found, missing, now = await scope.kv.batch_get(scope.tenant_id, scope.bucket, body.keys)
         items = b",".join(e.render(now) for e in found)
         return json_response(b'{"items":[' + items + b'],"missing":' + json.dumps(missing).encode() + b"}")
 
     @router.post("/batch/delete", response_model=BatchDeleteResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
-    async def batch_delete(
-        body: BatchKeys, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep
-    ) -> BatchDeleteResult:
-        deleted, missing = await kv.batch_delete(claims.tenant_id, bucket, body.keys)
+    async def batch_delete(body: BatchKeys, scope: Scope) -> BatchDeleteResult:
+        deleted, missing = await scope.kv.batch_delete(scope.tenant_id, scope.bucket, body.keys)
         return BatchDeleteResult(deleted=deleted, missing=missing)
 
     @router.get("/stats/count", response_model=Count, responses=PROBLEM_RESPONSES(401, 404))
-    async def count_keys(bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Count:
-        return Count(count=await kv.count(claims.tenant_id, bucket))
+    async def count_keys(scope: Scope) -> Count:
+        return Count(count=await scope.kv.count(scope.tenant_id, scope.bucket))
 
     @router.get(
-        "/{key}",
+        key_path,
         response_model=Entry,
         responses={304: {"description": "Not modified (If-None-Match)"}, **PROBLEM_RESPONSES(401, 404, 422)},
         summary="Read a key (ETag = its version); ?revision=N reads a past revision",
     )
     async def get_key(
         key: str,
-        bucket: Bucket,
-        claims: CurrentClaims,
-        kv: KVServiceDep,
+        scope: Scope,
         revision: Annotated[int | None, Query(ge=1)] = None,
         if_none_match: IfNoneMatch = None,
     ) -> Response:
-        entry, now = await kv.get(claims.tenant_id, bucket, key, revision)
+        entry, now = await scope.kv.get(scope.tenant_id, scope.bucket, key, revision)
         if if_none_match and if_none_match.strip() in ("*", f'"{entry.version}"', f'W/"{entry.version}"'):
             return Response(status_code=304, headers={"ETag": f'"{entry.version}"'})
         return entry_response(entry, now)
 
     @router.put(
-        "/{key}",
+        key_path,
         response_model=Entry,
         responses={201: {"description": "Created", "model": Entry}, **PROBLEM_RESPONSES(401, 404, 412, 413, 422)},
         summary="Create (201) or update (200); If-Match / expected_version = compare-and-swap",
@@ -243,9 +243,7 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
     async def put_key(
         key: str,
         body: KVPut,
-        bucket: Bucket,
-        claims: CurrentClaims,
-        kv: KVServiceDep,
+        scope: Scope,
         if_match: IfMatch = None,
         if_none_match: IfNoneMatch = None,
         expected_version: ExpectedVersion = None,
@@ -254,11 +252,11 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         expected, must_exist = resolve_expected(if_match, expected_version, expected_revision)
         create_only = if_none_match is not None and if_none_match.strip() == "*"
         try:
-            entry = await kv.put(
-                claims.tenant_id,
-                bucket,
+            entry = await scope.kv.put(
+                scope.tenant_id,
+                scope.bucket,
                 key,
-                _encode(body.value, body.encoding, kv.max_json_depth),
+                _encode(body.value, body.encoding, scope.kv.max_json_depth),
                 encoding=body.encoding,
                 ttl=body.ttl,
                 tags=body.tags,
@@ -271,7 +269,7 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         return entry_response(entry, entry.updated_ms, 201 if entry.created else 200)
 
     @router.patch(
-        "/{key}",
+        key_path,
         response_model=Entry,
         responses=PROBLEM_RESPONSES(400, 401, 404, 412, 413, 415, 422),
         summary="RFC 7396 JSON merge patch of the stored value (application/merge-patch+json)",
@@ -285,9 +283,7 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
     async def patch_key(
         key: str,
         request: Request,
-        bucket: Bucket,
-        claims: CurrentClaims,
-        kv: KVServiceDep,
+        scope: Scope,
         if_match: IfMatch = None,
         expected_version: ExpectedVersion = None,
         expected_revision: ExpectedRevisionAlias = None,
@@ -298,52 +294,48 @@ def build_key_router(bucket_dependency: Callable[..., Awaitable[str]], tag: str,
         try:
             patch = json.loads(await request.body(), parse_constant=_reject_constant)
         except RecursionError as exc:
-            raise InvalidInput(f"the JSON body is nested deeper than {kv.max_json_depth} levels") from exc
+            raise InvalidInput(f"the JSON body is nested deeper than {scope.kv.max_json_depth} levels") from exc
         except ValueError as exc:
             raise BadRequest("the body is not valid JSON") from exc
         expected, _ = resolve_expected(if_match, expected_version, expected_revision)
-        entry = await kv.patch(claims.tenant_id, bucket, key, patch, expected)
+        entry = await scope.kv.patch(scope.tenant_id, scope.bucket, key, patch, expected)
         return entry_response(entry, entry.updated_ms)
 
     @router.delete(
-        "/{key}",
+        key_path,
         response_model=Message,
         responses=PROBLEM_RESPONSES(401, 404, 412, 422),
         summary="Delete a key (If-Match honoured)",
     )
     async def delete_key(
         key: str,
-        bucket: Bucket,
-        claims: CurrentClaims,
-        kv: KVServiceDep,
+        scope: Scope,
         if_match: IfMatch = None,
         expected_version: ExpectedVersion = None,
         expected_revision: ExpectedRevisionAlias = None,
     ) -> Message:
         expected, _ = resolve_expected(if_match, expected_version, expected_revision)
-        await kv.delete(claims.tenant_id, bucket, key, expected)
+        await scope.kv.delete(scope.tenant_id, scope.bucket, key, expected)
         return Message(message="Key deleted successfully")
 
-    @router.get("/{key}/exists", response_model=Exists, responses=PROBLEM_RESPONSES(401, 404, 422))
-    async def key_exists(key: str, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> Exists:
-        kv.check_key(key)
-        (entry,), _ = await kv.get_many(claims.tenant_id, bucket, [key])
+    @router.get(f"{key_path}/exists", response_model=Exists, responses=PROBLEM_RESPONSES(401, 404, 422))
+    async def key_exists(key: str, scope: Scope) -> Exists:
+        scope.kv.check_key(key)
+        (entry,), _ = await scope.kv.get_many(scope.tenant_id, scope.bucket, [key])
         return Exists(key=key, exists=entry is not None)
 
-    @router.get("/{key}/ttl", response_model=TtlInfo, responses=PROBLEM_RESPONSES(401, 404, 422))
-    async def key_ttl(key: str, bucket: Bucket, claims: CurrentClaims, kv: KVServiceDep) -> TtlInfo:
-        entry, now = await kv.get(claims.tenant_id, bucket, key)
+    @router.get(f"{key_path}/ttl", response_model=TtlInfo, responses=PROBLEM_RESPONSES(401, 404, 422))
+    async def key_ttl(key: str, scope: Scope) -> TtlInfo:
+        entry, now = await scope.kv.get(scope.tenant_id, scope.bucket, key)
         return TtlInfo(key=key, ttl=entry.ttl_seconds(now))
 
-    @router.get("/{key}/history", response_model=History, responses=PROBLEM_RESPONSES(401, 404, 422))
+    @router.get(f"{key_path}/history", response_model=History, responses=PROBLEM_RESPONSES(401, 404, 422))
     async def key_history(
         key: str,
-        bucket: Bucket,
-        claims: CurrentClaims,
-        kv: KVServiceDep,
+        scope: Scope,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
-        records = await kv.history(claims.tenant_id, bucket, key, limit)
+        records = await scope.kv.history(scope.tenant_id, scope.bucket, key, limit)
         for record in records:
             # Millisecond timestamps in the same format as the entries' metadata.
             record["updated_at"] = iso_ms(record["updated_at"])

@@ -70,6 +70,7 @@ BINARY_BODY: dict[str, Any] = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
+REPLACED: dict[str, Any] = {"description": "An existing object was replaced", "model": ObjectOut}
 BINARY_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"description": "The object's bytes", "content": {"application/octet-stream": {}}},
     206: {"description": "The requested byte range (Content-Range)"},
@@ -337,7 +338,7 @@ async def put_part(
     UPLOAD + "/complete",
     response_model=ObjectOut,
     status_code=status.HTTP_201_CREATED,
-    responses=PROBLEM_RESPONSES(401, 404, 409, 412, 413, 422),
+    responses={200: REPLACED, **PROBLEM_RESPONSES(401, 404, 409, 412, 413, 422)},
     name="objects.multipart_complete",
 )
 async def complete_upload(
@@ -378,7 +379,7 @@ async def abort_upload(
     OBJECT,
     response_model=ObjectOut,
     status_code=status.HTTP_201_CREATED,
-    responses=PROBLEM_RESPONSES(401, 404, 409, 412, 413, 422),
+    responses={200: REPLACED, **PROBLEM_RESPONSES(401, 404, 409, 412, 413, 422)},
     openapi_extra=BINARY_BODY,
     name="objects.put",
 )

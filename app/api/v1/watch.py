@@ -238,7 +238,8 @@ async def watch_socket(websocket: WebSocket, bucket: str) -> None:
             websocket.app.state.watch, claims, bucket, params, websocket.headers.get("last-event-id")
         )
     except KVStoreError as exc:
-        await _refuse(websocket, exc.status, exc.code, exc.detail)
+        extra = {name: value for name, value in exc.extra.items() if name != "headers"}
+        await _refuse(websocket, exc.status, exc.code, exc.detail, **extra)
         return
     except ValidationError as exc:
         errors = validation_errors(list(exc.errors()))

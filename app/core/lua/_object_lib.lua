@@ -86,16 +86,33 @@ local function account(tp, bkey, objects_delta, bytes_delta)
   end
 end
 
+-- {'E', 'quota_exceeded', 'max_object_bytes <limit> <usage>'} when adding `growth` bytes would
+-- pass the tenant's object bytes quota (its override in the limits hash, else `default`;
+-- 0 = unlimited), else nil. A version no bigger than the one it replaces always passes.
+local function check_object_quota(tp, growth, default)
+  if growth <= 0 then return nil end
+  local limit = redis.call('HGET', limits_key(tp), 'max_object_bytes') or default
+  if tonumber(limit) <= 0 then return nil end
+  local used = redis.call('HGET', usage_key(tp), 'object_bytes') or '0'
+  if tonumber(used) + growth > tonumber(limit) then
+    return err('quota_exceeded', 'max_object_bytes ' .. limit .. ' ' .. used)
+  end
+  return nil
+end
+
 -- Make `v` (segs, size, sha256, chunks, chunk_size, ctype, desc, meta) the current version of
 -- object `name`, atomically. The replaced version's chunks become garbage after the grace period.
+-- `quota` is the default object bytes quota (see check_object_quota).
 -- Returns {'OK', created 1|0, version, created ms, updated ms, garbage due ms} or an error.
-local function install_version(tp, b, name, v, if_match, if_none_match, grace_ms)
+local function install_version(tp, b, name, v, if_match, if_none_match, grace_ms, quota)
   local mkey = object_meta_key(tp, b.id, name)
   local cur = redis.call('HMGET', mkey, 'segs', 'size', 'sha256', 'ver', 'c')
   local exists = cur[2] ~= false
   if not conditions_hold(exists and cur[3] or nil, if_match, if_none_match) then
     return err('precondition_failed', 'The object does not match If-Match / If-None-Match')
   end
+  local over = check_object_quota(tp, v.size - (exists and tonumber(cur[2]) or 0), quota)
+  if over then return over end
   local now = server_ms()
   local due = now + grace_ms
   local version, created = 1, now

@@ -4,7 +4,8 @@
 -- Parts not listed become garbage. An object of several parts is queued for compaction.
 -- KEYS[1] upload hash. ARGV[1] tenant prefix ARGV[2] upload id ARGV[3] bucket ARGV[4] object name
 -- ARGV[5] "<n>:<part upload id>,..." (the parts hashed by the caller) ARGV[6] sha256 of the whole
--- ARGV[7] If-Match ARGV[8] If-None-Match ARGV[9] grace ms ARGV[10] max object size.
+-- ARGV[7] If-Match ARGV[8] If-None-Match ARGV[9] grace ms ARGV[10] max object size
+-- ARGV[11] default object bytes quota (0 = unlimited). A refused completion leaves the upload as it was.
 -- Returns {'OK', created, version, created ms, updated ms, garbage due, size, chunks, segments}.
 local tp, id, name = ARGV[1], ARGV[2], ARGV[4]
 local up = load_multipart(tp, id, ARGV[3], name)
@@ -29,7 +30,7 @@ end
 local f = redis.call('HMGET', up.key, 'ctype', 'desc', 'meta')
 local v = {segs = table.concat(segs, ','), size = size, sha256 = ARGV[6], chunks = chunks,
            chunk_size = up.chunk_size, ctype = f[1], desc = f[2], meta = f[3]}
-local res = install_version(tp, b, name, v, ARGV[7], ARGV[8], tonumber(ARGV[9]))
+local res = install_version(tp, b, name, v, ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[11])
 if res[1] ~= 'OK' then return res end
 local fields = redis.call('HGETALL', up.key)
 for i = 1, #fields, 2 do

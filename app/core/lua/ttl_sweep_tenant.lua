@@ -4,6 +4,9 @@
 -- whose earliest expiry has passed are visited, and only their expired keys.
 -- KEYS[1] the tenant's ttl_buckets sorted set. ARGV[1..H] the common header (ARGV[2] unused),
 -- ARGV[H+1] the most entries to remove in this call.
+-- Each removal also appends its `kv.expire` audit event to the tenant's audit outbox, in this same
+-- atomic step, so a worker killed between a sweep and its audit write loses no event: the sweep of
+-- the tenant (still due until it finishes) moves the outbox into the audit stream.
 -- Returns {removed, tenant's next expiry ms or '', {bucket, key, version, revision, ...}}.
 local cfg = read_config()
 local tp = cfg.tp
@@ -23,6 +26,9 @@ for _, name in ipairs(due) do
       local cur = read_entry(tp, b, key)
       if cur and is_expired(cur, now) then
         local res = remove_entry(cfg, b, key, cur, 'expire', now)
+        redis.call('RPUSH', audit_outbox_key(tp), cjson.encode({
+          eid = 'expire:' .. b.id .. ':' .. res[1], ts = tostring(now), action = 'kv.expire',
+          bucket = name, key = key, outcome = 'success', status = '0'}))
         removed = removed + 1
         budget = budget - 1
         out[#out + 1] = name; out[#out + 1] = key; out[#out + 1] = res[2]; out[#out + 1] = res[1]
