@@ -28,9 +28,11 @@ Metrics (label values are route templates and small fixed sets, never a raw path
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
@@ -42,6 +44,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.exceptions import KVStoreError
 from app.core.middleware import route_template
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 # Sub-millisecond KV calls up to slow object transfers.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -92,6 +96,20 @@ def track_operation(operation: str) -> Iterator[None]:
         record_operation(operation, "error")
         raise
     record_operation(operation, "ok")
+
+
+def counted(operation: str) -> Callable[[F], F]:
+    """Count each call in kvstore_operations_total{operation,status}."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        async def counted_method(*args: Any, **kwargs: Any) -> Any:
+            with track_operation(operation):
+                return await method(*args, **kwargs)
+
+        return counted_method  # type: ignore[return-value]
+
+    return wrap
 
 
 def watch_connection_opened(transport: str = "sse") -> None:

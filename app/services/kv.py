@@ -6,12 +6,10 @@ revision, the key/tag/TTL indexes, usage counters, history and the change feed t
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from app.config import Settings
 from app.core import keys
@@ -30,13 +28,12 @@ from app.core.exceptions import (
     VersionConflict,
 )
 from app.core.keys import KeySchema
-from app.core.metrics import track_operation
+from app.core.metrics import counted
 from app.core.redis import AsyncDataRedis
 from app.core.scripts import Scripts
 from app.schemas.kv import BUCKET_RE, KEY_RE, check_json_depth, dumps, iso_ms
 
 DEFAULT_BUCKET = "default"
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 @dataclass(slots=True)
@@ -172,20 +169,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[name] = merge_patch(result.get(name), value)
     return result
-
-
-def counted(operation: str) -> Callable[[F], F]:
-    """Count each call in kvstore_operations_total{operation,status}."""
-
-    def wrap(method: F) -> F:
-        @functools.wraps(method)
-        async def counted_method(*args: Any, **kwargs: Any) -> Any:
-            with track_operation(operation):
-                return await method(*args, **kwargs)
-
-        return counted_method  # type: ignore[return-value]
-
-    return wrap
 
 
 class KVService:

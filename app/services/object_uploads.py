@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from app.config import Settings
 from app.core.exceptions import InvalidInput, PartsChanged, UploadNotFound
 from app.core.keys import KeySchema
+from app.core.metrics import counted
 from app.core.redis import AsyncDataRedis
 from app.core.scripts import Scripts
-from app.services.kv import counted
 from app.services.object_content import ChunkMissing, Segment, StoredObject, new_upload_id, script_reply, text
 
 if TYPE_CHECKING:

@@ -24,9 +24,9 @@ from app.config import Settings
 from app.core import keys
 from app.core.exceptions import InvalidInput, PayloadTooLarge
 from app.core.keys import KeySchema
+from app.core.metrics import counted
 from app.core.redis import AsyncDataRedis
 from app.core.scripts import Scripts
-from app.services.kv import counted
 from app.services.object_content import (
     MAX_CHUNK_SIZE,
     MIN_CHUNK_SIZE,

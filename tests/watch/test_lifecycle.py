@@ -99,7 +99,7 @@ async def test_a_client_that_does_not_read_is_cut_off_with_where_to_resume(http,
         if subscription.failure:
             break
     assert subscription.failure == "slow_consumer"
-    assert subscription.queue.qsize() == 1  # the queued events were dropped at once, only the marker is left
+    assert subscription.queue.qsize() <= 1  # the queued events were dropped at once (the marker may be left)
     assert not served.hub.readers  # the reader had no other watcher
 
     async with asyncio.timeout(20):  # now the client reads everything it was sent
