@@ -28,13 +28,16 @@ from app.services.usage import QUOTAS, UsageService
 
 
 async def _tenant_id(redis, who: str) -> str:  # type: ignore[no-untyped-def]
+    """The id of an existing tenant named by its id or its username."""
     try:
-        return str(uuid.UUID(who))
+        tenant_id = str(uuid.UUID(who))
     except ValueError:
         raw = await redis.get(keys.username_claim(who.lower()))
-        if raw is None:
-            raise KVStoreError(f"no tenant id or username {who!r}") from None
-        return raw.decode()
+        tenant_id = raw.decode() if raw is not None else ""
+    # Never write limits or counters for a tenant that does not exist.
+    if not tenant_id or not await redis.exists(keys.KeySchema(tenant_id).user()):
+        raise KVStoreError(f"no tenant id or username {who!r}")
+    return tenant_id
 
 
 async def run(args: argparse.Namespace) -> dict:

@@ -6,10 +6,13 @@ older than ``audit_retention_days`` (MINID ~). Every write goes through audit_wr
 records an event id once (``KeySchema.audit_ids()``, remembered ``audit_dedupe_window_seconds``),
 so retries and double deliveries never show an event twice.
 
-Other tasks record their own events (the TTL sweep's expirations) with :func:`record_events`
-and :func:`app.services.audit.new_event` (``status=0``, no request id)::
+Other tasks record their own events with :func:`record_events` and
+:func:`app.services.audit.new_event` (``status=0``, no request id)::
 
     record_events([new_event(action="kv.expire", status=0, tenant_id=t, bucket=b, key=k)])
+
+The TTL sweep does not: its script queues each ``kv.expire`` event in the tenant's outbox in the
+same atomic step as the removal, and :func:`move_outbox` records them (a killed worker loses none).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
@@ -23,7 +23,9 @@ from app.services.objects import ObjectService
 # Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, which costs
 # more than the whole lookup.
 # auto_error=False: a missing token is answered by our own 401 problem, not FastAPI's.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+TOKEN_URL = "/api/v1/auth/token"
+SCHEME_NAME = "OAuth2PasswordBearer"  # one scheme in the docs, whichever dependency carries it
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -78,7 +80,7 @@ class BearerClaims(OAuth2PasswordBearer):
         return claims
 
 
-get_current_claims = BearerClaims(tokenUrl="/api/v1/auth/token", auto_error=False)
+get_current_claims = BearerClaims(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +93,30 @@ class KeyScope:
 
 
 class KeyScopeDependency(BearerClaims):
-    """Authenticates the request and names its bucket: `fixed_bucket`, else the path's {bucket}.
+    """Authenticates the request and names its bucket (``fixed_bucket``: the flat API's `default`).
     One dependency for the hottest endpoints (each extra one costs FastAPI a resolution pass)."""
 
-    def __init__(self, fixed_bucket: str | None = None) -> None:
-        super().__init__(tokenUrl="/api/v1/auth/token", auto_error=False)
+    def __init__(self, fixed_bucket: str = "default") -> None:
+        super().__init__(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
         self.fixed_bucket = fixed_bucket
 
     async def __call__(self, request: Request) -> KeyScope:  # type: ignore[override]
+        audit_note(bucket=self.fixed_bucket)
+        claims = await super().__call__(request)
+        return KeyScope(claims.tenant_id, request.app.state.kv_service, self.fixed_bucket)
+
+
+class PathKeyScopeDependency(BearerClaims):
+    """Like KeyScopeDependency, with the bucket from the path (/kv/buckets/{bucket}/keys/...)."""
+
+    def __init__(self) -> None:
+        super().__init__(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request, bucket: Annotated[str, Path(max_length=256, description="Bucket name")]
+    ) -> KeyScope:
         kv: KVService = request.app.state.kv_service
-        if self.fixed_bucket is not None:
-            bucket = self.fixed_bucket
-            audit_note(bucket=bucket)
-        else:
-            bucket = request.path_params["bucket"]
-            kv.check_bucket(bucket)
+        kv.check_bucket(bucket)
         claims = await super().__call__(request)
         return KeyScope(claims.tenant_id, kv, bucket)
 

@@ -13,11 +13,13 @@ layers every request goes through, so they are added here rather than repeated o
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from app.schemas.common import problem_response_doc
 
 PROBLEM_JSON = "application/problem+json"
+PATH_PARAMETER_RE = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
@@ -37,6 +39,7 @@ def document_error_responses(schema: dict[str, Any], api_prefix: str) -> None:
             operation = item.get(method)
             if operation is None:
                 continue
+            _declare_path_parameters(path, operation)
             responses = operation.setdefault("responses", {})
             if operation.get("security"):
                 _add(responses, 401, 429)
@@ -55,6 +58,18 @@ def document_error_responses(schema: dict[str, Any], api_prefix: str) -> None:
     if "#/components/schemas/HTTPValidationError" not in json.dumps(schema.get("paths", {})):
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
+
+
+def _declare_path_parameters(path: str, operation: dict[str, Any]) -> None:
+    """Every ``{name}`` of the path template as a path parameter: one a dependency reads from the
+    request itself (``KeyScopeDependency`` takes ``{bucket}`` so) is not declared by FastAPI."""
+    parameters = operation.setdefault("parameters", [])
+    declared = {p.get("name") for p in parameters if p.get("in") == "path"}
+    for name in PATH_PARAMETER_RE.findall(path):
+        if name not in declared:
+            parameters.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
+    if not parameters:
+        del operation["parameters"]
 
 
 def _is_json(media_type: str) -> bool:

@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -121,6 +122,7 @@ class RequestLimitMiddleware:
 
     - request headers over ``max_header_bytes`` in all (names and values) are 431: uvicorn's
       default HTTP parser (httptools) takes headers of any size;
+    - a path whose percent-escapes are not UTF-8 is 422 (a key or name must not silently change);
     - a body over ``max_body_bytes`` is 413, from Content-Length before reading, else while it
       streams in (chunked);
     - a body whose Content-Type is not JSON is 415.
@@ -152,6 +154,14 @@ class RequestLimitMiddleware:
             response = problem_response(
                 431, "headers_too_large", "Request Header Fields Too Large", detail, limit=self.max_header_bytes
             )
+            await response(scope, receive, send)
+            return
+        raw_path = scope.get("raw_path") or b""
+        if b"%" in raw_path and not _utf8(unquote_to_bytes(raw_path)):
+            # Servers decode such a path with U+FFFD in place of the bad bytes: a name would change.
+            detail = "the percent-decoded path is not valid UTF-8"
+            errors = [{"field": "path", "message": detail, "type": "value_error"}]
+            response = problem_response(422, "validation_error", "Unprocessable Content", detail, errors=errors)
             await response(scope, receive, send)
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS") or self._raw_object_data(scope):
@@ -192,6 +202,14 @@ class RequestLimitMiddleware:
             return message
 
         await self.app(scope, receive_with_limit, send)
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_json(content_type: str) -> bool:

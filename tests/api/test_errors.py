@@ -74,7 +74,6 @@ async def test_validation_error_does_not_echo_the_input(client):
         (b"{not json", "application/json"),
         (b"[1, 2, 3]", "application/json"),
         (b"null", "application/json"),
-        (b"username=alice", "application/x-www-form-urlencoded"),
         (b"", "application/json"),
     ],
 )
@@ -82,6 +81,13 @@ async def test_malformed_bodies_are_422_problems_not_500(client, content, conten
     response = await client.post("/api/v1/auth/login", content=content, headers={"content-type": content_type})
     body = assert_problem(response, 422, "validation_error")
     assert body["errors"]
+
+
+async def test_a_form_body_on_a_json_endpoint_is_415_problem(client):
+    response = await client.post(
+        "/api/v1/auth/login", content=b"username=alice", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert_problem(response, 415, "unsupported_media_type")
 
 
 async def test_undecodable_body_is_400_problem_not_500(client):

@@ -212,9 +212,12 @@ async def test_invalid_utf8_is_400_or_422_never_500(client: httpx.AsyncClient, t
     # Invalid UTF-8 in the path (a key, a bucket, an object name) is a bad name.
     assert_problem(await client.get(f"{API}/kv/a%FFb", headers=headers), 422)
     assert_problem(await client.get(f"{API}/kv/buckets/b%C3%28/keys/k", headers=headers), 422)
-    response = await client.get(f"{API}/objects/buckets/files/objects/a%FFb", headers=headers)
-    assert response.status_code in (404, 422), response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
+    assert (await client.post(f"{API}/objects/buckets", json={"name": "files"}, headers=headers)).status_code == 201
+    for name in ("a%FFb", "a%C3%28b", "%ED%A0%80"):  # a stray byte, a bad sequence, a surrogate
+        response = await client.put(f"{API}/objects/buckets/files/objects/{name}", content=b"x", headers=headers)
+        assert "UTF-8" in assert_problem(response, 422, "validation_error")["detail"]
+    listed = await client.get(f"{API}/objects/buckets/files/objects", headers=headers)
+    assert listed.json()["items"] == []
 
 
 @pytest.mark.parametrize("bad", ["a%00b", "a%0Ab", "a%0Db", "a%1Fb", "a%7Fb", "a%09b", "%00"])

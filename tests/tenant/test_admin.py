@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -82,6 +83,7 @@ async def test_usage_and_recount_through_the_admin_script(alice, settings, sync_
 async def test_admin_script_refuses_bad_input_without_a_traceback(alice, settings) -> None:
     cases = [
         (("usage", "nobody-here"), 1, "no tenant id or username"),
+        (("set-limits", str(uuid.uuid4()), "--max-keys", "5"), 1, "no tenant id or username"),
         (("set-limits", alice.id), 1, "nothing to change"),
         (("set-limits", alice.id, "--max-keys", "-1"), 1, ">= 0"),
         (("set-limits", alice.id, "--reset", "max_bogus"), 2, "invalid choice"),

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.core.embedded_redis import free_port
 from app.main import create_app
-from app.services.watch import WatchHub
+from app.services.watch_hub import WatchHub
 
 WATCH_DEFAULTS: dict[str, Any] = {
     "watch_heartbeat_seconds": 0.3,

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from app.schemas.watch import event_data, socket_message, sse_comment, sse_frame
-from app.services.watch import CUT_OFF, FeedEvent, Subscription, WatchSession
+from app.services.watch import WatchSession
+from app.services.watch_hub import CUT_OFF, FeedEvent, Subscription
 
 
 def test_sse_frame_splits_line_breaks_into_data_lines() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.api.deps import CurrentClaims, KeyScopeDependency, KVServiceDep
+from app.api.deps import CurrentClaims, KVServiceDep, PathKeyScopeDependency
 from app.api.v1.kv_routes import build_key_router
 from app.schemas.common import PROBLEM_RESPONSES, Message
 from app.schemas.kv import Bucket, BucketCreate, BucketList, iso_ms
@@ -56,5 +56,5 @@ async def delete_bucket(bucket: str, claims: CurrentClaims, kv: KVServiceDep) ->
     return Message(message=f"Bucket {bucket!r} deleted")
 
 
-key_router = build_key_router(KeyScopeDependency(), "buckets")
+key_router = build_key_router(PathKeyScopeDependency(), "buckets")
 router.include_router(key_router, prefix="/{bucket}/keys")

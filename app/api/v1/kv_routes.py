@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
-from app.api.deps import KeyScope, KeyScopeDependency
+from app.api.deps import BearerClaims, KeyScope
 from app.api.errors import validation_errors
 from app.core.context import audit_note, audit_skip
 from app.core.exceptions import BadRequest, InvalidInput, KeyNotFound, PreconditionFailed, UnsupportedMediaType
@@ -108,9 +108,7 @@ def _encode(value: Any, encoding: str | None, max_depth: int, field: str = "body
         raise InvalidInput(str(exc), errors=[{"field": field, "message": str(exc), "type": "value_error"}]) from exc
 
 
-def build_key_router(
-    scope_dependency: KeyScopeDependency, tag: str, prefix: str = "", key_param: str = "{key}"
-) -> APIRouter:
+def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "", key_param: str = "{key}") -> APIRouter:
     """The key endpoints, with tenant, service and bucket from ``scope_dependency`` and the key
     from the path parameter ``key_param`` (a template such as ``{key}`` or ``{key:convertor}``)."""
     router = APIRouter(prefix=prefix, tags=[tag])
@@ -213,7 +211,7 @@ def build_key_router(
         deleted, missing = await scope.kv.batch_delete(scope.tenant_id, scope.bucket, body.keys)
         return BatchDeleteResult(deleted=deleted, missing=missing)
 
-    @router.get("/stats/count", response_model=Count, responses=PROBLEM_RESPONSES(401, 404))
+    @router.get("/stats/count", response_model=Count, responses=PROBLEM_RESPONSES(401, 404, 422))
     async def count_keys(scope: Scope) -> Count:
         return Count(count=await scope.kv.count(scope.tenant_id, scope.bucket))
 

@@ -27,7 +27,8 @@ from app.core.security import AccessClaims
 from app.schemas.common import PROBLEM_RESPONSES
 from app.schemas.watch import WatchParams, json_data, socket_message, sse_comment, sse_frame
 from app.services.kv import DEFAULT_BUCKET
-from app.services.watch import COMMENTS, REDIS_ERRORS, WatchMessage, WatchService, WatchSession
+from app.services.watch import COMMENTS, WatchMessage, WatchService, WatchSession
+from app.services.watch_hub import REDIS_ERRORS
 
 router = APIRouter(tags=["watch"])
 
