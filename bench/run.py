@@ -86,11 +86,15 @@ def parse_wrk(output: str) -> dict[str, float]:
     p50 = ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     p99 = ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    # wrk counts the connections it cuts at the end of the run as read errors: reported apart.
     sock = re.search(r"Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)", output)
-    failed = int(errors.group(1)) if errors else 0
-    if sock:
-        failed += sum(int(g) for g in sock.groups())
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": failed}
+    return {
+        "rps": rps,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": sum(int(g) for g in sock.groups()) if sock else 0,
+    }
 
 
 def run_wrk(url: str, token: str | None, script: Path | None, duration: int, connections: int) -> dict[str, float]:
@@ -165,11 +169,12 @@ def main() -> int:
         "QUOTA_MAX_KV_BYTES": "0",
     }
     bin_dir = Path(sys.executable).parent
+    api_log = (work / "api.log").open("wb")
     procs = [
         subprocess.Popen([str(bin_dir / "huey_consumer"), "tasks.huey"], env=env, cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         subprocess.Popen([str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "app.main:app"], env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                         stdout=api_log, stderr=subprocess.STDOUT),
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -208,6 +213,10 @@ def main() -> int:
                 proc.kill()
         data.stop()
         queue.stop()
+        api_log.close()
+        problems = [line for line in (work / "api.log").read_text(errors="replace").splitlines() if '"ERROR"' in line]
+        if problems:
+            print(f"\nthe API logged {len(problems)} errors, the first ones:", *problems[:3], sep="\n  ")
         shutil.rmtree(work, ignore_errors=True)
     report = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
