@@ -23,6 +23,20 @@ CHUNK = max(1, min(BURST, int(RATE * SHARE)))  # tokens a process leases at a ti
 RUN_SECONDS = 2.0
 
 
+def wait_ready(process: subprocess.Popen, url: str, timeout: float = 60) -> bool:
+    """True once the process answers /health; False if it exited first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer in {timeout} s"
+        time.sleep(0.1)
+    return False
+
+
 @pytest.fixture
 def api_processes(settings, tmp_path: Path) -> Iterator[list[str]]:
     """Two uvicorn processes of the app on free ports, configured only through the environment."""
@@ -38,25 +52,22 @@ def api_processes(settings, tmp_path: Path) -> Iterator[list[str]]:
         "RATE_LIMIT_BURST": str(BURST),
         "RATE_LIMIT_LOCAL_SHARE": str(SHARE),
     }
-    processes, urls = [], []
+    processes: list[tuple[subprocess.Popen, object]] = []
+    urls = []
     try:
         for i in range(2):
-            port = free_port()
-            log = (tmp_path / f"api{i}.log").open("w")
-            command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
-            processes.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log), log))
-            urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        for (process, _), url in zip(processes, urls, strict=True):
-            while True:
-                assert process.poll() is None, (tmp_path / "api0.log").read_text() + (tmp_path / "api1.log").read_text()
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the API processes did not start"
-                time.sleep(0.1)
+            for attempt in range(3):  # a free port may be taken by someone else before uvicorn binds it
+                port = free_port()
+                log_path = tmp_path / f"api{i}-{attempt}.log"
+                log = log_path.open("w")
+                command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+                process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+                processes.append((process, log))
+                if wait_ready(process, f"http://127.0.0.1:{port}"):
+                    urls.append(f"http://127.0.0.1:{port}")
+                    break
+            else:
+                pytest.fail(f"API process {i} did not start: {log_path.read_text()}")
         yield urls
     finally:
         for process, log in processes:
@@ -81,10 +92,12 @@ def test_two_api_processes_share_the_tenant_budget(api_processes: list[str]) -> 
         admitted = {0: 0, 1: 0}
         refused = []
         started = time.monotonic()
-        sent = 0
+        sent, slowest = 0, 0.0
         while time.monotonic() - started < RUN_SECONDS:
             which = sent % 2
+            before = time.monotonic()
             response = (first, second)[which].get("/api/v1/usage", headers=headers)
+            slowest = max(slowest, time.monotonic() - before)
             sent += 1
             assert response.status_code in (200, 429), response.text
             assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= set(response.headers)
@@ -98,11 +111,13 @@ def test_two_api_processes_share_the_tenant_budget(api_processes: list[str]) -> 
     total = admitted[0] + admitted[1]
     budget = BURST + RATE * elapsed
     # Every admitted request spent a token of the one budget in Redis first: never more than the
-    # budget; fewer by at most the chunk each process may still hold, and a token or two of timing.
+    # budget (one budget per process would let about twice as many through).
     assert total <= budget + 1, (total, budget, admitted)
-    assert total >= budget - 2 * CHUNK - 3, (total, budget, admitted)
-    assert min(admitted.values()) >= BURST // 4, admitted  # both processes served the tenant
-    assert sent > 2 * budget  # the client did push past the budget
-    assert refused and all(int(r.headers["retry-after"]) >= 1 for r in refused)
+    # Fewer by at most the chunk each process may still hold, the tokens that came while the
+    # client waited for its slowest answer, and a token of rounding.
+    assert total >= budget - 2 * CHUNK - RATE * slowest - 2, (total, budget, admitted, slowest)
+    assert min(admitted.values()) >= 2, admitted  # both processes served the tenant
+    assert refused, "the client never got past the budget"
+    assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
     assert all(r.json()["code"] == "too_many_requests" for r in refused)
     assert all(r.headers["ratelimit-remaining"] == "0" for r in refused)
