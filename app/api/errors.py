@@ -78,8 +78,9 @@ def _domain_error(_: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"' if exc.code == "invalid_token" else "Bearer"
     if isinstance(exc, TooManyRequests | ServiceUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
-    headers.update(exc.extra.pop("headers", {}) if "headers" in exc.extra else {})
-    return problem_response(exc.status, exc.code, exc.title, exc.detail, headers=headers, **exc.extra)
+    extra = dict(exc.extra)  # the same error may be raised again (a remembered rate-limit refusal)
+    headers.update(extra.pop("headers", {}))
+    return problem_response(exc.status, exc.code, exc.title, exc.detail, headers=headers, **extra)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

@@ -9,6 +9,7 @@ process does not hoard them.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class _Lease:
     remaining: int  # the shared budget left when the lease was taken
     reset_s: int
     expires_at: float
+    refused: TooManyRequests | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,26 +58,51 @@ class RateLimiter:
         self._interval_ms = 1000.0 / self.rate if self.enabled else 0.0
         self._chunk = max(1, min(self.burst, int(self.rate * settings.rate_limit_local_share)))
         self._leases: dict[str, _Lease] = {}
+        self._refills: dict[str, asyncio.Future[None]] = {}
 
     async def take(self, tenant_id: str) -> RateState:
         """Spend one request of the tenant's budget, or raise TooManyRequests."""
-        now = time.monotonic()
-        lease = self._leases.get(tenant_id)
-        if lease is None or lease.tokens <= 0 or lease.expires_at < now:
-            granted, remaining, reset_ms, wait_ms = await self._scripts.ratelimit_take(  # type: ignore[attr-defined]
-                keys=[KeySchema(tenant_id).rate_limit()], args=[self._interval_ms, self.burst, self._chunk]
-            )
-            if not int(granted):
-                retry_after = max(1, math.ceil(int(wait_ms) / 1000))
-                state = RateState(self.burst, 0, max(1, math.ceil(int(reset_ms) / 1000)))
-                raise TooManyRequests(
-                    f"rate limit of {self.rate:g} requests/s (burst {self.burst}) exceeded; retry in {retry_after} s",
-                    retry_after=retry_after,
-                    headers=dict((k.decode(), v.decode()) for k, v in state.headers()),
-                )
-            lease = _Lease(int(granted), int(remaining), math.ceil(int(reset_ms) / 1000), now + LEASE_SECONDS)
-            if len(self._leases) > 100_000:  # bounded: forget the oldest tenants
-                self._leases.pop(next(iter(self._leases)))
-            self._leases[tenant_id] = lease
+        while True:
+            lease = self._leases.get(tenant_id)
+            if lease is not None and lease.expires_at >= time.monotonic():
+                if lease.tokens > 0:
+                    break
+                if lease.refused is not None:
+                    raise lease.refused
+            pending = self._refills.get(tenant_id)
+            if pending is not None:
+                # One refill per tenant and process at a time: concurrent requests wait for it
+                # instead of each taking a chunk of the shared budget.
+                await asyncio.shield(pending)
+            else:
+                self._refills[tenant_id] = refill = asyncio.get_running_loop().create_future()
+                try:
+                    await self._refill(tenant_id)
+                finally:
+                    del self._refills[tenant_id]
+                    refill.set_result(None)
         lease.tokens -= 1
         return RateState(self.burst, lease.remaining + lease.tokens, lease.reset_s)
+
+    async def _refill(self, tenant_id: str) -> None:
+        """Take a chunk of the tenant's budget from Redis into a local lease (or a refusal)."""
+        granted, remaining, reset_ms, wait_ms = await self._scripts.ratelimit_take(  # type: ignore[attr-defined]
+            keys=[KeySchema(tenant_id).rate_limit()], args=[self._interval_ms, self.burst, self._chunk]
+        )
+        now = time.monotonic()
+        reset_s = max(1, math.ceil(int(reset_ms) / 1000))
+        refused = None
+        if not int(granted):
+            retry_after = max(1, math.ceil(int(wait_ms) / 1000))
+            state = RateState(self.burst, 0, reset_s)
+            refused = TooManyRequests(
+                f"rate limit of {self.rate:g} requests/s (burst {self.burst}) exceeded; retry in {retry_after} s",
+                retry_after=retry_after,
+                headers=dict((k.decode(), v.decode()) for k, v in state.headers()),
+            )
+        # A refusal is remembered for as long as the next token takes, so a refused burst costs one
+        # round trip, not one per request.
+        expires = now + (int(wait_ms) / 1000 if refused else LEASE_SECONDS)
+        if len(self._leases) > 100_000:  # bounded: forget the oldest tenants
+            self._leases.pop(next(iter(self._leases)))
+        self._leases[tenant_id] = _Lease(int(granted), int(remaining), reset_s, expires, refused)
