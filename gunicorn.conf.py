@@ -47,3 +47,13 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Move everything loaded at start-up out of the garbage collector's sight, and collect the
+    young generation less often: fewer, shorter GC pauses in the request path (p99 latency)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
