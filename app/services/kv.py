@@ -66,6 +66,24 @@ class StoredEntry:
             tags_json=f[7] or b"{}",
         )
 
+    @classmethod
+    def written(cls, key: str, value_json: str, encoding: str | None, result: list[Any]) -> StoredEntry:
+        """From a write script's result [version, revision, created_ms, updated_ms, expires_ms|'',
+        created 1|0, tags JSON]."""
+        ver, rev, created_ms, now, x, created, tags_json = result
+        return cls(
+            key=key,
+            value_json=value_json.encode(),
+            encoding=encoding,
+            version=int(ver),
+            revision=int(rev),
+            created_ms=int(created_ms),
+            updated_ms=int(now),
+            expires_ms=int(x) if x else None,
+            tags_json=tags_json,
+            created=bool(created),
+        )
+
     def ttl_seconds(self, now_ms: int) -> int | None:
         if self.expires_ms is None:
             return None
@@ -278,22 +296,10 @@ class KVService:
         )
         if reply[0] != b"OK":
             self._raise(reply, bucket, key)
-        _, ver, rev, created_ms, now, x, created, schedule, tags_json = reply
-        expires_ms = int(x) if x else None
-        if schedule and expires_ms is not None:
-            await self._schedule_expiry(tenant_id, expires_ms)
-        return StoredEntry(
-            key=key,
-            value_json=value_json.encode(),
-            encoding=encoding,
-            version=int(ver),
-            revision=int(rev),
-            created_ms=int(created_ms),
-            updated_ms=int(now),
-            expires_ms=expires_ms,
-            tags_json=tags_json,
-            created=bool(created),
-        )
+        entry = StoredEntry.written(key, value_json, encoding, [*reply[1:7], reply[8]])
+        if reply[7] and entry.expires_ms is not None:
+            await self._schedule_expiry(tenant_id, entry.expires_ms)
+        return entry
 
     @counted("get")
     async def get_many(self, tenant_id: str, bucket: str, key_list: list[str]) -> tuple[list[StoredEntry | None], int]:
@@ -466,28 +472,13 @@ class KVService:
                 exc.extra["index"] = index
                 raise
         _, schedule, results = reply
-        entries = []
-        earliest: int | None = None
-        for item, (ver, rev, created_ms, now, x, created, tags_json) in zip(items, results, strict=True):
-            expires_ms = int(x) if x else None
-            if expires_ms is not None:
-                earliest = expires_ms if earliest is None else min(earliest, expires_ms)
-            entries.append(
-                StoredEntry(
-                    key=item.key,
-                    value_json=item.value_json.encode(),
-                    encoding=item.encoding,
-                    version=int(ver),
-                    revision=int(rev),
-                    created_ms=int(created_ms),
-                    updated_ms=int(now),
-                    expires_ms=expires_ms,
-                    tags_json=tags_json,
-                    created=bool(created),
-                )
-            )
-        if schedule and earliest is not None:
-            await self._schedule_expiry(tenant_id, earliest)
+        entries = [
+            StoredEntry.written(item.key, item.value_json, item.encoding, result)
+            for item, result in zip(items, results, strict=True)
+        ]
+        expiries = [e.expires_ms for e in entries if e.expires_ms is not None]
+        if schedule and expiries:
+            await self._schedule_expiry(tenant_id, min(expiries))
         return entries
 
     def _check_item(self, index: int, item: PutItem) -> None:
