@@ -74,13 +74,16 @@ class BearerClaims(OAuth2PasswordBearer):
     FastAPI resolves a single dependency per request instead of a chain of two.
     """
 
+    def __init__(self) -> None:
+        super().__init__(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
+
     async def __call__(self, request: Request) -> AccessClaims:  # type: ignore[override]
         claims = authenticate(request.app.state.tokens, bearer_token(request.headers.get("authorization")))
         await apply_rate_limit(request.app.state.rate_limiter, claims.tenant_id)
         return claims
 
 
-get_current_claims = BearerClaims(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
+get_current_claims = BearerClaims()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,7 @@ class KeyScopeDependency(BearerClaims):
     One dependency for the hottest endpoints (each extra one costs FastAPI a resolution pass)."""
 
     def __init__(self, fixed_bucket: str = "default") -> None:
-        super().__init__(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
+        super().__init__()
         self.fixed_bucket = fixed_bucket
 
     async def __call__(self, request: Request) -> KeyScope:  # type: ignore[override]
@@ -108,9 +111,6 @@ class KeyScopeDependency(BearerClaims):
 
 class PathKeyScopeDependency(BearerClaims):
     """Like KeyScopeDependency, with the bucket from the path (/kv/buckets/{bucket}/keys/...)."""
-
-    def __init__(self) -> None:
-        super().__init__(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
 
     async def __call__(  # type: ignore[override]
         self, request: Request, bucket: Annotated[str, Path(max_length=256, description="Bucket name")]

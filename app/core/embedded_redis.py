@@ -59,6 +59,21 @@ def free_cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 10.0, signum: int | None = None) -> None:
+    """Stop a child process: ``signum`` (SIGTERM by default), then SIGKILL after ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    if signum is None:
+        process.terminate()
+    else:
+        process.send_signal(signum)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class RedisProcess:
     """One redis-server on 127.0.0.1:<port> with its files in ``data_dir``."""
 
@@ -114,13 +129,7 @@ class RedisProcess:
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout} s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     def kill(self) -> None:

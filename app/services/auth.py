@@ -140,15 +140,15 @@ class AuthService:
                 schema.refresh_token(claims.jti),
                 schema.refresh_family(claims.family),
                 schema.refresh_token(new_jti),
+                schema.user(),
             ],
             args=[claims.family, self._tokens.refresh_ttl],
         )
-        outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
-        if outcome == "reused":
+        if outcome[0] == b"reused":
             raise TokenReused("Refresh token was already used; every token of its session is revoked")
-        if outcome != "ok":
+        if outcome[0] != b"ok":
             raise InvalidToken("Refresh token is revoked or unknown")
-        username = (await self._redis.hget(schema.user(), "username") or b"").decode()
+        username = outcome[1].decode()
         audit_note(username=username or None)
         return self._pair(claims.tenant_id, username, new_refresh)
 

@@ -1,5 +1,6 @@
-"""Real sockets for the kvctl end-to-end tests: a uvicorn subprocess serving the API, a TCP proxy
-that can cut connections, and kvctl subprocesses (`python -m app.cli`) with their own config file."""
+"""Real sockets for the kvctl end-to-end tests (the API itself runs as tests.api_process.ApiProcess):
+a TCP proxy that can cut connections, and kvctl subprocesses (`python -m app.cli`) with their own
+config file."""
 
 from __future__ import annotations
 
@@ -10,63 +11,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
-
-from app.core.embedded_redis import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "Secret123"
-
-
-class ApiServer:
-    """`uvicorn app.main:app` on a free port of 127.0.0.1, pointed at the test suite's Redis servers."""
-
-    def __init__(self, redis_url: str, queue_url: str, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "HUEY_REDIS_URL": queue_url,
-            "SECRET_KEY": SECRET_KEY,
-            "ENVIRONMENT": "test",
-            "BCRYPT_ROUNDS": "4",
-            "LOG_LEVEL": "WARNING",
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> ApiServer:
-        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [*command, "--no-access-log"], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"uvicorn did not answer within {timeout} s:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 class TcpProxy:

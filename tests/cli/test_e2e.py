@@ -16,14 +16,16 @@ import jwt
 import pytest
 
 from app.core.embedded_redis import RedisProcess, free_port
-from tests.cli.served import PASSWORD, SECRET_KEY, ApiServer, Kvctl, LiveProcess, TcpProxy
+from tests.api_process import ApiProcess
+from tests.cli.served import PASSWORD, SECRET_KEY, Kvctl, LiveProcess, TcpProxy
 
 
 @pytest.fixture(scope="module")
 def api(
     data_server: RedisProcess, queue_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    server = ApiServer(data_server.url, queue_server.url, tmp_path_factory.mktemp("api") / "uvicorn.log").start()
+) -> Iterator[ApiProcess]:
+    env = {"REDIS_URL": data_server.url, "HUEY_REDIS_URL": queue_server.url, "SECRET_KEY": SECRET_KEY}
+    server = ApiProcess(tmp_path_factory.mktemp("api") / "uvicorn.log", env).start()
     yield server
     server.stop()
 
@@ -33,7 +35,7 @@ def new_username() -> str:
 
 
 @pytest.fixture
-def kvctl(api: ApiServer, tmp_path: Path) -> Kvctl:
+def kvctl(api: ApiProcess, tmp_path: Path) -> Kvctl:
     """A kvctl with a freshly registered (and so logged-in) user of its own."""
     cli = Kvctl(api.url, tmp_path / "kvctl" / "config.json")
     cli.username = new_username()
@@ -42,7 +44,7 @@ def kvctl(api: ApiServer, tmp_path: Path) -> Kvctl:
     return cli
 
 
-def test_register_logout_login_whoami(api: ApiServer, tmp_path: Path) -> None:
+def test_register_logout_login_whoami(api: ApiProcess, tmp_path: Path) -> None:
     config = tmp_path / "home" / "config.json"
     cli = Kvctl(api.url, config)
     name = new_username()
@@ -187,7 +189,7 @@ def next_change(watcher: LiveProcess) -> str:
 
 
 def test_watch_prints_changes_and_resumes_after_a_dropped_connection(
-    api: ApiServer, kvctl: Kvctl, tmp_path: Path
+    api: ApiProcess, kvctl: Kvctl, tmp_path: Path
 ) -> None:
     proxy = TcpProxy(api.port)
     through_proxy = Kvctl(proxy.url, tmp_path / "watcher.json")

@@ -18,8 +18,8 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
+from tests.api_process import ApiProcess
 from tests.conftest import register, serve
-from tests.faults.conftest import ApiProcess
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"

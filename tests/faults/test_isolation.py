@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from app.core.embedded_redis import RedisProcess
-from tests.faults.conftest import ApiProcess, register_sync
+from tests.api_process import ApiProcess
+from tests.faults.conftest import register_sync
 from tests.workers.conftest import run_consumer
 
 API = "/api/v1"

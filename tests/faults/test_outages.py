@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from app.core.embedded_redis import RedisProcess
-from tests.faults.conftest import ApiProcess, register_sync
+from tests.api_process import ApiProcess
+from tests.faults.conftest import register_sync
 from tests.workers.conftest import run_consumer
 
 API = "/api/v1"

@@ -14,7 +14,8 @@ import httpx
 import redis
 
 from app.core.embedded_redis import RedisProcess
-from tests.faults.conftest import ApiProcess, register_sync
+from tests.api_process import ApiProcess
+from tests.faults.conftest import register_sync
 
 API = "/api/v1"
 EXIT_SECONDS = 15

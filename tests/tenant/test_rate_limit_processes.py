@@ -3,10 +3,6 @@ tenant's budget is one budget, not one per replica."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,71 +10,33 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.core.embedded_redis import free_port
+from tests.api_process import ApiProcess
 from tests.conftest import PASSWORD
 
-ROOT = Path(__file__).resolve().parents[2]
 RATE, BURST, SHARE = 10, 10, 0.2
 CHUNK = max(1, min(BURST, int(RATE * SHARE)))  # tokens a process leases at a time (2)
 RUN_SECONDS = 2.0
-
-
-def wait_ready(process: subprocess.Popen, url: str, timeout: float = 60) -> bool:
-    """True once the process answers /health; False if it exited first."""
-    deadline = time.monotonic() + timeout
-    while process.poll() is None:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"{url} did not answer in {timeout} s"
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture
 def api_processes(settings, tmp_path: Path) -> Iterator[list[str]]:
     """Two uvicorn processes of the app on free ports, configured only through the environment."""
     env = {
-        **os.environ,
-        "ENVIRONMENT": "test",
         "SECRET_KEY": settings.secret_key,
         "REDIS_URL": settings.redis_url,
         "HUEY_REDIS_URL": settings.huey_redis_url,
-        "BCRYPT_ROUNDS": "4",
-        "LOG_LEVEL": "WARNING",
         "RATE_LIMIT_PER_SECOND": str(RATE),
         "RATE_LIMIT_BURST": str(BURST),
         "RATE_LIMIT_LOCAL_SHARE": str(SHARE),
     }
-    processes: list[tuple[subprocess.Popen, object]] = []
-    urls = []
+    apis: list[ApiProcess] = []
     try:
         for i in range(2):
-            for attempt in range(3):  # a free port may be taken by someone else before uvicorn binds it
-                port = free_port()
-                log_path = tmp_path / f"api{i}-{attempt}.log"
-                log = log_path.open("w")
-                command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
-                process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-                processes.append((process, log))
-                if wait_ready(process, f"http://127.0.0.1:{port}"):
-                    urls.append(f"http://127.0.0.1:{port}")
-                    break
-            else:
-                pytest.fail(f"API process {i} did not start: {log_path.read_text()}")
-        yield urls
+            apis.append(ApiProcess(tmp_path / f"api{i}.log", env).start(timeout=60))
+        yield [api.url for api in apis]
     finally:
-        for process, log in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            log.close()
+        for api in apis:
+            api.stop()
 
 
 def test_two_api_processes_share_the_tenant_budget(api_processes: list[str]) -> None:

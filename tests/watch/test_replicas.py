@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,57 +13,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.core.embedded_redis import RedisProcess, free_port
+from app.core.embedded_redis import RedisProcess
+from tests.api_process import ApiProcess
 from tests.watch.helpers import API, new_tenant, put, wait_until, watching
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-class ApiProcess:
-    """`uvicorn app.main:app` on a free port, with the test's Redis servers and short watch timings."""
-
-    def __init__(self, data: RedisProcess, queue: RedisProcess, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {
-            **os.environ,
-            "REDIS_URL": data.url,
-            "HUEY_REDIS_URL": queue.url,
-            "SECRET_KEY": os.environ["SECRET_KEY"],
-            "ENVIRONMENT": "test",
-            "BCRYPT_ROUNDS": "4",
-            "LOG_LEVEL": "WARNING",
-            "RATE_LIMIT_PER_SECOND": "0",
-            "WATCH_HEARTBEAT_SECONDS": "0.3",
-            "MAX_WATCH_STREAMS_PER_TENANT": "2",
-        }
-        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)]
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [*command, "--no-access-log"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def wait_ready(self, timeout: float = 30.0) -> ApiProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError(f"uvicorn did not answer:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+def replica(data: RedisProcess, queue: RedisProcess, log_path: Path) -> ApiProcess:
+    """An API process on the test's Redis servers, with short watch timings."""
+    env = {
+        "REDIS_URL": data.url,
+        "HUEY_REDIS_URL": queue.url,
+        "SECRET_KEY": os.environ["SECRET_KEY"],
+        "RATE_LIMIT_PER_SECOND": "0",
+        "WATCH_HEARTBEAT_SECONDS": "0.3",
+        "MAX_WATCH_STREAMS_PER_TENANT": "2",
+    }
+    return ApiProcess(log_path, env).start()
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +36,14 @@ def replicas(
     data_server: RedisProcess, queue_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiProcess, ApiProcess]]:
     logs = tmp_path_factory.mktemp("replicas")
-    first, second = (ApiProcess(data_server, queue_server, logs / f"api-{n}.log") for n in (1, 2))
+    apis: list[ApiProcess] = []
     try:
-        yield first.wait_ready(), second.wait_ready()
+        for n in (1, 2):
+            apis.append(replica(data_server, queue_server, logs / f"api-{n}.log"))
+        yield apis[0], apis[1]
     finally:
-        first.stop()
-        second.stop()
+        for api in apis:
+            api.stop()
 
 
 async def test_a_change_written_through_one_process_reaches_a_watcher_on_another(replicas) -> None:
@@ -113,7 +77,7 @@ async def test_the_stream_limit_counts_the_streams_of_every_process(replicas) ->
 
 
 def test_sigterm_ends_open_streams_with_where_to_resume(data_server, queue_server, tmp_path) -> None:
-    api = ApiProcess(data_server, queue_server, tmp_path / "api.log").wait_ready()
+    api = replica(data_server, queue_server, tmp_path / "api.log")
     try:
         with httpx.Client(base_url=api.url, timeout=10) as http:
             body = http.post(
