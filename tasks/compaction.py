@@ -26,7 +26,7 @@ from typing import Any
 from app.config import Settings
 from app.core import keys
 from app.core.keys import KeySchema
-from app.core.redis import SyncDataRedis
+from app.core.redis import SyncDataRedis, text
 from app.core.scripts import Scripts
 from app.services.object_content import new_upload_id, parse_segments, plan_reads
 from tasks import huey, settings
@@ -56,10 +56,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 # -- compaction ----------------------------------------------------------------------------------
 
 
@@ -77,7 +73,7 @@ def compact_object(
     reply = scripts.object_compact_begin(keys=[meta_key], args=[schema.prefix, copy_id, idle_ms, member])
     if reply[0] != b"OK":
         return "missing" if reply[0] == b"E" else "uniform"
-    raw_segments, size, sha256, chunk_size = reply[1], int(reply[2]), _text(reply[3]), int(reply[4])
+    raw_segments, size, sha256, chunk_size = reply[1], int(reply[2]), text(reply[3]), int(reply[4])
     digest = hashlib.sha256()
     buffer = bytearray()
     index = 0
@@ -126,7 +122,7 @@ def compact_due(client: SyncDataRedis, scripts: Any, settings: Settings, tenant_
     members = client.zrangebyscore(schema.object_compactions(), "-inf", now_ms, start=0, num=COMPACTIONS_PER_VISIT)
     compacted = 0
     for raw in members:
-        bucket_id, name = _text(raw).split(":", 1)
+        bucket_id, name = text(raw).split(":", 1)
         try:
             outcome = compact_object(client, scripts, settings, tenant_id, bucket_id, name)
         except Exception:
@@ -165,7 +161,7 @@ def collect_due(client: SyncDataRedis, scripts: Any, tenant_id: str, now_ms: int
         )
         if not int(flat[0]):
             return ids, chunks
-        claimed = [(_text(flat[i]), int(flat[i + 1])) for i in range(1, len(flat), 2)]
+        claimed = [(text(flat[i]), int(flat[i + 1])) for i in range(1, len(flat), 2)]
         for upload_id, count in claimed:
             for first in range(0, count, UNLINK_BATCH):
                 batch = [schema.chunk(upload_id, i) for i in range(first, min(count, first + UNLINK_BATCH))]
@@ -213,7 +209,7 @@ def collect_garbage(client: SyncDataRedis, scripts: Scripts, settings: Settings,
     clock = now_ms if now_ms is not None else _now_ms()
     total = GcResult()
     for raw in client.zrangebyscore(keys.OBJECT_GC_SCHEDULE, "-inf", clock, start=0, num=TENANTS_PER_PASS):
-        tenant_id = _text(raw)
+        tenant_id = text(raw)
         try:
             result = visit_tenant(client, scripts, settings, tenant_id, now_ms)
         except Exception:

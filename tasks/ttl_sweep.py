@@ -17,7 +17,7 @@ from typing import Any
 from app.config import Settings
 from app.core import keys
 from app.core.keys import KeySchema
-from app.core.redis import SyncDataRedis
+from app.core.redis import SyncDataRedis, text
 from app.core.scripts import Scripts
 from app.services.kv import write_header
 from tasks import huey, settings
@@ -37,10 +37,6 @@ class SweepResult:
     expired: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 def sweep_tenant(client: SyncDataRedis, scripts: Scripts, settings: Settings, tenant_id: str) -> SweepResult:
     """Remove everything of one tenant that has expired; reschedule the tenant's next expiry."""
     schema = KeySchema(tenant_id)
@@ -55,8 +51,8 @@ def sweep_tenant(client: SyncDataRedis, scripts: Scripts, settings: Settings, te
             result.expired.append(
                 {
                     "tenant_id": tenant_id,
-                    "bucket": _text(flat[i]),
-                    "key": _text(flat[i + 1]),
+                    "bucket": text(flat[i]),
+                    "key": text(flat[i + 1]),
                     "version": int(flat[i + 2]),
                     "revision": int(flat[i + 3]),
                 }
@@ -92,7 +88,7 @@ def sweep_expired(
     while True:
         due = client.zrangebyscore(keys.TTL_SCHEDULE, "-inf", now_ms, start=0, num=TENANTS_PER_ROUND)
         for raw in due:
-            part = sweep_tenant(client, scripts, settings, _text(raw))
+            part = sweep_tenant(client, scripts, settings, text(raw))
             total.tenants += 1
             total.removed += part.removed
             total.expired += part.expired

@@ -19,6 +19,11 @@ AsyncDataRedis = aioredis.Redis | AsyncRedisCluster
 SyncDataRedis = redis.Redis | RedisCluster
 
 
+def text(raw: bytes | str) -> str:
+    """A Redis reply (bytes: the clients do not decode) as str."""
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 def _cluster_url(url: str) -> str:
     """``redis+cluster://host:port`` is our spelling of a cluster seed; redis-py wants redis://."""
     return "redis://" + url.removeprefix("redis+cluster://") if url.startswith("redis+cluster://") else url

@@ -29,7 +29,7 @@ from app.core.exceptions import (
 )
 from app.core.keys import KeySchema
 from app.core.metrics import counted
-from app.core.redis import AsyncDataRedis
+from app.core.redis import AsyncDataRedis, text
 from app.core.scripts import Scripts
 from app.schemas.kv import BUCKET_RE, KEY_RE, check_json_depth, dumps, iso_ms
 
@@ -172,10 +172,6 @@ def quota_error(detail: str) -> KVStoreError:
     return QuotaExceeded(message, quota=name, limit=int(limit), usage=int(used))
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7396 JSON merge patch."""
     if not isinstance(patch, dict):
@@ -236,7 +232,7 @@ class KVService:
 
     @staticmethod
     def _raise(reply: list[Any], bucket: str, key: str = "") -> None:
-        code, detail = _text(reply[1]), _text(reply[2])
+        code, detail = text(reply[1]), text(reply[2])
         if code == "value_too_large":
             raise PayloadTooLarge(f"value is over bucket {bucket!r}'s limit of {detail} bytes", limit=int(detail))
         if code == "version_conflict":
@@ -548,7 +544,7 @@ class KVService:
         )
         if reply[0] != b"OK":
             if reply[1] == b"quota_exceeded":
-                raise quota_error(_text(reply[2]))
+                raise quota_error(text(reply[2]))
             raise BucketExists(f"bucket {name!r} already exists")
         return BucketInfo(name, int(reply[1]), 0, 0, 0, history, ttl, max_value_size, description, int(reply[2]))
 
@@ -558,7 +554,7 @@ class KVService:
         )
         return [
             BucketInfo(
-                name=_text(r[0]),
+                name=text(r[0]),
                 id=int(r[1]),
                 revision=int(r[2]),
                 keys=int(r[3]),
@@ -566,7 +562,7 @@ class KVService:
                 history=int(r[5]),
                 ttl=int(r[6]),
                 max_value_size=int(r[7]),
-                description=_text(r[8]),
+                description=text(r[8]),
                 created_ms=int(r[9]),
             )
             for r in reply[1]

@@ -33,7 +33,7 @@ from app.core.exceptions import (
     UploadNotFound,
 )
 from app.core.keys import KeySchema
-from app.core.redis import AsyncDataRedis
+from app.core.redis import AsyncDataRedis, text
 from app.core.scripts import Scripts
 from app.services.kv import quota_error
 
@@ -61,10 +61,6 @@ ERRORS: dict[bytes, type[KVStoreError]] = {
     b"parts_changed": PartsChanged,
     b"payload_too_large": PayloadTooLarge,
 }
-
-
-def text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def script_reply(reply: list[Any]) -> list[Any]:

@@ -17,9 +17,9 @@ from app.config import Settings
 from app.core.exceptions import InvalidInput, PartsChanged, UploadNotFound
 from app.core.keys import KeySchema
 from app.core.metrics import counted
-from app.core.redis import AsyncDataRedis
+from app.core.redis import AsyncDataRedis, text
 from app.core.scripts import Scripts
-from app.services.object_content import ChunkMissing, Segment, StoredObject, new_upload_id, script_reply, text
+from app.services.object_content import ChunkMissing, Segment, StoredObject, new_upload_id, script_reply
 
 if TYPE_CHECKING:
     from app.services.objects import ObjectService

@@ -25,7 +25,7 @@ from app.core import keys
 from app.core.exceptions import InvalidInput, PayloadTooLarge
 from app.core.keys import KeySchema
 from app.core.metrics import counted
-from app.core.redis import AsyncDataRedis
+from app.core.redis import AsyncDataRedis, text
 from app.core.scripts import Scripts
 from app.services.object_content import (
     MAX_CHUNK_SIZE,
@@ -34,7 +34,6 @@ from app.services.object_content import (
     StoredObject,
     new_upload_id,
     script_reply,
-    text,
 )
 from app.services.object_uploads import MultipartUploads
 
