@@ -13,7 +13,6 @@ COPY requirements.txt /tmp/requirements.txt
 # Wheels only: a dependency that would need a compiler fails the build instead of pulling one in.
 RUN pip install --no-cache-dir --only-binary=:all: -r /tmp/requirements.txt
 COPY app /app/app
-COPY tasks /app/tasks
 COPY gunicorn.conf.py /app/gunicorn.conf.py
 # Byte-code compiled now: the root filesystem is read-only at run time.
 RUN python -m compileall -q /app

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import get_settings
-from app.core.logging import gunicorn_logconfig
+from app.platform.logging import gunicorn_logconfig
 
 # Set before any worker imports prometheus_client: it picks multiprocess mode at import time.
 MULTIPROC_DIR = Path(

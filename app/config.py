@@ -99,14 +99,14 @@ class Settings(BaseSettings):
     bucket_inline_delete_max_keys: int = Field(default=1000, ge=0)
     deleted_history_ttl_seconds: int = Field(default=86_400, ge=1)  # history of a deleted key
     merge_patch_max_retries: int = Field(default=16, ge=1)
-    # Hostile input (app/core/middleware.py, app/schemas/kv.py): a JSON request body over this size is
+    # Hostile input (app/platform/http/middleware.py, app/kv/schemas.py): a JSON request body over this size is
     # 413 (object uploads have their own streaming limit); headers over theirs 431; a value nested
     # deeper than max_json_depth 422.
     max_request_body_bytes: int = Field(default=16_777_216, ge=1024)
     max_request_header_bytes: int = Field(default=16_384, ge=1024)  # all names and values; over it 431
     max_json_depth: int = Field(default=64, ge=1, le=500)
 
-    # Tenant quotas (defaults; per-tenant overrides live in Redis, see app/services/usage.py). 0 = unlimited.
+    # Tenant quotas (defaults; per-tenant overrides live in Redis, see app/tenancy/service.py). 0 = unlimited.
     quota_max_keys: int = Field(default=1_000_000, ge=0)
     quota_max_kv_bytes: int = Field(default=1_073_741_824, ge=0)
     quota_max_object_bytes: int = Field(default=10_737_418_240, ge=0)
@@ -150,9 +150,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
     audit_retention_days: int = Field(default=90, ge=1)
     audit_max_events: int = Field(default=100_000, ge=100)
-    # Worker infrastructure and audit delivery (tasks/base.py, app/services/audit.py)
+    # Worker infrastructure and audit delivery (app/worker/base.py, app/audit/service.py)
     worker_metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from other pods
     task_max_retries: int = Field(default=5, ge=0)  # a task failing on a Redis error is retried
+    # Run the tasks the API enqueues inline, in a thread of the API process, instead of queueing them
+    # (tests and single-process demos; never with a real worker).
+    huey_immediate: bool = False
     task_retry_delay_seconds: float = Field(default=1.0, ge=0)  # doubled after each retry
     audit_outbox_drain_seconds: int = Field(default=30, ge=1)  # how often the worker empties outboxes
     audit_dedupe_window_seconds: int = Field(default=3600, ge=60)  # a redelivered event is dropped

@@ -9,27 +9,34 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.api.errors import register_error_handlers
-from app.api.openapi import document_error_responses
-from app.api.v1 import audit, auth, buckets, health, kv, objects, usage, watch
+from app.audit import routes as audit_routes
+from app.audit import tasks as audit_tasks
+from app.audit.middleware import AuditMiddleware
+from app.audit.service import AuditService
+from app.auth import routes as auth_routes
+from app.auth.service import AuthService
 from app.config import Settings, get_settings
-from app.core.audit_middleware import AuditMiddleware
-from app.core.logging import setup_logging
-from app.core.metrics import install_metrics
-from app.core.middleware import RequestContextMiddleware, RequestLimitMiddleware, quiet_paths
-from app.core.ratelimit import RateLimiter
-from app.core.redis import create_async_data_redis, create_async_queue_redis, warm_up_data_redis
-from app.core.scripts import Scripts
-from app.core.security import PasswordHasher, TokenService
-from app.schemas.common import Problem
-from app.services.audit import AuditService
-from app.services.auth import AuthService
-from app.services.kv import KVService
-from app.services.objects import ObjectService, huey_enqueuer
-from app.services.usage import UsageService
-from app.services.watch import WatchService
-from tasks.audit_log import write_audit_events
-from tasks.compaction import compact_objects
+from app.kv import bucket_routes, flat_routes
+from app.kv.service import KVService
+from app.objects import routes as object_routes
+from app.objects import tasks as object_tasks
+from app.objects.service import ObjectService, compaction_requester
+from app.platform.http import health
+from app.platform.http.metrics import install_metrics
+from app.platform.http.middleware import RequestContextMiddleware, RequestLimitMiddleware, quiet_paths
+from app.platform.http.openapi import document_error_responses
+from app.platform.http.problems import register_error_handlers
+from app.platform.http.schemas import Problem
+from app.platform.logging import setup_logging
+from app.platform.queue import TaskQueue
+from app.platform.redis import create_async_data_redis, create_async_queue_redis, warm_up_data_redis
+from app.platform.scripts import Scripts
+from app.platform.security import PasswordHasher, TokenService
+from app.tenancy import routes as tenancy_routes
+from app.tenancy.ratelimit import RateLimiter
+from app.tenancy.service import UsageService
+from app.watch import routes as watch_routes
+from app.watch.service import WatchService
 
 DESCRIPTION = """A multi-tenant key-value and object store. Register, log in, and call the API
 with `Authorization: Bearer <access token>`; everything is scoped to your tenant."""
@@ -48,10 +55,15 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
     state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
     state.usage_service = UsageService(state.data_redis, state.scripts, settings)
+    # The worker's tasks the API enqueues, by name: the API never imports the worker package.
+    state.task_queue = TaskQueue(settings, state.queue_redis)
     state.object_service = ObjectService(
-        state.data_redis, state.scripts, settings, huey_enqueuer(state.queue_redis, compact_objects)
+        state.data_redis,
+        state.scripts,
+        settings,
+        compaction_requester(state.task_queue.task(object_tasks.compact_objects)),
     )
-    state.audit = AuditService(state.data_redis, state.queue_redis, settings, write_audit_events)
+    state.audit = AuditService(state.data_redis, settings, state.task_queue.task(audit_tasks.write_audit_events))
     state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings)
 
 
@@ -82,14 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     prefix = settings.api_prefix
     # The flat KV routes first: they are the hottest, and their key convertor leaves /kv/buckets and
     # /kv/watch to the routers below.
-    app.include_router(kv.router, prefix=prefix)
+    app.include_router(flat_routes.router, prefix=prefix)
     app.include_router(health.router, prefix=prefix)
-    app.include_router(auth.router, prefix=prefix)
-    app.include_router(buckets.router, prefix=prefix)
-    app.include_router(watch.router, prefix=prefix)
-    app.include_router(audit.router, prefix=prefix)
-    app.include_router(usage.router, prefix=prefix)
-    app.include_router(objects.router, prefix=prefix)
+    app.include_router(auth_routes.router, prefix=prefix)
+    app.include_router(bucket_routes.router, prefix=prefix)
+    app.include_router(watch_routes.router, prefix=prefix)
+    app.include_router(audit_routes.router, prefix=prefix)
+    app.include_router(tenancy_routes.router, prefix=prefix)
+    app.include_router(object_routes.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="The process answers (no dependencies)")
     async def root_health() -> dict[str, str]:

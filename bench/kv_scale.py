@@ -35,11 +35,11 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from app.config import Settings
-from app.core.embedded_redis import RedisProcess
-from app.core.keys import KeySchema
-from app.core.scripts import Scripts
-from app.schemas.kv import dumps
-from app.services.kv import DEFAULT_BUCKET, KVService, PutItem
+from app.kv.schemas import dumps
+from app.kv.service import DEFAULT_BUCKET, KVService, PutItem
+from app.platform.embedded_redis import RedisProcess
+from app.platform.keyspace import KeySchema
+from app.platform.scripts import Scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_FILE = ROOT / "bench" / "results" / "kv_scale.json"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from app.core.embedded_redis import RedisProcess, free_port
+from app.platform.embedded_redis import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

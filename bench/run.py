@@ -29,10 +29,10 @@ import httpx
 import redis
 
 from app.config import Settings
-from app.core.embedded_redis import RedisProcess, free_port
-from app.core.keys import KeySchema
-from app.core.scripts import Scripts
-from app.services.kv import write_header
+from app.kv.service import write_header
+from app.platform.embedded_redis import RedisProcess, free_port
+from app.platform.keyspace import KeySchema
+from app.platform.scripts import Scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -171,7 +171,7 @@ def main() -> int:
     bin_dir = Path(sys.executable).parent
     api_log = (work / "api.log").open("wb")
     procs = [
-        subprocess.Popen([str(bin_dir / "huey_consumer"), "tasks.huey"], env=env, cwd=ROOT,
+        subprocess.Popen([str(bin_dir / "huey_consumer"), "app.worker.huey"], env=env, cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         subprocess.Popen([str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "app.main:app"], env=env, cwd=ROOT,
                          stdout=api_log, stderr=subprocess.STDOUT),

@@ -17,12 +17,12 @@ from pathlib import Path
 import redis
 
 from app.config import Settings
-from app.core import keys
-from app.core.embedded_redis import RedisProcess
-from app.core.keys import KeySchema
-from app.core.scripts import Scripts
-from app.services.kv import write_header
-from tasks.ttl_sweep import sweep_expired
+from app.kv.service import write_header
+from app.kv.tasks import sweep_expired
+from app.platform import keyspace as keys
+from app.platform.embedded_redis import RedisProcess
+from app.platform.keyspace import KeySchema
+from app.platform.scripts import Scripts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAST_MS = 1_000

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from app.core.embedded_redis import RedisProcess, free_port
+from app.platform.embedded_redis import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from app.config import get_settings
-from app.core.embedded_redis import RedisProcess, RedisServerNotFound
+from app.platform.embedded_redis import RedisProcess, RedisServerNotFound
 
 DATA_DIR = Path(".data")
 HOST = os.environ.get("HOST", "127.0.0.1")
@@ -44,8 +44,8 @@ def main() -> int:
             env[variable] = server.url
             print(f"{label} Redis  {server.url} (AOF under {server.data_dir})", flush=True)
         env.setdefault("ENVIRONMENT", "development")
-        # huey_consumer tasks.huey with -w/-k from HUEY_WORKERS/HUEY_WORKER_TYPE; it runs the periodic tasks.
-        children.append(subprocess.Popen([sys.executable, "-m", "tasks.consumer"], env=env))
+        # huey_consumer app.worker.huey with -w/-k from HUEY_WORKERS/HUEY_WORKER_TYPE; it runs the periodic tasks.
+        children.append(subprocess.Popen([sys.executable, "-m", "app.worker.consumer"], env=env))
         children.append(
             subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", PORT, "--no-access-log"],

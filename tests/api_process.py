@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from app.core.embedded_redis import free_port, terminate
+from app.platform.embedded_redis import free_port, terminate
 
 ROOT = Path(__file__).resolve().parents[1]
 START_ATTEMPTS = 3  # a free port may be taken by someone else before uvicorn binds it

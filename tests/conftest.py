@@ -17,13 +17,13 @@ import redis
 from fastapi import FastAPI
 
 from app.config import Settings
-from app.core.embedded_redis import (
+from app.main import create_app
+from app.platform.embedded_redis import (
     LocalRedisCluster,
     RedisProcess,
     RedisServerNotFound,
     find_redis_server,
 )
-from app.main import create_app
 
 PASSWORD = "Secret123"
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import redis
 
-from app.core.embedded_redis import RedisProcess, RedisServerNotFound, find_redis_server, free_port
+from app.platform.embedded_redis import RedisProcess, RedisServerNotFound, find_redis_server, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 15.0
@@ -64,10 +64,10 @@ def cmdline(pid: int) -> list[str]:
 
 
 def is_huey_worker(args: list[str]) -> bool:
-    """`huey_consumer tasks.huey`, or `python -m tasks.consumer`, which runs that consumer in-process."""
-    if "tasks.consumer" in args:
+    """`huey_consumer app.worker.huey`, or `python -m app.worker.consumer`, which runs that consumer in-process."""
+    if "app.worker.consumer" in args:
         return True
-    return any(Path(arg).name == "huey_consumer" for arg in args) and "tasks.huey" in args
+    return any(Path(arg).name == "huey_consumer" for arg in args) and "app.worker.huey" in args
 
 
 @dataclass

@@ -17,10 +17,10 @@ import jwt
 import pytest
 
 from app.config import Settings
-from app.core.embedded_redis import RedisProcess
-from app.core.exceptions import InvalidToken
-from app.core.security import TokenService
 from app.main import create_app
+from app.platform.embedded_redis import RedisProcess
+from app.platform.errors import InvalidToken
+from app.platform.security import TokenService
 from tests.conftest import PASSWORD, register, serve
 
 pytestmark = pytest.mark.contract

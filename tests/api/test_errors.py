@@ -8,8 +8,8 @@ import re
 import httpx
 import pytest
 
-from app.core.context import request_id_var
 from app.main import create_app
+from app.platform.context import request_id_var
 from tests.conftest import serve
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}

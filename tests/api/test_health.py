@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.core.embedded_redis import RedisProcess, free_port
 from app.main import create_app
+from app.platform.embedded_redis import RedisProcess, free_port
 from tests.conftest import PASSWORD, register, serve
 
 AUTH = "/api/v1/auth"

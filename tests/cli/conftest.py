@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.cli.config import ConfigStore, Session
-from app.cli.main import main
+from kvctl.config import ConfigStore, Session
+from kvctl.main import main
 from tests.cli.helpers import URL, Result
 
 

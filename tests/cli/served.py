@@ -1,5 +1,5 @@
 """Real sockets for the kvctl end-to-end tests (the API itself runs as tests.api_process.ApiProcess):
-a TCP proxy that can cut connections, and kvctl subprocesses (`python -m app.cli`) with their own
+a TCP proxy that can cut connections, and kvctl subprocesses (`python -m kvctl`) with their own
 config file."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Run:
 
 
 class Kvctl:
-    """Runs `python -m app.cli` as a user would, with its own config file."""
+    """Runs `python -m kvctl` as a user would, with its own config file."""
 
     def __init__(self, url: str, config: Path) -> None:
         self.url = url
@@ -103,7 +103,7 @@ class Kvctl:
         self.env.pop("KVCTL_DEBUG", None)
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "app.cli", *args]
+        return [sys.executable, "-m", "kvctl", *args]
 
     def __call__(self, *args: str, stdin: str | None = None, timeout: float = 60) -> Run:
         done = subprocess.run(

@@ -1,4 +1,4 @@
-"""kvctl end to end: `python -m app.cli` subprocesses against the API served by uvicorn on a real socket,
+"""kvctl end to end: `python -m kvctl` subprocesses against the API served by uvicorn on a real socket,
 backed by the test suite's redis-server processes."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import httpx
 import jwt
 import pytest
 
-from app.core.embedded_redis import RedisProcess, free_port
+from app.platform.embedded_redis import RedisProcess, free_port
 from tests.api_process import ApiProcess
 from tests.cli.served import PASSWORD, SECRET_KEY, Kvctl, LiveProcess, TcpProxy
 

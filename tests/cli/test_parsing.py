@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.cli.client import KVPaths
-from app.cli.config import ConfigStore, Session, config_path, resolve_url
-from app.cli.keys import parse_json_or_text, parse_put_tags, parse_tag_filters
-from app.cli.main import build_parser
-from app.cli.output import format_tags, format_ttl, format_value
-from app.cli.watch import format_event
+from kvctl.client import KVPaths
+from kvctl.config import ConfigStore, Session, config_path, resolve_url
+from kvctl.keys import parse_json_or_text, parse_put_tags, parse_tag_filters
+from kvctl.main import build_parser
+from kvctl.output import format_tags, format_ttl, format_value
+from kvctl.watch import format_event
 
 
 def test_global_options_work_before_and_after_the_command() -> None:

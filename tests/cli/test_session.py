@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.cli.config import ConfigStore, Session
+from kvctl.config import ConfigStore, Session
 from tests.cli.helpers import URL, problem
 
 PAIR = {"access_token": "access-2", "refresh_token": "refresh-2", "token_type": "bearer", "expires_in": 1800}

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.cli import watch
-from app.cli.watch import SseParser
+from kvctl import watch
+from kvctl.watch import SseParser
 from tests.cli.helpers import problem
 
 pytestmark = pytest.mark.usefixtures("logged_in")

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 import pytest
 import redis
 
-from app.core.embedded_redis import LocalRedisCluster
+from app.platform.embedded_redis import LocalRedisCluster
 from tests.conftest import register
 
 # Only the cluster: on one server there is nothing to spread.

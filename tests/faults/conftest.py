@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.core.embedded_redis import RedisProcess
+from app.platform.embedded_redis import RedisProcess
 from tests.api_process import ApiProcess
 
 PASSWORD = "Secret123"

@@ -32,8 +32,8 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from app.config import Settings
-from app.core.embedded_redis import RedisProcess
 from app.main import create_app
+from app.platform.embedded_redis import RedisProcess
 from tests.conftest import PASSWORD
 
 EXAMPLES_PER_RUN = 25

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from app.core.embedded_redis import RedisProcess
+from app.platform.embedded_redis import RedisProcess
 from tests.api_process import ApiProcess
 from tests.faults.conftest import register_sync
 from tests.workers.conftest import run_consumer

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.core.embedded_redis import RedisProcess
+from app.platform.embedded_redis import RedisProcess
 from tests.api_process import ApiProcess
 from tests.faults.conftest import register_sync
 from tests.workers.conftest import run_consumer

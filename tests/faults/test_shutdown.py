@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import redis
 
-from app.core.embedded_redis import RedisProcess
+from app.platform.embedded_redis import RedisProcess
 from tests.api_process import ApiProcess
 from tests.faults.conftest import register_sync
 

@@ -21,10 +21,10 @@ import pytest
 import redis
 
 from app.config import Settings
-from app.core import keys
-from app.core.embedded_redis import RedisProcess
-from app.core.keys import KeySchema
 from app.main import create_app
+from app.platform import keyspace as keys
+from app.platform.embedded_redis import RedisProcess
+from app.platform.keyspace import KeySchema
 from tests.conftest import register, serve
 from tests.workers.conftest import run_consumer
 

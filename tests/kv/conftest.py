@@ -1,6 +1,6 @@
 """Fixtures of the KV contract tests: an API handle bound to a tenant and a bucket, a sync
 Redis client of the test's backend, and helpers that age keys past their expiry through the
-storage layout of app/core/keys.py (fast: no sleeping)."""
+storage layout of app/platform/keyspace.py (fast: no sleeping)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.core.keys import KeySchema
-from app.core.redis import SyncDataRedis, create_sync_data_redis
 from app.main import create_app
+from app.platform.keyspace import KeySchema
+from app.platform.redis import SyncDataRedis, create_sync_data_redis
 from tests.conftest import register
 
 PAST_MS = 1_000  # 1970-01-01T00:00:01Z: long expired

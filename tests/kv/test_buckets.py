@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.core import keys
-from app.core.keys import KeySchema
-from app.core.scripts import Scripts
-from tasks.bucket_purge import purge_deleted_buckets
+from app.kv.tasks import purge_deleted_buckets
+from app.platform import keyspace as keys
+from app.platform.keyspace import KeySchema
+from app.platform.scripts import Scripts
 from tests.conftest import register
 from tests.kv.conftest import Api, app_client, bucket_id, force_expiry
 from tests.kv.test_keys import assert_problem

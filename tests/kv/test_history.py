@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from app.core.keys import KeySchema
+from app.platform.keyspace import KeySchema
 from tests.kv.conftest import Api, bucket_id, force_expiry
 from tests.kv.test_keys import assert_problem
 

@@ -14,8 +14,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.config import Settings
-from app.core import keys
-from app.core.exceptions import (
+from app.kv.schemas import dumps
+from app.kv.service import KVService, PutItem
+from app.platform import keyspace as keys
+from app.platform.errors import (
     BucketExists,
     BucketNotFound,
     InvalidInput,
@@ -26,10 +28,8 @@ from app.core.exceptions import (
     RevisionNotFound,
     VersionConflict,
 )
-from app.core.keys import KeySchema
-from app.core.scripts import Scripts
-from app.schemas.kv import dumps
-from app.services.kv import KVService, PutItem
+from app.platform.keyspace import KeySchema
+from app.platform.scripts import Scripts
 
 TENANT = "tenant-1"
 OTHER = "tenant-2"

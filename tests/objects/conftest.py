@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.core.keys import KeySchema
-from app.core.redis import SyncDataRedis, create_sync_data_redis
-from app.core.scripts import Scripts
-from tasks.compaction import GcResult, collect_garbage
+from app.objects.tasks import GcResult, collect_garbage
+from app.platform.keyspace import KeySchema
+from app.platform.redis import SyncDataRedis, create_sync_data_redis
+from app.platform.scripts import Scripts
 from tests.workers.conftest import immediate, worker_settings  # noqa: F401 - fixtures used here
 
 CHUNK = 65_536

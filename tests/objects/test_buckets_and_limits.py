@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.keys import KeySchema
 from app.main import create_app
+from app.platform.keyspace import KeySchema
 from tests.conftest import register, serve
 from tests.objects.conftest import API, CHUNK, object_url, payload, put_object, put_ok, stream_body
 

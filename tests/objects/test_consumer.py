@@ -1,4 +1,4 @@
-"""Compaction and garbage collection done by a real consumer process (python -m tasks.consumer)."""
+"""Compaction and garbage collection done by a real consumer process (python -m app.worker.consumer)."""
 
 from __future__ import annotations
 

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from app.core import keys
-from app.core.keys import KeySchema
-from app.services.object_content import new_upload_id
-from tasks.compaction import compact_object, visit_tenant
+from app.objects.content import new_upload_id
+from app.objects.tasks import compact_object, visit_tenant
+from app.platform import keyspace as keys
+from app.platform.keyspace import KeySchema
 from tests.conftest import register
 from tests.objects.conftest import API, BUCKET, CHUNK, object_url, payload, put_ok
 

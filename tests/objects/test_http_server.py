@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 
 from app.config import Settings
-from app.core.embedded_redis import free_port
 from app.main import create_app
+from app.platform.embedded_redis import free_port
 from tests.conftest import register
 from tests.objects.conftest import API, BUCKET, CHUNK, object_url, payload
 

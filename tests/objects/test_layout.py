@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-import app.services.object_content as content_module
-from app.services.object_content import Segment, parse_segments, plan_reads
+import app.objects.content as content_module
+from app.objects.content import Segment, parse_segments, plan_reads
 from tests.objects.conftest import API, object_url, payload
 
 

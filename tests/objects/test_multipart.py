@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from app.core.keys import KeySchema
-from tasks.compaction import compact_objects
+from app.objects.tasks import compact_objects
+from app.platform.keyspace import KeySchema
 from tests.objects.conftest import CHUNK, object_url, payload
 
 pytestmark = pytest.mark.contract
@@ -167,12 +167,11 @@ async def test_compaction_does_not_swap_an_object_that_changed(immediate, client
     tid = tenant["tenant_id"]
     upload_id = await start(client, tenant)
     await upload_all(client, tenant, upload_id)
-    tasks_huey = immediate
-    tasks_huey.immediate = False  # the enqueue goes to the (unused) queue: nothing compacts yet
+    immediate.huey_immediate = False  # the enqueue goes to the (unused) queue: nothing compacts yet
     try:
         await complete(client, tenant, upload_id, [1, 2, 3])
     finally:
-        tasks_huey.immediate = True
+        immediate.huey_immediate = True
     # Overwritten before the worker gets to it: the compaction must leave the new version alone.
     await client.put(object_url("movie.mp4"), content=b"newer", headers=tenant["headers"])
     compact_objects(tid)

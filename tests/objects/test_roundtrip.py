@@ -98,7 +98,7 @@ async def test_bucket_and_usage_count_objects_and_bytes(client, tenant, bucket, 
     await put_ok(client, tenant, "c", payload(7))
     buckets = (await client.get(f"{API}/buckets", headers=tenant["headers"])).json()["items"]
     assert [(b["name"], b["objects"], b["bytes"], b["chunk_size"]) for b in buckets] == [("files", 2, 57, CHUNK)]
-    from app.core.keys import KeySchema
+    from app.platform.keyspace import KeySchema
 
     usage = data.hgetall(KeySchema(tenant["tenant_id"]).usage())
     assert int(usage[b"objects"]) == 2

@@ -75,7 +75,7 @@ def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def huey_options(command: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """huey_consumer's own parser: the options must be real ones and the module path must be tasks.huey."""
+    """huey_consumer's own parser: the options must be real ones and the module path must be app.worker.huey."""
     assert command[0] == "huey_consumer", command
     options, positional = OptionParserHandler().get_option_parser().parse_args(command[1:])
     config = ConsumerConfig(**{k: v for k, v in options.__dict__.items() if v is not None})
@@ -233,7 +233,7 @@ def test_exactly_one_consumer_runs_periodic_tasks_and_the_others_pass_n() -> Non
     for name, deployment in consumers.items():
         (container,) = containers(deployment)
         values, positional = huey_options(container["command"])
-        assert positional == ["tasks.huey"]
+        assert positional == ["app.worker.huey"]
         assert values["graceful_signal"] == "TERM"  # Kubernetes stops containers with SIGTERM
         assert values["shutdown_timeout"] < deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         periodic[name] = values["periodic"]
@@ -246,7 +246,7 @@ def test_exactly_one_consumer_runs_periodic_tasks_and_the_others_pass_n() -> Non
     assert scheduler["replicas"] == 1
     assert scheduler["strategy"]["type"] == "Recreate"  # never two schedulers during a rollout
     assert "-n" in containers(consumers["kvstore-huey"])[0]["command"]
-    assert isinstance(import_target("tasks.huey"), Huey)
+    assert isinstance(import_target("app.worker.huey"), Huey)
 
 
 @pytest.mark.parametrize("name", ["redis-data", "redis-queue"])
@@ -362,8 +362,8 @@ def test_worker_image_stops_with_sigint_and_runs_huey_consumer_in_exec_form() ->
     (cmd,) = instruction(final, "CMD")
     command = json.loads(cmd)
     values, positional = huey_options(command)
-    assert positional == ["tasks.huey"] and values["periodic"] is True
-    assert isinstance(import_target("tasks.huey"), Huey)
+    assert positional == ["app.worker.huey"] and values["periodic"] is True
+    assert isinstance(import_target("app.worker.huey"), Huey)
     assert instruction(final, "EXPOSE") == [str(WORKER_METRICS_PORT)]
 
 
@@ -415,7 +415,7 @@ def test_compose_app_and_worker_agree_with_the_code() -> None:
     assert str(API_PORT) in app["healthcheck"]["test"][-1] and "/api/v1/health/ready" in app["healthcheck"]["test"][-1]
 
     values, positional = huey_options(huey["command"])
-    assert positional == ["tasks.huey"] and values["periodic"] is True
+    assert positional == ["app.worker.huey"] and values["periodic"] is True
     assert huey["stop_signal"] == "SIGINT"
     assert f":{WORKER_METRICS_PORT}/metrics" in huey["healthcheck"]["test"][-1]
 

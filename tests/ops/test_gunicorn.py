@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.core.embedded_redis import RedisProcess, free_port
+from app.platform.embedded_redis import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -36,7 +36,7 @@ STALE_COUNT = 1000
 def write_stale_metrics(directory: Path) -> None:
     """Counter files of a 'previous run' in another process: if they survived, every count is off."""
     code = (
-        "from app.core.metrics import HTTP_REQUESTS\n"
+        "from app.platform.metrics import HTTP_REQUESTS\n"
         f"HTTP_REQUESTS.labels('/api/v1/auth/me', 'GET', '401').inc({STALE_COUNT})\n"
     )
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}

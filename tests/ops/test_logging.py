@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
-from app.core.logging import JsonFormatter, TextFormatter, gunicorn_logconfig, setup_logging
 from app.main import create_app
+from app.platform.logging import JsonFormatter, TextFormatter, gunicorn_logconfig, setup_logging
 
 
 @pytest.fixture(autouse=True)
@@ -164,7 +164,7 @@ def test_gunicorn_logconfig_sends_gunicorn_lines_through_the_same_formatter(
     settings: Settings, log_format: str, formatter: type
 ) -> None:
     config = gunicorn_logconfig(settings.model_copy(update={"log_format": log_format, "log_level": "info"}))
-    assert config["formatters"]["kvstore"]["()"] == f"app.core.logging.{formatter.__name__}"
+    assert config["formatters"]["kvstore"]["()"] == f"app.platform.logging.{formatter.__name__}"
     assert config["root"] == {"level": "INFO", "handlers": ["stdout"]}
     # gunicorn's own handlers are replaced (no duplicate or plain-text lines on stderr).
     assert config["loggers"]["gunicorn.error"]["handlers"] == []

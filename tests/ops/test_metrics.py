@@ -10,8 +10,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from app.core.exceptions import KeyNotFound
-from app.core.metrics import (
+from app.platform.errors import KeyNotFound
+from app.platform.metrics import (
     record_operation,
     track_operation,
     track_watch_connection,

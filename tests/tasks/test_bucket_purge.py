@@ -5,12 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.core import keys
-from app.core.keys import KeySchema
-from app.core.redis import create_sync_data_redis
-from app.core.scripts import Scripts
+from app.kv.tasks import purge_deleted_buckets
 from app.main import create_app
-from tasks.bucket_purge import purge_deleted_buckets
+from app.platform import keyspace as keys
+from app.platform.keyspace import KeySchema
+from app.platform.redis import create_sync_data_redis
+from app.platform.scripts import Scripts
 from tests.conftest import register
 
 pytestmark = pytest.mark.contract

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import redis
 
-from app.core.keys import KeySchema
-from app.core.scripts import Scripts
-from app.services.kv import write_header
-from tasks.ttl_sweep import sweep_expired
+from app.kv.service import write_header
+from app.kv.tasks import sweep_expired
+from app.platform.keyspace import KeySchema
+from app.platform.scripts import Scripts
 from tests.tasks.test_ttl_sweep import force_expiry
 
 

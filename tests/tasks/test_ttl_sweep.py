@@ -7,11 +7,11 @@ import threading
 import pytest
 
 from app.config import Settings
-from app.core import keys
-from app.core.keys import KeySchema
-from app.core.redis import create_sync_data_redis
-from app.core.scripts import Scripts
-from tasks.ttl_sweep import sweep_expired
+from app.kv.tasks import sweep_expired
+from app.platform import keyspace as keys
+from app.platform.keyspace import KeySchema
+from app.platform.redis import create_sync_data_redis
+from app.platform.scripts import Scripts
 
 pytestmark = pytest.mark.contract
 

@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.core.keys import KeySchema
-from app.core.redis import SyncDataRedis, create_async_data_redis, create_sync_data_redis
-from app.core.scripts import Scripts
+from app.kv.schemas import dumps
 from app.main import create_app
-from app.schemas.kv import dumps
-from app.services.usage import UsageService
+from app.platform.keyspace import KeySchema
+from app.platform.redis import SyncDataRedis, create_async_data_redis, create_sync_data_redis
+from app.platform.scripts import Scripts
+from app.tenancy.service import UsageService
 from tests.conftest import register
 
 API = "/api/v1"

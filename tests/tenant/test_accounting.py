@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from app.core.keys import KeySchema
-from app.core.scripts import Scripts
-from tasks.bucket_purge import purge_deleted_buckets
-from tasks.ttl_sweep import sweep_expired
+from app.kv.tasks import purge_deleted_buckets, sweep_expired
+from app.platform.keyspace import KeySchema
+from app.platform.scripts import Scripts
 from tests.conftest import register
 from tests.tasks.test_ttl_sweep import force_expiry
 from tests.tenant.conftest import Tenant, app_client, kv_bytes, stored_usage

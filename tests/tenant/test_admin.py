@@ -1,4 +1,4 @@
-"""The operator's admin script (`python -m app.admin`), run as a subprocess against the test's Redis."""
+"""The operator's admin script (`python -m app.tenancy.admin`), run as a subprocess against the test's Redis."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.core.embedded_redis import free_port
-from app.core.keys import KeySchema
+from app.platform.embedded_redis import free_port
+from app.platform.keyspace import KeySchema
 from tests.tenant.conftest import assert_quota_problem
 
 pytestmark = pytest.mark.contract
@@ -32,7 +32,12 @@ def admin(settings, *args: str) -> subprocess.CompletedProcess[str]:
         "SECRET_KEY": settings.secret_key,
     }
     return subprocess.run(
-        [sys.executable, "-m", "app.admin", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "app.tenancy.admin", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

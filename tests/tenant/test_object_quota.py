@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from app.core.keys import KeySchema
-from app.core.redis import create_sync_data_redis
+from app.platform.keyspace import KeySchema
+from app.platform.redis import create_sync_data_redis
 from tests.conftest import register
 from tests.objects.conftest import CHUNK, Store, payload, stream_body
 from tests.tenant.conftest import Tenant, app_client, assert_quota_problem

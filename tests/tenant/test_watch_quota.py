@@ -12,9 +12,9 @@ import httpx
 import pytest
 import uvicorn
 
-from app.core.embedded_redis import free_port
-from app.core.keys import KeySchema
 from app.main import create_app
+from app.platform.embedded_redis import free_port
+from app.platform.keyspace import KeySchema
 from tests.conftest import register
 from tests.tenant.conftest import Tenant, assert_quota_problem
 

@@ -15,9 +15,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.config import Settings
-from app.core.embedded_redis import free_port
 from app.main import create_app
-from app.services.watch_hub import WatchHub
+from app.platform.embedded_redis import free_port
+from app.watch.hub import WatchHub
 
 WATCH_DEFAULTS: dict[str, Any] = {
     "watch_heartbeat_seconds": 0.3,

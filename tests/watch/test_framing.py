@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from app.schemas.watch import event_data, socket_message, sse_comment, sse_frame
-from app.services.watch import WatchSession
-from app.services.watch_hub import CUT_OFF, FeedEvent, Subscription
+from app.watch.hub import CUT_OFF, FeedEvent, Subscription
+from app.watch.schemas import event_data, socket_message, sse_comment, sse_frame
+from app.watch.service import WatchSession
 
 
 def test_sse_frame_splits_line_breaks_into_data_lines() -> None:

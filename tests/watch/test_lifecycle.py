@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from app.core.keys import KeySchema
+from app.platform.keyspace import KeySchema
 from tests.watch.conftest import Served
 from tests.watch.helpers import API, Tenant, new_tenant, put, wait_until, watching
 

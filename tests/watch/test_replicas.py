@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.core.embedded_redis import RedisProcess
+from app.platform.embedded_redis import RedisProcess
 from tests.api_process import ApiProcess
 from tests.watch.helpers import API, new_tenant, put, wait_until, watching
 

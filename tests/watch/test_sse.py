@@ -12,8 +12,8 @@ import httpx
 import jwt
 import pytest
 
-from app.core.redis import create_sync_data_redis
-from app.core.scripts import Scripts
+from app.platform.redis import create_sync_data_redis
+from app.platform.scripts import Scripts
 from tests.watch.conftest import Served
 from tests.watch.helpers import API, delete, new_tenant, put, watching
 
@@ -66,7 +66,7 @@ async def test_each_operation_is_one_event_in_revision_order(http, alice) -> Non
 
 
 async def test_expiry_by_the_ttl_sweep_is_an_expire_event(http, alice, served: Served) -> None:
-    from tasks.ttl_sweep import sweep_tenant
+    from app.kv.tasks import sweep_tenant
 
     await put(http, alice, "session", {"value": "s", "ttl": 1})
     settings = served.app.state.settings
@@ -128,7 +128,7 @@ async def test_since_replays_then_follows_and_last_event_id_wins(http, alice) ->
 
 
 async def test_snapshot_pages_through_entries_then_ready_then_live(http, alice, monkeypatch) -> None:
-    monkeypatch.setattr("app.services.watch.SNAPSHOT_PAGE", 2)
+    monkeypatch.setattr("app.watch.service.SNAPSHOT_PAGE", 2)
     for key in ("a:1", "a:2", "a:3", "b:1", "a:4"):
         await put(http, alice, key, {"value": key, "tags": {"k": key[0]}})
     await delete(http, alice, "a:2")

@@ -1,5 +1,5 @@
 """Fixtures of the worker tests: Huey in immediate mode against the test's data Redis, and a real
-consumer process (``python -m tasks.consumer``) against real data and queue Redis servers."""
+consumer process (``python -m app.worker.consumer``) against real data and queue Redis servers."""
 
 from __future__ import annotations
 
@@ -15,12 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huey import RedisExpireHuey
 
-import tasks.base
+import app.platform.jobs
 from app.config import Settings
-from app.core.embedded_redis import free_port
-from tasks import huey as tasks_huey
+from app.platform.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSUMER_START_TIMEOUT = 20.0
@@ -29,21 +27,21 @@ CONSUMER_START_TIMEOUT = 20.0
 @pytest.fixture
 def worker_settings(settings: Settings) -> Iterator[Settings]:
     """Task code in this process uses the test's data Redis; back to the process settings afterwards."""
-    tasks.base.configure(settings)
+    app.platform.jobs.configure(settings)
     try:
         yield settings
     finally:
-        tasks.base.configure(None)
+        app.platform.jobs.configure(None)
 
 
 @pytest.fixture
-def immediate(worker_settings: Settings) -> Iterator[RedisExpireHuey]:
-    """Tasks run inline (Huey's immediate mode) against the test's data Redis; restored afterwards."""
-    tasks_huey.immediate = True
+def immediate(worker_settings: Settings) -> Iterator[Settings]:
+    """Tasks the API enqueues run inline (``huey_immediate``) against the test's data Redis."""
+    worker_settings.huey_immediate = True
     try:
-        yield tasks_huey
+        yield worker_settings
     finally:
-        tasks_huey.immediate = False
+        worker_settings.huey_immediate = False
 
 
 class Consumer:
@@ -79,7 +77,7 @@ def run_consumer(
     }
     child_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     # A short poll back-off: after a queue outage the workers look again within half a second.
-    command = [sys.executable, "-m", "tasks.consumer", "--max-delay", "0.5", *args]
+    command = [sys.executable, "-m", "app.worker.consumer", "--max-delay", "0.5", *args]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
     consumer = Consumer(process, port, log_path)

@@ -7,8 +7,8 @@ import logging
 import httpx
 import pytest
 
-from app.core.keys import AUDIT_OUTBOX_TENANTS, KeySchema
-from tasks.audit_log import drain_outboxes
+from app.audit.tasks import drain_outboxes
+from app.platform.keyspace import AUDIT_OUTBOX_TENANTS, KeySchema
 from tests.conftest import PASSWORD, register
 
 pytestmark = pytest.mark.contract
@@ -140,8 +140,8 @@ async def test_the_audit_trail_needs_a_token(client) -> None:
 @pytest.fixture
 async def app_without_queue(settings):  # type: ignore[no-untyped-def]
     """The app with its queue Redis unreachable (nothing listens on the port)."""
-    from app.core.embedded_redis import free_port
     from app.main import create_app
+    from app.platform.embedded_redis import free_port
 
     application = create_app(settings.model_copy(update={"huey_redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
     async with application.router.lifespan_context(application):

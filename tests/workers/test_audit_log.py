@@ -6,12 +6,12 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-import tasks.base
+import app.platform.jobs
+from app.audit.service import encode_event, new_event
+from app.audit.tasks import drain_audit_outbox, write_audit_events
 from app.config import Settings
-from app.core.keys import AUDIT_OUTBOX_TENANTS, KeySchema
-from app.core.redis import create_sync_data_redis
-from app.services.audit import encode_event, new_event
-from tasks.audit_log import drain_audit_outbox, write_audit_events
+from app.platform.keyspace import AUDIT_OUTBOX_TENANTS, KeySchema
+from app.platform.redis import create_sync_data_redis
 
 pytestmark = pytest.mark.contract
 
@@ -55,7 +55,7 @@ def test_a_redelivered_event_is_recorded_once(immediate, data) -> None:
 
 
 def test_stream_is_capped_near_audit_max_events(immediate, data, settings: Settings) -> None:
-    tasks.base.configure(settings.model_copy(update={"audit_max_events": 100}))
+    app.platform.jobs.configure(settings.model_copy(update={"audit_max_events": 100}))
     for start in range(0, 400, 100):
         write_audit_events(
             [
@@ -94,8 +94,8 @@ def test_drain_moves_outbox_events_to_the_stream_once(immediate, data) -> None:
 
 
 def test_drain_keeps_a_tenant_whose_outbox_is_not_empty_yet(immediate, data, monkeypatch) -> None:
-    monkeypatch.setattr("tasks.audit_log.OUTBOX_BATCH", 2)
-    monkeypatch.setattr("tasks.audit_log.OUTBOX_MAX_ROUNDS", 1)
+    monkeypatch.setattr("app.audit.tasks.OUTBOX_BATCH", 2)
+    monkeypatch.setattr("app.audit.tasks.OUTBOX_MAX_ROUNDS", 1)
     schema = KeySchema(TENANT_A)
     parked = [new_event(action="kv.put_key", status=200, tenant_id=TENANT_A, key=f"k{i}") for i in range(5)]
     data.rpush(schema.audit_outbox(), *(encode_event(e) for e in parked))

@@ -6,9 +6,9 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Response
 
-from app.core.audit_middleware import AuditMiddleware
-from app.core.context import audit_note, audit_skip
-from app.services.audit import Event
+from app.audit.middleware import AuditMiddleware
+from app.audit.service import Event
+from app.platform.context import audit_note, audit_skip
 
 
 class RecordingAudit:

@@ -1,4 +1,4 @@
-"""A real consumer process (``python -m tasks.consumer``) against real data and queue Redis servers."""
+"""A real consumer process (``python -m app.worker.consumer``) against real data and queue Redis servers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.core.embedded_redis import RedisProcess
-from app.core.keys import AUDIT_OUTBOX_TENANTS, KeySchema
 from app.main import create_app
+from app.platform.embedded_redis import RedisProcess
+from app.platform.keyspace import AUDIT_OUTBOX_TENANTS, KeySchema
 from tests.conftest import register
 from tests.workers.conftest import run_consumer, wait_until
 

@@ -10,9 +10,10 @@ from huey import MemoryHuey, crontab
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from tasks.base import KVStoreScheduler, every, is_transient_redis_error, redis_task
-from tasks.consumer import consumer_arguments, worker_type_of
-from tasks.metrics import REGISTRY, TaskMetrics
+from app.platform.queue import every, is_transient_redis_error, redis_task
+from app.worker.base import KVStoreScheduler
+from app.worker.consumer import consumer_arguments, worker_type_of
+from app.worker.metrics import REGISTRY, TaskMetrics
 
 NOON = datetime(2030, 1, 1, 12, 0, 0)
 
@@ -111,7 +112,7 @@ def test_a_successful_run_is_counted_and_timed(test_huey: MemoryHuey) -> None:
 
 def test_consumer_arguments_take_the_settings_and_let_the_command_line_win() -> None:
     arguments = consumer_arguments(4, "thread", ["-n", "-k", "process"])
-    assert arguments == ["-w", "4", "-k", "thread", "-n", "-k", "process", "tasks.huey"]
+    assert arguments == ["-w", "4", "-k", "thread", "-n", "-k", "process", "app.worker.huey"]
     assert worker_type_of(arguments) == "process"
     assert worker_type_of(["--worker-type=greenlet"]) == "greenlet"
     assert worker_type_of(["-w", "2"]) is None

@@ -1,0 +1,99 @@
+"""Plain ASGI middleware that records one audit event per mutating API request, after its response.
+
+Which requests: POST, PUT, PATCH and DELETE under the API prefix (unless the handler calls
+``audit_skip()``, for a POST that only reads). The event's fields:
+
+- ``action``: what the handler or service set with ``audit_note(action=...)``; else the route's
+  ``name`` when it contains a dot (``@router.put(..., name="kv.put")``); else
+  ``<first route tag>.<route name>`` (the endpoint function: ``auth.register``, ``kv.put_key``);
+  ``unmatched`` when no route matched.
+- ``tenant_id``/``username``: set by authentication (``app.auth.deps.authenticate``) or by the auth
+  service for register/login/refresh/logout, through ``audit_note``.
+- ``bucket``/``key``: ``audit_note`` values, else the path parameters ``bucket`` and ``key`` (or
+  ``name``, for objects).
+- ``status``/``outcome``: the response status (500 when the app raised, 499 when the client went
+  away first); ``outcome`` is ``success`` below 400, else ``failure``.
+- ``request_id``, ``client_ip``: from the request context middleware, which runs outside this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.audit.service import AuditService, new_event
+from app.platform.context import AuditNote, audit_note_var, client_ip_var, request_id_var
+
+logger = logging.getLogger("kvstore.audit")
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CLIENT_CLOSED_REQUEST = 499
+
+
+def route_action(route: object) -> str:
+    """The default action name of a route: its dotted ``name``, else ``<first tag>.<name>``."""
+    name = getattr(route, "name", None)
+    if not name:
+        return "unmatched"
+    if "." in name:
+        return name
+    tags = getattr(route, "tags", None)
+    return f"{tags[0]}.{name}" if tags else name
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp, audit: AuditService, api_prefix: str) -> None:
+        self.app = app
+        self.audit = audit
+        self.prefix = api_prefix.rstrip("/") + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in MUTATING_METHODS
+            or not scope["path"].startswith(self.prefix)
+        ):
+            await self.app(scope, receive, send)
+            return
+        note = AuditNote()
+        note_token = audit_note_var.set(note)
+        status = 0
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        except asyncio.CancelledError:
+            status = status or CLIENT_CLOSED_REQUEST
+            raise
+        except Exception:
+            status = status or 500
+            raise
+        finally:
+            audit_note_var.reset(note_token)
+            if not note.skip:
+                try:
+                    self._record(scope, note, status or 500)
+                except Exception:  # auditing never turns a finished request into an error
+                    logger.exception("could not record the audit event")
+
+    def _record(self, scope: Scope, note: AuditNote, status: int) -> None:
+        path_params = scope.get("path_params") or {}
+        self.audit.record(
+            new_event(
+                action=note.action or route_action(scope.get("route")),
+                status=status,
+                tenant_id=note.tenant_id,
+                username=note.username,
+                bucket=note.bucket or path_params.get("bucket"),
+                key=note.key or path_params.get("key") or path_params.get("name"),
+                request_id=request_id_var.get(),
+                client_ip=client_ip_var.get(),
+            )
+        )

@@ -1,0 +1,166 @@
+"""Annotated dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import OAuth2PasswordBearer
+from starlette.requests import HTTPConnection
+
+from app.audit.service import AuditService
+from app.auth.service import AuthService
+from app.config import Settings
+from app.kv.service import KVService
+from app.objects.service import ObjectService
+from app.platform.context import audit_note, response_headers_var, tenant_id_var, username_var
+from app.platform.errors import Unauthorized
+from app.platform.redis import AsyncDataRedis
+from app.platform.security import AccessClaims, TokenService
+from app.tenancy.ratelimit import RateLimiter
+
+# Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, which costs
+# more than the whole lookup.
+# auto_error=False: a missing token is answered by our own 401 problem, not FastAPI's.
+TOKEN_URL = "/api/v1/auth/token"
+SCHEME_NAME = "OAuth2PasswordBearer"  # one scheme in the docs, whichever dependency carries it
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
+
+
+async def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_data_redis(request: Request) -> AsyncDataRedis:
+    return request.app.state.data_redis
+
+
+async def get_token_service(request: Request) -> TokenService:
+    return request.app.state.tokens
+
+
+async def get_auth_service(request: Request) -> AuthService:
+    return request.app.state.auth_service
+
+
+async def get_kv_service(request: Request) -> KVService:
+    return request.app.state.kv_service
+
+
+async def get_object_service(request: Request) -> ObjectService:
+    return request.app.state.object_service
+
+
+async def get_audit_service(request: Request) -> AuditService:
+    return request.app.state.audit
+
+
+def authenticate(tokens: TokenService, token: str | None) -> AccessClaims:
+    """The claims of a bearer access token; sets the tenant for logs. Raises 401 otherwise."""
+    if not token:
+        raise Unauthorized("Not authenticated: send 'Authorization: Bearer <access token>'")
+    claims = tokens.verify_access_token(token)
+    tenant_id_var.set(claims.tenant_id)
+    username_var.set(claims.username)
+    audit_note(tenant_id=claims.tenant_id, username=claims.username)
+    return claims
+
+
+class BearerClaims(OAuth2PasswordBearer):
+    """The claims of the request's bearer access token, rate-limited per tenant.
+
+    One dependency that is also the OpenAPI security scheme (the Authorize button of /docs), so
+    FastAPI resolves a single dependency per request instead of a chain of two.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
+
+    async def __call__(self, request: Request) -> AccessClaims:  # type: ignore[override]
+        claims = authenticate(request.app.state.tokens, bearer_token(request.headers.get("authorization")))
+        await apply_rate_limit(request.app.state.rate_limiter, claims.tenant_id)
+        return claims
+
+
+get_current_claims = BearerClaims()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyScope:
+    """What a key endpoint works on: the caller's tenant, the KV service and the bucket."""
+
+    tenant_id: str
+    kv: KVService
+    bucket: str
+
+
+class KeyScopeDependency(BearerClaims):
+    """Authenticates the request and names its bucket (``fixed_bucket``: the flat API's `default`).
+    One dependency for the hottest endpoints (each extra one costs FastAPI a resolution pass)."""
+
+    def __init__(self, fixed_bucket: str = "default") -> None:
+        super().__init__()
+        self.fixed_bucket = fixed_bucket
+
+    async def __call__(self, request: Request) -> KeyScope:  # type: ignore[override]
+        audit_note(bucket=self.fixed_bucket)
+        claims = await super().__call__(request)
+        return KeyScope(claims.tenant_id, request.app.state.kv_service, self.fixed_bucket)
+
+
+class PathKeyScopeDependency(BearerClaims):
+    """Like KeyScopeDependency, with the bucket from the path (/kv/buckets/{bucket}/keys/...)."""
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request, bucket: Annotated[str, Path(max_length=256, description="Bucket name")]
+    ) -> KeyScope:
+        kv: KVService = request.app.state.kv_service
+        kv.check_bucket(bucket)
+        claims = await super().__call__(request)
+        return KeyScope(claims.tenant_id, kv, bucket)
+
+
+async def apply_rate_limit(limiter: RateLimiter, tenant_id: str) -> None:
+    """Spend one request of the tenant's budget; the RateLimit-* headers go on the response."""
+    if limiter.enabled:
+        state = await limiter.take(tenant_id)
+        headers = response_headers_var.get()
+        if headers is not None:
+            headers.extend(state.headers())
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+async def authenticate_stream(connection: HTTPConnection, token: str | None) -> AccessClaims:
+    """Claims of a watch stream (SSE or WebSocket), rate-limited like any request."""
+    claims = authenticate(connection.app.state.tokens, token)
+    await apply_rate_limit(connection.app.state.rate_limiter, claims.tenant_id)
+    return claims
+
+
+async def get_stream_claims(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    access_token: Annotated[
+        str | None, Query(description="The access token, for EventSource clients that cannot set headers")
+    ] = None,
+) -> AccessClaims:
+    """The Authorization header, else the ``access_token`` query parameter (browsers cannot set
+    headers on EventSource or WebSocket)."""
+    return await authenticate_stream(request, token or access_token)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DataRedis = Annotated[AsyncDataRedis, Depends(get_data_redis)]
+TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+KVServiceDep = Annotated[KVService, Depends(get_kv_service)]
+ObjectServiceDep = Annotated[ObjectService, Depends(get_object_service)]
+AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
+CurrentClaims = Annotated[AccessClaims, Depends(get_current_claims)]
+StreamClaims = Annotated[AccessClaims, Depends(get_stream_claims)]

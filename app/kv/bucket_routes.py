@@ -1,0 +1,60 @@
+"""/kv/buckets: NATS-JetStream-like buckets, and their keys under /kv/buckets/{bucket}/keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.auth.deps import CurrentClaims, KVServiceDep, PathKeyScopeDependency
+from app.kv.routes import build_key_router
+from app.kv.schemas import Bucket, BucketCreate, BucketList, iso_ms
+from app.kv.service import BucketInfo
+from app.platform.http.schemas import PROBLEM_RESPONSES, Message
+
+router = APIRouter(prefix="/kv/buckets", tags=["buckets"])
+
+
+def _bucket(info: BucketInfo) -> Bucket:
+    return Bucket(
+        name=info.name,
+        description=info.description,
+        history=info.history,
+        ttl=info.ttl,
+        max_value_size=info.max_value_size,
+        revision=info.revision,
+        keys=info.keys,
+        bytes=info.bytes,
+        created_at=iso_ms(info.created_ms),  # type: ignore[arg-type]
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Bucket, responses=PROBLEM_RESPONSES(401, 409, 422))
+async def create_bucket(body: BucketCreate, claims: CurrentClaims, kv: KVServiceDep) -> Bucket:
+    info = await kv.create_bucket(
+        claims.tenant_id,
+        body.name,
+        description=body.description,
+        history=body.history,
+        ttl=body.ttl,
+        max_value_size=body.max_value_size,
+    )
+    return _bucket(info)
+
+
+@router.get("", response_model=BucketList, responses=PROBLEM_RESPONSES(401))
+async def list_buckets(claims: CurrentClaims, kv: KVServiceDep) -> BucketList:
+    return BucketList(items=[_bucket(info) for info in await kv.bucket_infos(claims.tenant_id)])
+
+
+@router.get("/{bucket}", response_model=Bucket, responses=PROBLEM_RESPONSES(401, 404, 422))
+async def get_bucket(bucket: str, claims: CurrentClaims, kv: KVServiceDep) -> Bucket:
+    return _bucket(await kv.get_bucket(claims.tenant_id, bucket))
+
+
+@router.delete("/{bucket}", response_model=Message, responses=PROBLEM_RESPONSES(401, 404, 422))
+async def delete_bucket(bucket: str, claims: CurrentClaims, kv: KVServiceDep) -> Message:
+    await kv.delete_bucket(claims.tenant_id, bucket)
+    return Message(message=f"Bucket {bucket!r} deleted")
+
+
+key_router = build_key_router(PathKeyScopeDependency(), "buckets")
+router.include_router(key_router, prefix="/{bucket}/keys")

@@ -1,0 +1,344 @@
+"""Key routes shared by the flat API (/kv, the `default` bucket) and /kv/buckets/{bucket}/keys."""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import ValidationError
+
+from app.auth.deps import BearerClaims, KeyScope
+from app.kv.schemas import (
+    BatchDeleteResult,
+    BatchGetResult,
+    BatchItem,
+    BatchKeys,
+    BatchPut,
+    BatchPutResult,
+    Count,
+    Entry,
+    EntryPage,
+    Exists,
+    History,
+    KVCreate,
+    KVPut,
+    TtlInfo,
+    dumps,
+    encode_value,
+    iso_ms,
+)
+from app.kv.service import Page, PutItem, StoredEntry
+from app.platform.context import audit_note, audit_skip
+from app.platform.errors import BadRequest, InvalidInput, KeyNotFound, PreconditionFailed, UnsupportedMediaType
+from app.platform.http.problems import validation_errors
+from app.platform.http.schemas import PROBLEM_RESPONSES, Message
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+IfMatch = Annotated[str | None, Header(alias="If-Match", description='"<version>" for compare-and-swap')]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", description="* = create only")]
+ExpectedVersion = Annotated[int | None, Query(ge=0, description="Compare-and-swap on this version")]
+ExpectedRevisionAlias = Annotated[
+    int | None, Query(alias="expectedRevision", ge=0, description="Alias of expected_version")
+]
+
+
+def entry_response(entry: StoredEntry, now_ms: int, status_code: int = 200) -> Response:
+    return Response(
+        entry.render(now_ms), status_code=status_code, media_type=JSON, headers={"ETag": f'"{entry.version}"'}
+    )
+
+
+def json_response(body: bytes | str, status_code: int = 200) -> Response:
+    return Response(body, status_code=status_code, media_type=JSON)
+
+
+def parse_if_match(value: str | None) -> tuple[int | None, bool]:
+    """(expected version, must_exist) from an If-Match header ('*' = any existing version)."""
+    if value is None:
+        return None, False
+    value = value.strip()
+    if value == "*":
+        return None, True
+    tag = value.removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailed(f"If-Match {value[:40]!r} matches no version (ETags are quoted version numbers)")
+    return int(tag), False
+
+
+def resolve_expected(if_match: str | None, *query_values: int | None) -> tuple[int | None, bool]:
+    """The compare-and-swap version from If-Match, else from expected_version/expectedRevision."""
+    expected, must_exist = parse_if_match(if_match)
+    if expected is None:
+        expected = next((v for v in query_values if v is not None), None)
+    return expected, must_exist
+
+
+def render_page(page: Page, page_number: int | None, page_size: int) -> Response:
+    items = b",".join(entry.render(page.now_ms) for entry in page.entries)
+    tail = json.dumps(
+        {"total": page.total, "page": page_number, "page_size": page_size, "next_cursor": page.next_cursor},
+        separators=(",", ":"),
+    ).encode()
+    return json_response(b'{"items":[' + items + b"]," + tail[1:])
+
+
+def parse_tag_filters(tag_filter: list[str] | None) -> list[tuple[str, str]]:
+    filters = []
+    for raw in tag_filter or []:
+        name, sep, value = raw.partition(":")
+        if not sep or not name or not value:
+            raise InvalidInput(
+                f"tag_filter {raw[:80]!r} must look like name:value",
+                errors=[{"field": "query.tag_filter", "message": "expected name:value", "type": "value_error"}],
+            )
+        filters.append((name, value))
+    return filters
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259), though Python's parser takes them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _encode(value: Any, encoding: str | None, max_depth: int, field: str = "body.value") -> str:
+    try:
+        return encode_value(value, encoding, max_depth)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), errors=[{"field": field, "message": str(exc), "type": "value_error"}]) from exc
+
+
+def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "", key_param: str = "{key}") -> APIRouter:
+    """The key endpoints, with tenant, service and bucket from ``scope_dependency`` and the key
+    from the path parameter ``key_param`` (a template such as ``{key}`` or ``{key:convertor}``)."""
+    router = APIRouter(prefix=prefix, tags=[tag])
+    key_path = f"/{key_param}"
+    Scope = Annotated[KeyScope, Depends(scope_dependency)]  # noqa: N806 - a type alias
+
+    @router.post(
+        "",
+        status_code=201,
+        response_model=Entry,
+        responses=PROBLEM_RESPONSES(401, 404, 409, 413, 422),
+        summary="Create a key (409 when it exists)",
+    )
+    async def create_key(body: KVCreate, scope: Scope) -> Response:
+        audit_note(key=body.key)
+        entry = await scope.kv.put(
+            scope.tenant_id,
+            scope.bucket,
+            body.key,
+            _encode(body.value, body.encoding, scope.kv.max_json_depth),
+            encoding=body.encoding,
+            ttl=body.ttl,
+            tags=body.tags,
+            mode="create",
+        )
+        return entry_response(entry, entry.updated_ms, 201)
+
+    @router.get(
+        "",
+        response_model=EntryPage,
+        responses=PROBLEM_RESPONSES(401, 404, 422),
+        summary="List keys in key order (page/page_size or cursor/limit; prefix; tag_filter=name:value)",
+    )
+    async def list_keys(
+        scope: Scope,
+        request: Request,
+        page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+        page_size: Annotated[int | None, Query(ge=1)] = None,
+        cursor: Annotated[str | None, Query(max_length=1024)] = None,
+        limit: Annotated[int | None, Query(ge=1)] = None,
+        prefix: Annotated[str, Query(max_length=256)] = "",
+        tag_filter: Annotated[list[str] | None, Query()] = None,
+    ) -> Response:
+        max_size = request.app.state.settings.max_page_size
+        size = limit or page_size or 100
+        if size > max_size:
+            raise InvalidInput(
+                f"page size is at most {max_size}",
+                errors=[{"field": "query.limit", "message": f"at most {max_size}", "type": "less_than_equal"}],
+            )
+        tags = parse_tag_filters(tag_filter)
+        cursor_mode = cursor is not None or (limit is not None and page is None)
+        if cursor_mode:
+            result = await scope.kv.list(
+                scope.tenant_id, scope.bucket, limit=size, cursor=cursor, prefix=prefix, tags=tags, with_total=not tags
+            )
+            return render_page(result, None, size)
+        page = page or 1
+        result = await scope.kv.list(
+            scope.tenant_id, scope.bucket, limit=size, offset=(page - 1) * size, prefix=prefix, tags=tags
+        )
+        return render_page(result, page, size)
+
+    @router.post(
+        "/batch",
+        response_model=BatchPutResult,
+        responses=PROBLEM_RESPONSES(401, 404, 413, 422),
+        summary="Write up to 1000 keys, all or nothing",
+    )
+    async def batch_put(body: BatchPut, scope: Scope) -> Response:
+        items = []
+        for index, raw in enumerate(body.items):
+            try:
+                item = BatchItem.model_validate(raw)
+            except ValidationError as exc:
+                errors = validation_errors(list(exc.errors()))
+                for error in errors:
+                    error["field"] = f"body.items.{index}.{error['field']}"
+                raise InvalidInput(
+                    f"item {index} is invalid: {errors[0]['message']}", index=index, errors=errors
+                ) from exc
+            try:
+                value_json = _encode(item.value, item.encoding, scope.kv.max_json_depth, f"body.items.{index}.value")
+            except InvalidInput as exc:
+                raise InvalidInput(f"item {index}: {exc.detail}", index=index, **exc.extra) from exc
+            items.append(PutItem(item.key, value_json, item.encoding, item.ttl, item.tags))
+        entries = await scope.kv.batch_put(scope.tenant_id, scope.bucket, items)
+        now = max(e.updated_ms for e in entries)
+        return json_response(b'{"items":[' + b",".join(e.render(now) for e in entries) + b"]}")
+
+    @router.post("/batch/get", response_model=BatchGetResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
+    async def batch_get(body: BatchKeys, scope: Scope) -> Response:
+        audit_skip()  # a read, though a POST
+        found, missing, now = await scope.kv.batch_get(scope.tenant_id, scope.bucket, body.keys)
+        items = b",".join(e.render(now) for e in found)
+        return json_response(b'{"items":[' + items + b'],"missing":' + json.dumps(missing).encode() + b"}")
+
+    @router.post("/batch/delete", response_model=BatchDeleteResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
+    async def batch_delete(body: BatchKeys, scope: Scope) -> BatchDeleteResult:
+        deleted, missing = await scope.kv.batch_delete(scope.tenant_id, scope.bucket, body.keys)
+        return BatchDeleteResult(deleted=deleted, missing=missing)
+
+    @router.get("/stats/count", response_model=Count, responses=PROBLEM_RESPONSES(401, 404, 422))
+    async def count_keys(scope: Scope) -> Count:
+        return Count(count=await scope.kv.count(scope.tenant_id, scope.bucket))
+
+    @router.get(
+        key_path,
+        response_model=Entry,
+        responses={304: {"description": "Not modified (If-None-Match)"}, **PROBLEM_RESPONSES(401, 404, 422)},
+        summary="Read a key (ETag = its version); ?revision=N reads a past revision",
+    )
+    async def get_key(
+        key: str,
+        scope: Scope,
+        revision: Annotated[int | None, Query(ge=1)] = None,
+        if_none_match: IfNoneMatch = None,
+    ) -> Response:
+        entry, now = await scope.kv.get(scope.tenant_id, scope.bucket, key, revision)
+        if if_none_match and if_none_match.strip() in ("*", f'"{entry.version}"', f'W/"{entry.version}"'):
+            return Response(status_code=304, headers={"ETag": f'"{entry.version}"'})
+        return entry_response(entry, now)
+
+    @router.put(
+        key_path,
+        response_model=Entry,
+        responses={201: {"description": "Created", "model": Entry}, **PROBLEM_RESPONSES(401, 404, 412, 413, 422)},
+        summary="Create (201) or update (200); If-Match / expected_version = compare-and-swap",
+    )
+    async def put_key(
+        key: str,
+        body: KVPut,
+        scope: Scope,
+        if_match: IfMatch = None,
+        if_none_match: IfNoneMatch = None,
+        expected_version: ExpectedVersion = None,
+        expected_revision: ExpectedRevisionAlias = None,
+    ) -> Response:
+        expected, must_exist = resolve_expected(if_match, expected_version, expected_revision)
+        create_only = if_none_match is not None and if_none_match.strip() == "*"
+        try:
+            entry = await scope.kv.put(
+                scope.tenant_id,
+                scope.bucket,
+                key,
+                _encode(body.value, body.encoding, scope.kv.max_json_depth),
+                encoding=body.encoding,
+                ttl=body.ttl,
+                tags=body.tags,
+                mode="update" if must_exist else "put",
+                expected_version=expected,
+                if_none_match=create_only,
+            )
+        except KeyNotFound as exc:  # only with If-Match: *, which no absent key matches (RFC 9110)
+            raise PreconditionFailed(f"key {key!r} does not exist (If-Match: *)") from exc
+        return entry_response(entry, entry.updated_ms, 201 if entry.created else 200)
+
+    @router.patch(
+        key_path,
+        response_model=Entry,
+        responses=PROBLEM_RESPONSES(400, 401, 404, 412, 413, 415, 422),
+        summary="RFC 7396 JSON merge patch of the stored value (application/merge-patch+json)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {MERGE_PATCH: {"schema": {}}, JSON: {"schema": {}}},
+            }
+        },
+    )
+    async def patch_key(
+        key: str,
+        request: Request,
+        scope: Scope,
+        if_match: IfMatch = None,
+        expected_version: ExpectedVersion = None,
+        expected_revision: ExpectedRevisionAlias = None,
+    ) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in (MERGE_PATCH, JSON):
+            raise UnsupportedMediaType(f"send the patch as {MERGE_PATCH}")
+        try:
+            patch = json.loads(await request.body(), parse_constant=_reject_constant)
+        except RecursionError as exc:
+            raise InvalidInput(f"the JSON body is nested deeper than {scope.kv.max_json_depth} levels") from exc
+        except ValueError as exc:
+            raise BadRequest("the body is not valid JSON") from exc
+        expected, _ = resolve_expected(if_match, expected_version, expected_revision)
+        entry = await scope.kv.patch(scope.tenant_id, scope.bucket, key, patch, expected)
+        return entry_response(entry, entry.updated_ms)
+
+    @router.delete(
+        key_path,
+        response_model=Message,
+        responses=PROBLEM_RESPONSES(401, 404, 412, 422),
+        summary="Delete a key (If-Match honoured)",
+    )
+    async def delete_key(
+        key: str,
+        scope: Scope,
+        if_match: IfMatch = None,
+        expected_version: ExpectedVersion = None,
+        expected_revision: ExpectedRevisionAlias = None,
+    ) -> Message:
+        expected, _ = resolve_expected(if_match, expected_version, expected_revision)
+        await scope.kv.delete(scope.tenant_id, scope.bucket, key, expected)
+        return Message(message="Key deleted successfully")
+
+    @router.get(f"{key_path}/exists", response_model=Exists, responses=PROBLEM_RESPONSES(401, 404, 422))
+    async def key_exists(key: str, scope: Scope) -> Exists:
+        scope.kv.check_key(key)
+        (entry,), _ = await scope.kv.get_many(scope.tenant_id, scope.bucket, [key])
+        return Exists(key=key, exists=entry is not None)
+
+    @router.get(f"{key_path}/ttl", response_model=TtlInfo, responses=PROBLEM_RESPONSES(401, 404, 422))
+    async def key_ttl(key: str, scope: Scope) -> TtlInfo:
+        entry, now = await scope.kv.get(scope.tenant_id, scope.bucket, key)
+        return TtlInfo(key=key, ttl=entry.ttl_seconds(now))
+
+    @router.get(f"{key_path}/history", response_model=History, responses=PROBLEM_RESPONSES(401, 404, 422))
+    async def key_history(
+        key: str,
+        scope: Scope,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Response:
+        records = await scope.kv.history(scope.tenant_id, scope.bucket, key, limit)
+        for record in records:
+            # Millisecond timestamps in the same format as the entries' metadata.
+            record["updated_at"] = iso_ms(record["updated_at"])
+            if record["expires_at"] is not None:
+                record["expires_at"] = iso_ms(record["expires_at"])
+        return json_response(dumps({"key": key, "items": records}).encode())
+
+    return router

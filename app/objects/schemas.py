@@ -1,0 +1,160 @@
+"""Object store request bodies and response models."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.objects.content import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, StoredObject
+from app.objects.multipart import MultipartUpload, Part
+from app.objects.service import ListedObject, ObjectBucket, Verification
+
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class ObjectBucketCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
+    name: str = Field(pattern=BUCKET_PATTERN, description="[a-z0-9][a-z0-9._-]{0,62}")
+    description: str = Field(default="", max_length=1024)
+    chunk_size: int | None = Field(
+        default=None, ge=MIN_CHUNK_SIZE, le=MAX_CHUNK_SIZE, description="Bytes per stored chunk (default 1 MiB)"
+    )
+    max_object_size: int | None = Field(default=None, ge=1, description="Bytes; default: the service limit")
+
+
+class ObjectBucketOut(BaseModel):
+    name: str
+    description: str
+    chunk_size: int
+    max_object_size: int | None
+    objects: int
+    bytes: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, bucket: ObjectBucket) -> ObjectBucketOut:
+        return cls(
+            name=bucket.name,
+            description=bucket.description,
+            chunk_size=bucket.chunk_size,
+            max_object_size=bucket.max_object_size,
+            objects=bucket.objects,
+            bytes=bucket.bytes,
+            created_at=from_ms(bucket.created_ms),
+        )
+
+
+class ObjectBucketList(BaseModel):
+    items: list[ObjectBucketOut]
+
+
+class ObjectOut(BaseModel):
+    bucket: str
+    name: str
+    size: int
+    sha256: str
+    etag: str = Field(description="The quoted SHA-256, as in the ETag header")
+    chunks: int
+    chunk_size: int
+    version: int
+    content_type: str
+    description: str
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, obj: StoredObject) -> ObjectOut:
+        return cls(
+            bucket=obj.bucket,
+            name=obj.name,
+            size=obj.size,
+            sha256=obj.sha256,
+            etag=obj.etag,
+            chunks=obj.chunks,
+            chunk_size=obj.chunk_size,
+            version=obj.version,
+            content_type=obj.content_type,
+            description=obj.description,
+            metadata=obj.metadata,
+            created_at=from_ms(obj.created_ms),
+            updated_at=from_ms(obj.updated_ms),
+        )
+
+
+class ObjectListItem(BaseModel):
+    name: str
+    size: int
+    etag: str
+    content_type: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, item: ListedObject) -> ObjectListItem:
+        return cls(
+            name=item.name,
+            size=item.size,
+            etag=f'"{item.sha256}"',
+            content_type=item.content_type,
+            updated_at=from_ms(item.updated_ms),
+        )
+
+
+class ObjectPageOut(BaseModel):
+    items: list[ObjectListItem]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
+class VerifyOut(BaseModel):
+    name: str
+    valid: bool
+    expected: str = Field(description="The SHA-256 recorded when the object was written")
+    actual: str | None = Field(description="The SHA-256 of the stored chunks; null when chunks are missing")
+    size: int = Field(description="Bytes found in the stored chunks")
+    missing_chunks: int
+
+    @classmethod
+    def of(cls, v: Verification) -> VerifyOut:
+        return cls(**asdict(v))
+
+
+class PartOut(BaseModel):
+    part_number: int
+    size: int
+    sha256: str
+    etag: str
+
+    @classmethod
+    def of(cls, part: Part) -> PartOut:
+        return cls(part_number=part.part_number, size=part.size, sha256=part.sha256, etag=f'"{part.sha256}"')
+
+
+class UploadOut(BaseModel):
+    upload_id: str
+    bucket: str
+    name: str
+    created_at: datetime
+    expires_at: datetime
+    parts: list[PartOut]
+
+    @classmethod
+    def of(cls, upload: MultipartUpload) -> UploadOut:
+        return cls(
+            upload_id=upload.upload_id,
+            bucket=upload.bucket,
+            name=upload.name,
+            created_at=from_ms(upload.created_ms),
+            expires_at=from_ms(upload.expires_ms),
+            parts=[PartOut.of(part) for part in upload.parts],
+        )
+
+
+class CompleteUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
+    parts: list[int] = Field(min_length=1, description="Part numbers in ascending order")

@@ -1,0 +1,98 @@
+"""JSON (or text) log lines on stdout carrying the request id and tenant id.
+
+Every JSON line has ``timestamp``, ``level``, ``logger``, ``message``, ``request_id`` and ``tenant_id``
+(null outside a request); the access line of each request adds ``route`` (the route template),
+``method``, ``status`` and ``duration_ms``. ``LOG_FORMAT=text`` gives one human-readable line instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from app.config import Settings
+from app.platform.context import request_id_var, tenant_id_var
+
+_EXTRA_FIELDS = ("route", "method", "status", "duration_ms", "task", "event")
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+            "tenant_id": tenant_id_var.get(),
+        }
+        for field in _EXTRA_FIELDS:
+            if hasattr(record, field):  # passed in `extra` (None too: an access line always has a route key)
+                line[field] = getattr(record, field)
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.request_id = request_id_var.get() or "-"
+        line = super().format(record)
+        values = {field: getattr(record, field, None) for field in _EXTRA_FIELDS}
+        extras = [f"{field}={value}" for field, value in values.items() if value is not None]
+        tenant = tenant_id_var.get()
+        if tenant:
+            extras.append(f"tenant_id={tenant}")
+        return f"{line} {' '.join(extras)}" if extras else line
+
+
+def log_level(settings: Settings) -> str:
+    """LOG_LEVEL in upper case; refuses a name logging does not know (a typo would hide every line)."""
+    level = settings.log_level.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}")
+    return level
+
+
+def _formatter(settings: Settings) -> logging.Formatter:
+    return JsonFormatter() if settings.log_format == "json" else TextFormatter()
+
+
+def setup_logging(settings: Settings) -> None:
+    """Route the root logger (and uvicorn's) to stdout in the configured format."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_formatter(settings))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(log_level(settings))
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Our access line replaces uvicorn's.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def gunicorn_logconfig(settings: Settings) -> dict[str, Any]:
+    """gunicorn's ``logconfig_dict``: the master's own lines (boot, worker exits) in the same format."""
+    formatter = type(_formatter(settings))
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"kvstore": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {
+            "stdout": {"class": "logging.StreamHandler", "formatter": "kvstore", "stream": "ext://sys.stdout"}
+        },
+        "root": {"level": log_level(settings), "handlers": ["stdout"]},
+        "loggers": {
+            "gunicorn.error": {"level": log_level(settings), "handlers": [], "propagate": True},
+            # gunicorn's access log stays off: the app writes one access line per request.
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+        },
+    }

@@ -1,0 +1,147 @@
+"""Password hashing (bcrypt through passlib) and JWT access/refresh tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import jwt
+from passlib.context import CryptContext
+
+from app.config import Settings
+from app.platform.errors import InvalidToken
+
+ALGORITHM = "HS256"
+MAX_PASSWORD_BYTES = 72  # bcrypt ignores everything past 72 bytes; we refuse instead
+
+
+class PasswordHasher:
+    """bcrypt with the configured cost; the async methods run it in a worker thread."""
+
+    def __init__(self, rounds: int) -> None:
+        self._context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
+        # Verified against when the user does not exist, so both failures take as long.
+        self._dummy_hash = self._context.hash("not-a-real-password-0")
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._context.hash, password)
+
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        if password_hash is None:
+            await asyncio.to_thread(self._context.verify, password, self._dummy_hash)
+            return False
+        return await asyncio.to_thread(self._context.verify, password, password_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    tenant_id: str
+    username: str
+    jti: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshClaims:
+    tenant_id: str
+    jti: str
+    family: str
+    expires_at: float
+
+
+class TokenService:
+    """Issues and verifies HS256 tokens; verified access tokens are cached until they expire."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.secret_key
+        self.access_ttl = settings.access_token_expire_minutes * 60
+        self.refresh_ttl = settings.refresh_token_expire_days * 86400
+        self._cache: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._cache_size = settings.token_cache_size
+
+    def create_access_token(self, tenant_id: str, username: str) -> str:
+        now = int(time.time())
+        payload = {
+            "sub": tenant_id,
+            "usr": username,
+            "type": "access",
+            "iat": now,
+            "exp": now + self.access_ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
+
+    def create_refresh_token(self, tenant_id: str, family: str) -> tuple[str, str]:
+        """A new refresh token of ``family``; returns (token, jti)."""
+        now = int(time.time())
+        jti = uuid.uuid4().hex
+        payload = {
+            "sub": tenant_id,
+            "type": "refresh",
+            "fam": family,
+            "iat": now,
+            "exp": now + self.refresh_ttl,
+            "jti": jti,
+        }
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM), jti
+
+    def _decode(self, token: str, expected_type: str) -> dict:
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                # iat is not checked against our clock: a replica whose clock runs a little ahead
+                # issues tokens "from the future" that the others must still accept; exp decides.
+                options={"require": ["sub", "type", "exp", "iat", "jti"], "verify_iat": False},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("Token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("Token is invalid") from exc
+        if payload.get("type") != expected_type:
+            raise InvalidToken(f"Token is not an {expected_type} token")
+        # Only the canonical form: the subject becomes part of Redis key names (and their hash tag).
+        subject = str(payload["sub"])
+        try:
+            canonical = str(uuid.UUID(subject))
+        except ValueError as exc:
+            raise InvalidToken("Token subject is not a tenant id") from exc
+        if subject != canonical:
+            raise InvalidToken("Token subject is not a tenant id")
+        return payload
+
+    def verify_access_token(self, token: str) -> AccessClaims:
+        """The claims of a valid access token, else InvalidToken."""
+        cached = self._cache.get(token)
+        now = time.time()
+        if cached is not None:
+            if cached.expires_at > now:
+                return cached
+            self._cache.pop(token, None)
+        payload = self._decode(token, "access")
+        claims = AccessClaims(
+            tenant_id=str(payload["sub"]),
+            username=str(payload.get("usr", "")),
+            jti=str(payload["jti"]),
+            expires_at=float(payload["exp"]),
+        )
+        if self._cache_size:
+            self._cache[token] = claims
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return claims
+
+    def verify_refresh_token(self, token: str) -> RefreshClaims:
+        payload = self._decode(token, "refresh")
+        if "fam" not in payload:
+            raise InvalidToken("Token is invalid")
+        return RefreshClaims(
+            tenant_id=str(payload["sub"]),
+            jti=str(payload["jti"]),
+            family=str(payload["fam"]),
+            expires_at=float(payload["exp"]),
+        )

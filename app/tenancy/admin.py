@@ -1,0 +1,92 @@
+"""`python -m app.tenancy.admin` (console script `kvstore-admin`): operator commands that talk to the data
+Redis directly through the service code (REDIS_URL etc. from the environment / .env).
+
+    kvstore-admin usage TENANT
+    kvstore-admin set-limits TENANT [--max-keys N] [--max-kv-bytes N] [--max-object-bytes N]
+                                    [--max-buckets N] [--max-watch-streams N] [--reset QUOTA ...]
+    kvstore-admin recount TENANT
+
+TENANT is a tenant id or a username. Quotas: 0 = unlimited; --reset goes back to the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+
+from redis.exceptions import RedisError
+
+from app.config import get_settings
+from app.platform import keyspace as keys
+from app.platform.errors import KVStoreError
+from app.platform.redis import create_async_data_redis
+from app.platform.scripts import Scripts
+from app.tenancy.service import QUOTAS, UsageService
+
+
+async def _tenant_id(redis, who: str) -> str:  # type: ignore[no-untyped-def]
+    """The id of an existing tenant named by its id or its username."""
+    try:
+        tenant_id = str(uuid.UUID(who))
+    except ValueError:
+        raw = await redis.get(keys.username_claim(who.lower()))
+        tenant_id = raw.decode() if raw is not None else ""
+    # Never write limits or counters for a tenant that does not exist.
+    if not tenant_id or not await redis.exists(keys.KeySchema(tenant_id).user()):
+        raise KVStoreError(f"no tenant id or username {who!r}")
+    return tenant_id
+
+
+async def run(args: argparse.Namespace) -> dict:
+    settings = get_settings()
+    redis = create_async_data_redis(settings)
+    service = UsageService(redis, Scripts(redis), settings)
+    try:
+        tenant_id = await _tenant_id(redis, args.tenant)
+        if args.command == "set-limits":
+            changes: dict[str, int | None] = {q: getattr(args, q) for q in QUOTAS if getattr(args, q) is not None}
+            changes.update(dict.fromkeys(args.reset or [], None))
+            if not changes:
+                raise KVStoreError("nothing to change: give at least one --max-... or --reset")
+            return {"tenant_id": tenant_id, "limits": await service.set_limits(tenant_id, changes)}
+        if args.command == "recount":
+            return {"tenant_id": tenant_id, "usage": await service.recount(tenant_id)}
+        return {"tenant_id": tenant_id, **(await service.usage(tenant_id)).as_dict()}
+    finally:
+        await redis.aclose()
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="kvstore-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("usage", help="show a tenant's usage and limits").add_argument("tenant")
+    commands.add_parser("recount", help="recompute a tenant's usage from its data").add_argument("tenant")
+    limits = commands.add_parser("set-limits", help="override a tenant's quotas")
+    limits.add_argument("tenant")
+    for quota in QUOTAS:
+        limits.add_argument(f"--{quota.replace('_', '-')}", dest=quota, type=int, metavar="N")
+    limits.add_argument("--reset", nargs="+", choices=QUOTAS, metavar="QUOTA", help="back to the default")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result = asyncio.run(run(args))
+    except KVStoreError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    except RedisError as exc:
+        print(f"error: the data Redis is unreachable ({exc.__class__.__name__})", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

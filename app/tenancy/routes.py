@@ -1,0 +1,17 @@
+"""/usage: the caller's counts, bytes and limits."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.auth.deps import CurrentClaims
+from app.platform.http.schemas import PROBLEM_RESPONSES
+from app.tenancy.schemas import UsageOut
+
+router = APIRouter(tags=["tenant"])
+
+
+@router.get("/usage", response_model=UsageOut, responses=PROBLEM_RESPONSES(401))
+async def get_usage(claims: CurrentClaims, request: Request) -> UsageOut:
+    usage = await request.app.state.usage_service.usage(claims.tenant_id)
+    return UsageOut.model_validate(usage.as_dict())

@@ -1,0 +1,5 @@
+"""``python -m app.worker``: the same as ``python -m app.worker.consumer``."""
+
+from app.worker.consumer import main
+
+main()

@@ -1,0 +1,84 @@
+"""The worker's Huey flavour: a scheduler that checks :func:`app.platform.queue.every` schedules as
+often as they need, a consumer that serves the worker's metrics, JSON logs.
+
+The retry policy, schedules and the task decorator are in app/platform/queue.py (the API enqueues
+with the same names); app/worker/registry.py registers every capability's task functions.
+A task that fails for good is logged with its arguments and counted (app/worker/metrics.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from typing import Any
+
+from huey import RedisExpireHuey
+from huey.consumer import Consumer, Scheduler
+
+from app.config import Settings, get_settings
+from app.platform.logging import setup_logging
+from app.platform.queue import create_huey, interval_of
+from app.worker.metrics import TaskMetrics, start_metrics_server
+
+logger = logging.getLogger("kvstore.worker")
+
+
+class KVStoreScheduler(Scheduler):
+    """Huey's scheduler, checking periodic tasks as often as the shortest :func:`every` needs."""
+
+    def __init__(self, huey: RedisExpireHuey, stop_flag: Any, interval: int, periodic: bool) -> None:
+        super().__init__(huey, stop_flag, interval, periodic)
+        intervals = [s for s in (interval_of(t) for t in huey._registry.periodic_tasks) if s]
+        self.periodic_task_seconds = max(1, min([60, *intervals]))
+        self._last_minute: datetime | None = None
+
+    def enqueue_periodic_tasks(self, now: datetime | None) -> None:
+        timestamp = now or self.huey._get_timestamp()
+        minute = timestamp.replace(second=0, microsecond=0)
+        new_minute, self._last_minute = minute != self._last_minute, minute
+        for task in self.huey._registry.periodic_tasks:
+            # A crontab matches a whole minute: evaluate it once per minute, as Huey does.
+            if (new_minute or interval_of(task)) and task.validate_datetime(timestamp):
+                self._logger.info("Enqueueing periodic task %s.", task)
+                try:
+                    self.huey.enqueue(task)
+                except Exception:
+                    self._logger.exception("Error enqueueing periodic task %s.", task)
+
+
+class KVStoreConsumer(Consumer):
+    """Huey's consumer plus the worker's metrics server (in the main process, after any fork)."""
+
+    scheduler_class = KVStoreScheduler
+
+    def start(self) -> None:
+        settings = get_settings()
+        if self.worker_type == "process" and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            logger.warning(
+                "-k process without PROMETHEUS_MULTIPROC_DIR: start with `python -m app.worker.consumer` "
+                "for worker metrics that include the worker processes"
+            )
+        super().start()
+        start_metrics_server(settings.worker_metrics_host, settings.worker_metrics_port)
+
+
+class KVStoreHuey(RedisExpireHuey):
+    """RedisExpireHuey (results expire instead of piling up in the queue Redis) whose consumer is
+    :class:`KVStoreConsumer`, logging in the API's JSON format."""
+
+    def create_consumer(self, **options: Any) -> Consumer:
+        settings = get_settings()
+        setup_logging(settings)
+        huey_logger = logging.getLogger("huey")
+        huey_logger.handlers[:] = []  # huey_consumer's own handler; the root one formats it
+        huey_logger.propagate = True
+        return KVStoreConsumer(self, **options)
+
+
+def create_worker_huey(settings: Settings) -> KVStoreHuey:
+    """The worker's Huey instance on the queue Redis, with task metrics wired to its signals."""
+    huey = create_huey(settings, KVStoreHuey)
+    assert isinstance(huey, KVStoreHuey)
+    TaskMetrics().install(huey)
+    return huey

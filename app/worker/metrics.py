@@ -1,0 +1,151 @@
+"""The worker's own Prometheus metrics, fed by Huey's signals and served on their own port.
+
+- ``kvstore_background_tasks_total{task,status}``: one per task run that ended, by how it ended:
+  ``success``; ``retry`` (failed, will run again); ``failure`` (failed with no retry left);
+  ``locked``, ``canceled``, ``revoked``, ``expired``, ``interrupted``, ``timeout``, ``rate-limited``.
+- ``kvstore_background_task_duration_seconds{task}``: run time of each attempt that executed.
+
+The consumer's main process serves them on ``settings.worker_metrics_host:worker_metrics_port``
+(default 0.0.0.0:9100; port 0 turns the server off). With ``-k process`` the tasks run in forked
+children, so the values go through prometheus_client's multiprocess files: ``python -m
+app.worker.consumer`` sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory (restarting itself so that
+prometheus_client is imported with it set).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from huey import signals
+from huey.api import Huey, Task
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server
+
+logger = logging.getLogger("kvstore.worker")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_LOGGED_ARGUMENTS = 2000
+
+# From a quick outbox drain to a long sweep of a big tenant.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+"""The worker's registry (not the API's default one, so the API never serves worker series)."""
+
+TASKS = Counter(
+    "kvstore_background_tasks",
+    "Background task runs that ended, by task and how they ended.",
+    ["task", "status"],
+    registry=REGISTRY,
+)
+TASK_DURATION = Histogram(
+    "kvstore_background_task_duration_seconds",
+    "Run time of background task attempts, in seconds.",
+    ["task"],
+    buckets=DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+
+# Signals after which the task did not run (or was cut short) and no error signal follows.
+_SKIPPED = {
+    signals.SIGNAL_LOCKED: "locked",
+    signals.SIGNAL_CANCELED: "canceled",
+    signals.SIGNAL_REVOKED: "revoked",
+    signals.SIGNAL_EXPIRED: "expired",
+    signals.SIGNAL_INTERRUPTED: "interrupted",
+    signals.SIGNAL_RATE_LIMITED: "rate-limited",
+}
+
+
+def _arguments(task: Task) -> str:
+    text = f"args={task.args!r} kwargs={task.kwargs!r}"
+    if len(text) > MAX_LOGGED_ARGUMENTS:
+        text = f"{text[:MAX_LOGGED_ARGUMENTS]}... ({len(text)} characters)"
+    return text
+
+
+class TaskMetrics:
+    """Huey signal receiver: counts every ended run, times executed ones, logs failures."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def install(self, huey: Huey) -> None:
+        huey.signal()(self)
+
+    def _elapsed(self, task: Task) -> float | None:
+        with self._lock:
+            started = self._started.pop(task.id, None)
+        return None if started is None else time.monotonic() - started
+
+    def _observe(self, task: Task, status: str) -> None:
+        name = task.name
+        TASKS.labels(name, status).inc()
+        elapsed = self._elapsed(task)
+        if elapsed is not None:
+            TASK_DURATION.labels(name).observe(elapsed)
+
+    def __call__(self, signal: str, task: Task, *args: Any) -> None:
+        if signal == signals.SIGNAL_EXECUTING:
+            with self._lock:
+                self._started[task.id] = time.monotonic()
+        elif signal == signals.SIGNAL_COMPLETE:
+            self._observe(task, "success")
+        elif signal in (signals.SIGNAL_ERROR, signals.SIGNAL_TIMEOUT):
+            # Emitted before Huey decrements the retries, so 0 left means this was the last attempt.
+            error = repr(args[0]) if args else signal
+            if task.retries:
+                self._observe(task, "retry" if signal == signals.SIGNAL_ERROR else "timeout")
+                logger.warning(
+                    "task %s %s failed (%s); %d retries left",
+                    task.name,
+                    task.id,
+                    error,
+                    task.retries,
+                    extra={"task": task.name, "event": "task_retry"},
+                )
+            else:
+                self._observe(task, "failure")
+                logger.error(
+                    "task %s %s failed for good (%s): %s",
+                    task.name,
+                    task.id,
+                    error,
+                    _arguments(task),
+                    extra={"task": task.name, "event": "task_failed"},
+                )
+        elif signal in _SKIPPED:
+            self._observe(task, _SKIPPED[signal])
+        elif signal == signals.SIGNAL_RETRYING:
+            # Only a task that raised RetryTask still has its start recorded here.
+            with self._lock:
+                raised_retry = task.id in self._started
+            if raised_retry:
+                self._observe(task, "retry")
+
+
+def scrape_registry() -> CollectorRegistry:
+    """What the metrics server serves: the worker registry, or the sum of every worker process's files."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+def start_metrics_server(host: str, port: int) -> bool:
+    """Serve /metrics on ``host:port`` from a daemon thread; a busy port is logged, not fatal."""
+    if port == 0:
+        logger.info("worker metrics server disabled (WORKER_METRICS_PORT=0)")
+        return False
+    try:
+        start_http_server(port, addr=host, registry=scrape_registry())
+    except OSError as exc:
+        logger.error("worker metrics server could not listen on %s:%d: %s", host, port, exc)
+        return False
+    logger.info("worker metrics on http://%s:%d/metrics", host, port)
+    return True

@@ -1,0 +1,54 @@
+"""What every command receives: the parsed arguments, the output, the session store and the client."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from kvctl.client import ApiClient, KVPaths
+from kvctl.config import ConfigStore
+from kvctl.output import Output
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    out: Output
+    store: ConfigStore
+    url: str
+    transport: httpx.BaseTransport | None = None
+    _client: ApiClient | None = field(default=None, repr=False)
+
+    @property
+    def client(self) -> ApiClient:
+        if self._client is None:
+            self._client = ApiClient(self.url, self.store, timeout=self.args.timeout, transport=self.transport)
+        return self._client
+
+    @property
+    def paths(self) -> KVPaths:
+        return KVPaths(self.args.bucket)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def metadata(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry's metadata block (tolerates a server that flattens it into the entry)."""
+    meta = entry.get("metadata")
+    return meta if isinstance(meta, dict) else entry
+
+
+def items_of(body: Any, *names: str) -> list[dict[str, Any]]:
+    """The list in a response: the body itself, or its first list-valued member among ``names``."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for name in names:
+            if isinstance(body.get(name), list):
+                return body[name]
+    return []

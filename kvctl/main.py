@@ -1,0 +1,214 @@
+"""kvctl's command line: the argument parser, and main() that turns every failure into one line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import httpx
+
+from kvctl import auth, buckets, keys, watch
+from kvctl.client import DEFAULT_BUCKET
+from kvctl.config import CONFIG_ENV, URL_ENV, ConfigStore, resolve_url
+from kvctl.context import Context
+from kvctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, CliError
+from kvctl.output import Output
+
+EPILOG = f"""\
+environment: {URL_ENV} (server URL), {CONFIG_ENV} (config file, default ~/.config/kvctl/config.json),
+{auth.PASSWORD_ENV} (password for login/register).
+exit codes: 0 ok, 1 the API refused the request (its problem detail and code are printed),
+2 the server could not be reached or bad usage, 130 interrupted."""
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """On the top parser with real defaults; on each command with SUPPRESS, so that an option given
+    after the command name overrides the top-level one and an absent one leaves it alone."""
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--url",
+        default=default(None),
+        help=f"API base URL (default: ${URL_ENV}, else the server of the last login, else http://127.0.0.1:8000)",
+    )
+    group.add_argument(
+        "--bucket",
+        default=default(DEFAULT_BUCKET),
+        help="KV bucket (default: default, served by the flat /api/v1/kv API)",
+    )
+    group.add_argument("--json", action="store_true", default=default(False), help="machine-readable JSON output")
+    group.add_argument(
+        "--timeout", type=positive_float, default=default(30.0), help="seconds to wait for the server (default 30)"
+    )
+
+
+def add_password_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-u", "--username")
+    parser.add_argument(
+        "-p", "--password", help=f"(visible to other local users: prefer --password-stdin or ${auth.PASSWORD_ENV})"
+    )
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kvctl",
+        description="Command-line client of the kvstore HTTP API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-V", "--version", action="version", version="kvctl 1.0.0")
+    add_global_options(parser, top=True)
+    common = argparse.ArgumentParser(add_help=False)
+    add_global_options(common, top=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        name: str, summary: str, handler: object, *, aliases: tuple[str, ...] = (), under: object = sub
+    ) -> argparse.ArgumentParser:
+        child = under.add_parser(  # type: ignore[attr-defined]
+            name, help=summary, description=summary, parents=[common], aliases=list(aliases)
+        )
+        child.set_defaults(handler=handler)
+        return child
+
+    p = command("register", "create an account and log in", auth.cmd_register)
+    add_password_options(p)
+    p.add_argument("-e", "--email")
+    add_password_options(command("login", "log in and save the session", auth.cmd_login))
+    command("logout", "revoke the session and forget its tokens", auth.cmd_logout)
+    command("whoami", "show the logged-in user", auth.cmd_whoami)
+    command("token", "print a valid access token (for curl)", auth.cmd_token)
+
+    p = command("put", "create or update a key", keys.cmd_put)
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("value", metavar="VALUE", nargs="?", help="JSON when it parses (42, true, {...}), else text")
+    p.add_argument("--ttl", type=non_negative_int, help="seconds to live; 0 removes the expiry")
+    p.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
+    p.add_argument("--if-match", metavar="VERSION", help="write only if the key is at this version")
+    p.add_argument("--create", action="store_true", help="write only if the key does not exist")
+    p.add_argument("--file", metavar="PATH", help="read the value from a file (- for stdin)")
+    p.add_argument("--base64", action="store_true", help="store the bytes as a binary (base64) value")
+    p.add_argument("--string", action="store_true", help="store VALUE as a string even if it parses as JSON")
+
+    p = command("get", "print a key's value", keys.cmd_get)
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--revision", type=positive_int, help="a past revision, while history keeps it")
+    p.add_argument("-o", "--output", metavar="PATH", help="write the value to a file")
+
+    p = command("delete", "delete a key", keys.cmd_delete)
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--if-match", metavar="VERSION", help="delete only if the key is at this version")
+
+    p = command("list", "list keys in key order", keys.cmd_list, aliases=("all",))
+    p.add_argument("--prefix")
+    p.add_argument("--tag", action="append", default=[], metavar="NAME:VALUE", help="repeatable; all must match")
+    p.add_argument("--limit", type=positive_int, help="keys per page")
+    p.add_argument("--cursor", help="continue from a previous page's next_cursor")
+    p.add_argument("--all-pages", action="store_true", help="follow next_cursor to the end")
+    p.add_argument("-q", "--keys-only", action="store_true", help="print key names only")
+
+    p = command("history", "past revisions of a key, newest first", keys.cmd_history)
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--limit", type=positive_int)
+
+    p = command("watch", "print changes as they happen (Ctrl-C stops)", watch.cmd_watch)
+    p.add_argument("--key", help="only this key")
+    p.add_argument("--prefix", help="only keys with this prefix")
+    p.add_argument("--since", type=non_negative_int, metavar="REV", help="replay changes from this revision")
+    p.add_argument("--snapshot", action="store_true", help="first print every current entry")
+    p.add_argument("--no-values", action="store_true", help="events without values")
+    p.add_argument("-n", "--count", type=positive_int, help="exit after this many events")
+
+    p = command("populate", "write N sample keys (batches of up to 1000)", keys.cmd_populate)
+    p.add_argument("count", metavar="N", type=positive_int)
+    p.add_argument("--prefix", default="sample:", help="key prefix (default sample:)")
+    p.add_argument("--batch-size", type=positive_int, default=keys.MAX_BATCH_ITEMS, help="keys per request")
+
+    bucket_parser = command("buckets", "list, create, inspect or delete buckets", buckets.cmd_buckets_list)
+    bucket_sub = bucket_parser.add_subparsers(dest="bucket_command", metavar="ACTION")
+    command("list", "list buckets (the default action)", buckets.cmd_buckets_list, under=bucket_sub)
+    p = command("create", "create a bucket", buckets.cmd_buckets_create, under=bucket_sub)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--description")
+    p.add_argument("--history", type=positive_int, help="revisions kept per key (default 10)")
+    p.add_argument("--ttl", type=positive_int, help="default seconds to live of new keys")
+    p.add_argument("--max-value-size", type=positive_int, metavar="BYTES")
+    p = command("info", "show a bucket", buckets.cmd_buckets_info, under=bucket_sub)
+    p.add_argument("name", metavar="NAME")
+    p = command("delete", "delete a bucket and all its keys", buckets.cmd_buckets_delete, under=bucket_sub)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe (kvctl list | head) keep Python from complaining while it flushes at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
+    """Run one kvctl command; returns the exit code (``transport`` lets tests answer without a server)."""
+    args = build_parser().parse_args(argv)
+    out = Output(json_mode=args.json)
+    ctx: Context | None = None
+    try:
+        store = ConfigStore()
+        ctx = Context(args, out, store, resolve_url(args.url, store), transport)
+        return args.handler(ctx)
+    except CliError as exc:
+        out.error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        out.note("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
+    except Exception as exc:  # the last resort: one line, never a traceback
+        if os.environ.get("KVCTL_DEBUG"):
+            raise
+        out.error(CliError(f"unexpected {exc.__class__.__name__}: {exc}"))
+        return EXIT_ERROR
+    finally:
+        if ctx is not None:
+            ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

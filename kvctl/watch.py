@@ -1,0 +1,282 @@
+"""kvctl watch: follow a bucket's change feed (Server-Sent Events) and, after a dropped connection,
+resume from the last revision seen (Last-Event-ID) with a growing back-off."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from kvctl.client import ApiClient, KVPaths
+from kvctl.context import Context
+from kvctl.errors import EXIT_OK, ApiError, CliError, ConnectionFailed
+from kvctl.output import Output, format_tags, format_value
+
+CHANGE_EVENTS = frozenset({"put", "delete", "expire", "purge"})
+# Error codes after which resuming is pointless.
+FINAL_ERRORS = frozenset({"bucket_not_found"})
+# Answers worth waiting out once the stream has worked: the server is restarting or busy.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+INITIAL_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 15.0
+# The server sends a heartbeat comment every 15 s: silence for much longer means a dead connection.
+READ_TIMEOUT_SECONDS = 60.0
+
+
+def pause(seconds: float) -> None:
+    """The back-off wait (a module function so tests can replace it)."""
+    time.sleep(seconds)
+
+
+@dataclass
+class SseEvent:
+    event: str
+    data: str
+    id: str | None = None
+
+
+class SseParser:
+    """The Server-Sent Events line protocol (WHATWG HTML §9.2.6), one line at a time."""
+
+    def __init__(self) -> None:
+        self.retry_ms: int | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+
+    def feed(self, line: str) -> SseEvent | None:
+        if line == "":
+            event = None
+            if self._data or self._event:
+                event = SseEvent(event=self._event or "message", data="\n".join(self._data), id=self._id)
+            elif self._id is not None:
+                # An id without data (the server's heartbeat after filtered-out changes): nothing to
+                # dispatch, but the position to resume from moves on.
+                event = SseEvent(event="", data="", id=self._id)
+            self._reset()
+            return event
+        if line.startswith(":"):
+            return None  # a comment: the server's heartbeat
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        elif name == "retry" and value.isdigit():
+            self.retry_ms = int(value)
+        return None
+
+    def parse(self, lines: Iterable[str]) -> Iterator[SseEvent]:
+        for line in lines:
+            event = self.feed(line)
+            if event is not None:
+                yield event
+
+
+def revision_of(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def format_event(event: str, event_id: str | None, data: Any) -> str:
+    """One human line per event: `<revision> <event> <key> = <value>`."""
+    if not isinstance(data, dict):
+        return f"{event_id or '-'} {event} {data}"
+    revision = data.get("revision", event_id or "-")
+    key = data.get("key")
+    text = f"{revision} {event}"
+    if key:  # a purge (the bucket was deleted) has no key
+        text += f" {key}"
+    if event == "purge":
+        return text
+    if "value" in data and event in ("put", "snapshot"):
+        text += " = " + format_value(data.get("value"), data.get("encoding"))
+    extras = []
+    if data.get("version") is not None:
+        extras.append(f"version {data['version']}")
+    if data.get("ttl") not in (None, -1):
+        extras.append(f"ttl {data['ttl']}s")
+    if data.get("tags"):
+        extras.append(f"tags {format_tags(data['tags'])}")
+    if extras:
+        text += f"  ({', '.join(extras)})"
+    return text
+
+
+class Watcher:
+    """One `kvctl watch`: prints events until Ctrl-C (or --count events), reconnecting as needed."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        out: Output,
+        paths: KVPaths,
+        *,
+        key: str | None = None,
+        prefix: str | None = None,
+        since: int | None = None,
+        snapshot: bool = False,
+        include_values: bool = True,
+        count: int | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.out = out
+        self.path = paths.watch()
+        self.filters = {name: value for name, value in (("key", key), ("prefix", prefix)) if value}
+        if snapshot:
+            self.filters["snapshot"] = "true"
+        if not include_values:
+            self.filters["include_values"] = "false"
+        self.since = since
+        self.count = count
+        self.sleep = sleep or pause
+        self.printed = 0
+        self.last_revision: int | None = None
+        self.parser = SseParser()
+
+    def request_args(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Query and headers of the next connection: resume after the last revision seen."""
+        params: dict[str, Any] = dict(self.filters)
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.last_revision is not None:
+            headers["Last-Event-ID"] = str(self.last_revision)
+            params.pop("snapshot", None)  # the snapshot was already shown; only the changes since
+        elif self.since is not None:
+            params["since"] = self.since
+        return params, headers
+
+    def run(self) -> int:
+        connected_once = False
+        failures = 0
+        resumed_at_once = False  # one immediate reconnect (token rotated) per working connection
+        while True:
+            params, headers = self.request_args()
+            timeout = httpx.Timeout(10.0, read=READ_TIMEOUT_SECONDS)
+            try:
+                response = self.client.open_stream("GET", self.path, params=params, headers=headers, timeout=timeout)
+            except ConnectionFailed as exc:
+                if not connected_once:
+                    raise
+                reason = exc.message
+            except ApiError as exc:
+                if not (connected_once and exc.status in RETRY_STATUSES):
+                    raise
+                reason = exc.message
+            else:
+                connected_once = True
+                before = self.printed
+                try:
+                    outcome, reason = self.consume(response)
+                except (httpx.TransportError, httpx.StreamError) as exc:
+                    outcome, reason = "lost", str(exc) or exc.__class__.__name__
+                finally:
+                    response.close()
+                if outcome == "done":
+                    return EXIT_OK
+                if self.printed > before:
+                    failures = 0  # the connection worked: start the back-off afresh
+                    resumed_at_once = False
+                if outcome == "now" and not resumed_at_once:
+                    resumed_at_once = True
+                    continue
+            delay = self.backoff(failures)
+            failures += 1
+            resume = f"revision {self.last_revision}" if self.last_revision is not None else "live changes"
+            self.out.note(f"watch: connection lost ({reason}); reconnecting in {delay:.1f}s from {resume}")
+            self.sleep(delay)
+
+    def backoff(self, failures: int) -> float:
+        base = INITIAL_BACKOFF_SECONDS
+        if self.parser.retry_ms is not None:
+            base = max(base, self.parser.retry_ms / 1000)
+        delay = min(MAX_BACKOFF_SECONDS, base * 2**failures)
+        return delay * random.uniform(0.8, 1.2)  # jitter: many watchers do not reconnect in lockstep
+
+    def consume(self, response: httpx.Response) -> tuple[str, str]:
+        """Print the events of one connection; returns (outcome, reason): done | now | lost."""
+        for event in self.parser.parse(response.iter_lines()):
+            try:
+                data = json.loads(event.data) if event.data else None
+            except ValueError:
+                data = event.data
+            revision = revision_of(event.id)
+            already_seen = revision is not None and self.last_revision is not None and revision <= self.last_revision
+            if event.event in CHANGE_EVENTS and already_seen:
+                continue  # printed before the reconnect
+            if revision is not None and (self.last_revision is None or revision > self.last_revision):
+                self.last_revision = revision
+            if event.event == "":
+                continue  # only moved the resume position
+            if event.event == "error":
+                return self.on_error(data)
+            self.show(event, data)
+            if event.event in CHANGE_EVENTS or event.event == "snapshot":
+                self.printed += 1
+            if event.event == "purge":
+                self.out.note("watch: the bucket was deleted")
+                return "done", ""
+            if self.count is not None and self.printed >= self.count:
+                return "done", ""
+        return "lost", "the server closed the stream"
+
+    def on_error(self, data: Any) -> tuple[str, str]:
+        """The server ended the stream with an error event: resume where it says, or give up."""
+        info = data if isinstance(data, dict) else {"detail": str(data)}
+        code = str(info.get("code") or "")
+        detail = str(info.get("detail") or info.get("message") or info.get("title") or "error")
+        if self.out.json_mode:
+            self.out.event({"event": "error", "id": None, "data": info})
+        if code in FINAL_ERRORS:
+            raise CliError(f"{detail} ({code})")
+        resume_from = info.get("resume_from")
+        if isinstance(resume_from, int) and not isinstance(resume_from, bool):
+            self.last_revision = resume_from  # the server knows what it sent, filtered changes included
+        if code in ("invalid_token", "token_expired", "unauthorized"):
+            # The access token ran out mid-stream: rotate it and resume at once.
+            self.client.refresh(stale_access_token=self.client.session().access_token)
+            return "now", detail
+        return "lost", f"{detail} ({code})" if code else detail
+
+    def show(self, event: SseEvent, data: Any) -> None:
+        if self.out.json_mode:
+            self.out.event({"event": event.event, "id": event.id, "data": data})
+        elif event.event == "ready":
+            info = data if isinstance(data, dict) else {}
+            why = " (the revision asked for is no longer kept)" if info.get("reason") == "trimmed" else ""
+            at = f" at revision {info.get('revision', event.id)}"
+            self.out.note(f"watch: snapshot of {info.get('entries', '?')} entries{at}{why}; following changes")
+        else:
+            self.out.line(format_event(event.event, event.id, data))
+
+
+def cmd_watch(ctx: Context) -> int:
+    args = ctx.args
+    watcher = Watcher(
+        ctx.client,
+        ctx.out,
+        ctx.paths,
+        key=args.key,
+        prefix=args.prefix,
+        since=args.since,
+        snapshot=args.snapshot,
+        include_values=not args.no_values,
+        count=args.count,
+    )
+    try:
+        return watcher.run()
+    except KeyboardInterrupt:
+        return EXIT_OK  # Ctrl-C is how a watch ends
