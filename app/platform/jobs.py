@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 from app.config import Settings, get_settings
 from app.platform.redis import SyncDataRedis, create_sync_data_redis
-from app.platform.scripts import Scripts
+from app.platform.scripts import SyncScripts
 
 
 @dataclass(frozen=True)
 class WorkerContext:
     settings: Settings
     data_redis: SyncDataRedis
-    scripts: Scripts
+    scripts: SyncScripts
 
 
 _context: WorkerContext | None = None
@@ -29,7 +29,7 @@ _context_lock = threading.Lock()
 
 def _build_context(settings: Settings) -> WorkerContext:
     client = create_sync_data_redis(settings)
-    return WorkerContext(settings=settings, data_redis=client, scripts=Scripts(client))
+    return WorkerContext(settings=settings, data_redis=client, scripts=SyncScripts(client))
 
 
 def worker_context() -> WorkerContext:

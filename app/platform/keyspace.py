@@ -214,33 +214,74 @@ class KeySchema:
         return f"{self.prefix}otrash"
 
 
-# Lua versions of the key builders: ``tp`` is ``tenant_prefix(tid)``, ``pair`` is ``<tag>=<value>``.
-LUA_PRELUDE = """
-local function bucket_prefix(tp, bid) return tp .. 'b:' .. bid .. ':' end
-local function entry_key(tp, bid, key) return tp .. 'b:' .. bid .. ':k:' .. key end
-local function history_key(tp, bid, key) return tp .. 'b:' .. bid .. ':h:' .. key end
-local function key_index_key(tp, bid) return tp .. 'b:' .. bid .. ':idx' end
-local function ttl_index_key(tp, bid) return tp .. 'b:' .. bid .. ':ttl' end
-local function tag_index_key(tp, bid, pair) return tp .. 'b:' .. bid .. ':tag:' .. pair end
-local function tag_registry_key(tp, bid) return tp .. 'b:' .. bid .. ':tags' end
-local function deleted_keys_key(tp, bid) return tp .. 'b:' .. bid .. ':gone' end
-local function feed_key(tp, bid) return tp .. 'b:' .. bid .. ':feed' end
-local function bucket_key(tp, name) return tp .. 'bucket:' .. name end
-local function buckets_key(tp) return tp .. 'buckets' end
-local function usage_key(tp) return tp .. 'usage' end
-local function limits_key(tp) return tp .. 'limits' end
-local function seq_key(tp) return tp .. 'seq' end
-local function ttl_buckets_key(tp) return tp .. 'ttl_buckets' end
-local function ttl_scheduled_key(tp) return tp .. 'ttl_scheduled' end
-local function trash_key(tp) return tp .. 'trash' end
-local function obuckets_key(tp) return tp .. 'obuckets' end
-local function obucket_key(tp, name) return tp .. 'obucket:' .. name end
-local function object_meta_key(tp, bid, name) return tp .. 'o:' .. bid .. ':m:' .. name end
-local function object_index_key(tp, bid) return tp .. 'o:' .. bid .. ':idx' end
-local function upload_key(tp, id) return tp .. 'up:' .. id end
-local function chunk_key(tp, id, index) return tp .. 'ch:' .. id .. ':' .. index end
-local function garbage_key(tp) return tp .. 'garbage' end
-local function object_compactions_key(tp) return tp .. 'ocompact' end
-local function object_trash_key(tp) return tp .. 'otrash' end
-local function audit_outbox_key(tp) return tp .. 'audit_outbox' end
-"""
+# -- the Lua key prelude, generated from KeySchema ----------------------------------------------
+# Each Lua builder is the Python method rendered with placeholders for its parameters, so the two
+# cannot disagree: ``tp`` is ``tenant_prefix(tid)``, ``pair`` is ``<tag>=<value>``.
+
+_MARK = "\x00"
+
+
+class _LuaSchema(KeySchema):
+    """A KeySchema whose tenant prefix is the Lua variable ``tp``."""
+
+    @property
+    def prefix(self) -> str:
+        return f"{_MARK}tp{_MARK}"
+
+
+def _var(name: str) -> str:
+    return f"{_MARK}{name}{_MARK}"
+
+
+def _lua_concat(rendered: str) -> str:
+    """``\0tp\0b:\0bid\0`` -> ``tp .. 'b:' .. bid``."""
+    parts = rendered.split(_MARK)
+    pieces = [repr(text) if position % 2 == 0 else text for position, text in enumerate(parts) if text]
+    return " .. ".join(pieces)
+
+
+_LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
+    # (Lua function, KeySchema method, Lua parameters after tp)
+    ("bucket_prefix", "bucket_prefix", ("bid",)),
+    ("entry_key", "entry", ("bid", "key")),
+    ("history_key", "history", ("bid", "key")),
+    ("key_index_key", "key_index", ("bid",)),
+    ("ttl_index_key", "ttl_index", ("bid",)),
+    ("tag_index_key", "tag_index", ("bid", "pair")),
+    ("tag_registry_key", "tag_registry", ("bid",)),
+    ("deleted_keys_key", "deleted_keys", ("bid",)),
+    ("feed_key", "feed", ("bid",)),
+    ("bucket_key", "bucket", ("name",)),
+    ("buckets_key", "buckets", ()),
+    ("usage_key", "usage", ()),
+    ("limits_key", "limits", ()),
+    ("seq_key", "sequences", ()),
+    ("ttl_buckets_key", "ttl_buckets", ()),
+    ("ttl_scheduled_key", "ttl_scheduled", ()),
+    ("trash_key", "trash", ()),
+    ("obuckets_key", "object_buckets", ()),
+    ("obucket_key", "object_bucket", ("name",)),
+    ("object_meta_key", "object_meta", ("bid", "name")),
+    ("object_index_key", "object_index", ("bid",)),
+    ("upload_key", "upload", ("id",)),
+    ("chunk_key", "chunk", ("id", "index")),
+    ("garbage_key", "garbage", ()),
+    ("object_compactions_key", "object_compactions", ()),
+    ("object_trash_key", "object_trash", ()),
+    ("audit_outbox_key", "audit_outbox", ()),
+]
+
+
+def _render_builder(lua_name: str, method: str, params: tuple[str, ...]) -> str:
+    schema = _LuaSchema("")
+    if method == "tag_index":  # Python takes tag and value; Lua the joined ``<tag>=<value>`` pair
+        rendered = schema.tag_index(_var("bid"), _MARK + "pair", _MARK)
+        rendered = rendered.replace(f"{_MARK}pair={_MARK}", _var("pair"))
+    else:
+        rendered = getattr(schema, method)(*(_var(name) for name in params))
+    signature = ", ".join(("tp", *params))
+    return f"local function {lua_name}({signature}) return {_lua_concat(rendered)} end"
+
+
+LUA_PRELUDE = "\n" + "\n".join(_render_builder(*builder) for builder in _LUA_BUILDERS) + "\n"
+"""The key builders every Lua script starts with, rendered from :class:`KeySchema`."""

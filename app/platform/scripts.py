@@ -1,15 +1,43 @@
-"""Lua scripts of app/<capability>/lua/, each prefixed with the key builders of keys.py."""
+"""The seam to Lua: every script of ``app/<capability>/lua/``, its source, how it is called and the one
+reply convention every script follows.
+
+A script's source is the key prelude generated from the key schema (app/platform/keyspace.py), then
+every library it names on a leading ``-- include: <_lib>`` line, then the script itself.
+
+Reply convention: a script answers ``{'OK', ...}`` on success and ``{'E', code, detail}`` (optionally
+``{'E', code, detail, index}`` for the item of a batch) when it refuses. :func:`unwrap` is the one
+decoder: it returns the values after ``'OK'`` or raises :class:`ScriptError`, which the capability's
+store turns into a domain error (``quota_exceeded`` is the same everywhere: :func:`quota_error`).
+
+Only a capability's ``store.py`` (and its tasks, for the worker's sync client) runs its scripts::
+
+    KV_PUT = LuaScript("kv_put")
+    values = await scripts.call(KV_PUT, keys=[...], args=[...])
+
+redis-py's Script sends EVALSHA and falls back to EVAL once when the server lost its script cache
+(a restart or failover), on a single server and on a cluster alike.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any, cast
 
+from app.platform.errors import KVStoreError, QuotaExceeded, StorageQuotaExceeded
 from app.platform.keyspace import LUA_PRELUDE
+from app.platform.redis import AsyncDataRedis, SyncDataRedis, text
 
 APP_DIR = Path(__file__).resolve().parents[1]
 LUA_DIRS = sorted(APP_DIR.glob("*/lua"))
 """Each capability's Lua scripts (``app/<capability>/lua/*.lua``)."""
+
+INCLUDE_PREFIX = "-- include: "
+
+ScriptArg = str | bytes | int | float
+"""What a script argument may be (redis-py encodes it)."""
 
 
 def _lua_file(name: str) -> Path:
@@ -20,13 +48,9 @@ def _lua_file(name: str) -> Path:
     raise FileNotFoundError(f"no Lua script named {name!r} in {[str(d) for d in LUA_DIRS]}")
 
 
-INCLUDE_PREFIX = "-- include: "
-
-
 @cache
 def script_source(name: str) -> str:
-    """The full source of ``lua/<name>.lua``: the key prelude, then every library the script
-    names on a leading ``-- include: <_lib>`` line, then the script itself. Read once."""
+    """The full source of ``<name>.lua``: the key prelude, the libraries it includes, the script. Read once."""
     body = _lua_file(name).read_text()
     libraries = [
         _lua_file(line.removeprefix(INCLUDE_PREFIX).strip()).read_text()
@@ -37,20 +61,120 @@ def script_source(name: str) -> str:
 
 
 def all_script_names() -> list[str]:
-    """Scripts to register; files starting with ``_`` are libraries, only ever included."""
+    """Every script; files starting with ``_`` are libraries, only ever included."""
     return sorted(p.stem for d in LUA_DIRS for p in d.glob("*.lua") if not p.stem.startswith("_"))
 
 
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    """One script, named by its file (``kv_put`` is ``app/kv/lua/kv_put.lua``)."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        _lua_file(self.name)  # a typo fails at import, not at the first call
+
+    @property
+    def source(self) -> str:
+        return script_source(self.name)
+
+
+class ScriptError(Exception):
+    """A script's refusal, ``{'E', code, detail[, index]}``: the store turns it into a domain error."""
+
+    def __init__(self, code: str, detail: str, index: int | None = None) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.index = index
+
+
+def unwrap(reply: Any) -> list[Any]:
+    """The values of an ``{'OK', ...}`` reply; raises :class:`ScriptError` for ``{'E', code, detail}``."""
+    if not isinstance(reply, list) or not reply:
+        raise TypeError(f"a script reply is a non-empty list, not {reply!r}")
+    status = reply[0]
+    if status in (b"OK", "OK"):
+        return reply[1:]
+    if status in (b"E", "E"):
+        index = int(reply[3]) if len(reply) > 3 and reply[3] not in (b"", "") else None
+        return_code, detail = text(reply[1]), text(reply[2]) if len(reply) > 2 else ""
+        raise ScriptError(return_code, detail, index)
+    raise TypeError(f"a script reply starts with 'OK' or 'E', not {status!r}")
+
+
+def quota_error(detail: str) -> KVStoreError:
+    """The problem for a ``quota_exceeded`` refusal (``<quota> <limit> <usage>``): 413 for bytes, 429 for counts."""
+    name, limit, used = detail.split()
+    message = f"quota {name} exceeded: limit {limit}, current usage {used}"
+    if name.endswith("bytes"):
+        return StorageQuotaExceeded(message, quota=name, limit=int(limit), usage=int(used))
+    return QuotaExceeded(message, quota=name, limit=int(limit), usage=int(used))
+
+
+ErrorTranslator = Callable[[ScriptError], KVStoreError]
+
+
+def domain_error(error: ScriptError, translate: ErrorTranslator) -> KVStoreError:
+    """The domain error for a script's refusal: quotas here, everything else by the store's ``translate``."""
+    if error.code == "quota_exceeded":
+        return quota_error(error.detail)
+    return translate(error)
+
+
 class Scripts:
-    """Every Lua script registered on one client; ``scripts.kv_put(keys=[...], args=[...])``.
+    """The scripts on the API's asyncio client of the data Redis."""
 
-    redis-py's Script sends EVALSHA and falls back to EVAL once when the server lost its
-    script cache (a restart or failover), on a single server and on a cluster alike.
-    """
+    def __init__(self, client: AsyncDataRedis) -> None:
+        self._client = client
+        self._registered: dict[str, Callable[..., Awaitable[Any]]] = {}
 
-    def __init__(self, client: object) -> None:
-        for name in all_script_names():
-            setattr(self, name, client.register_script(script_source(name)))  # type: ignore[attr-defined]
+    def _script(self, script: LuaScript) -> Callable[..., Awaitable[Any]]:
+        registered = self._registered.get(script.name)
+        if registered is None:
+            registered = cast(Callable[..., Awaitable[Any]], self._client.register_script(script.source))
+            self._registered[script.name] = registered
+        return registered
 
-    def __getattr__(self, name: str) -> object:  # only reached for unknown names
-        raise AttributeError(f"no Lua script named {name!r}")
+    async def run(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
+        """The raw reply (for the few scripts whose reply is a plain value)."""
+        return await self._script(script)(keys=list(keys), args=list(args))
+
+    async def call(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> list[Any]:
+        """The values of the ``{'OK', ...}`` reply; :class:`ScriptError` for a refusal."""
+        return unwrap(await self.run(script, keys, args))
+
+    def __getattr__(self, name: str) -> Any:
+        # TRANSITIONAL (layout issue): ``scripts.<name>(keys=, args=)`` until every store calls run/call.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._script(LuaScript(name))
+
+
+class SyncScripts:
+    """The scripts on the worker's (blocking) client of the data Redis."""
+
+    def __init__(self, client: SyncDataRedis) -> None:
+        self._client = client
+        self._registered: dict[str, Callable[..., Any]] = {}
+
+    def _script(self, script: LuaScript) -> Callable[..., Any]:
+        registered = self._registered.get(script.name)
+        if registered is None:
+            registered = cast(Callable[..., Any], self._client.register_script(script.source))
+            self._registered[script.name] = registered
+        return registered
+
+    def run(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
+        """The raw reply (for the few scripts whose reply is a plain value)."""
+        return self._script(script)(keys=list(keys), args=list(args))
+
+    def call(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> list[Any]:
+        """The values of the ``{'OK', ...}`` reply; :class:`ScriptError` for a refusal."""
+        return unwrap(self.run(script, keys, args))
+
+    def __getattr__(self, name: str) -> Any:
+        # TRANSITIONAL (layout issue): ``scripts.<name>(keys=, args=)`` until every store calls run/call.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._script(LuaScript(name))
