@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.audit.deps import AuditServiceDep
 from app.audit.schemas import AuditEvent, AuditPage
-from app.auth.deps import AuditServiceDep, CurrentClaims
+from app.auth.deps import CurrentClaims
 from app.platform.http.schemas import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/audit", tags=["audit"])

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from app.audit.service import AuditService
 from app.auth.service import AuthService
 from app.config import Settings
-from app.kv.service import KVService
-from app.objects.service import ObjectService
 from app.platform.context import audit_note, response_headers_var, tenant_id_var, username_var
 from app.platform.errors import Unauthorized
 from app.platform.redis import AsyncDataRedis
@@ -44,18 +40,6 @@ async def get_auth_service(request: Request) -> AuthService:
     return request.app.state.auth_service
 
 
-async def get_kv_service(request: Request) -> KVService:
-    return request.app.state.kv_service
-
-
-async def get_object_service(request: Request) -> ObjectService:
-    return request.app.state.object_service
-
-
-async def get_audit_service(request: Request) -> AuditService:
-    return request.app.state.audit
-
-
 def authenticate(tokens: TokenService, token: str | None) -> AccessClaims:
     """The claims of a bearer access token; sets the tenant for logs. Raises 401 otherwise."""
     if not token:
@@ -84,41 +68,6 @@ class BearerClaims(OAuth2PasswordBearer):
 
 
 get_current_claims = BearerClaims()
-
-
-@dataclass(frozen=True, slots=True)
-class KeyScope:
-    """What a key endpoint works on: the caller's tenant, the KV service and the bucket."""
-
-    tenant_id: str
-    kv: KVService
-    bucket: str
-
-
-class KeyScopeDependency(BearerClaims):
-    """Authenticates the request and names its bucket (``fixed_bucket``: the flat API's `default`).
-    One dependency for the hottest endpoints (each extra one costs FastAPI a resolution pass)."""
-
-    def __init__(self, fixed_bucket: str = "default") -> None:
-        super().__init__()
-        self.fixed_bucket = fixed_bucket
-
-    async def __call__(self, request: Request) -> KeyScope:  # type: ignore[override]
-        audit_note(bucket=self.fixed_bucket)
-        claims = await super().__call__(request)
-        return KeyScope(claims.tenant_id, request.app.state.kv_service, self.fixed_bucket)
-
-
-class PathKeyScopeDependency(BearerClaims):
-    """Like KeyScopeDependency, with the bucket from the path (/kv/buckets/{bucket}/keys/...)."""
-
-    async def __call__(  # type: ignore[override]
-        self, request: Request, bucket: Annotated[str, Path(max_length=256, description="Bucket name")]
-    ) -> KeyScope:
-        kv: KVService = request.app.state.kv_service
-        kv.check_bucket(bucket)
-        claims = await super().__call__(request)
-        return KeyScope(claims.tenant_id, kv, bucket)
 
 
 async def apply_rate_limit(limiter: RateLimiter, tenant_id: str) -> None:
@@ -159,8 +108,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DataRedis = Annotated[AsyncDataRedis, Depends(get_data_redis)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
-KVServiceDep = Annotated[KVService, Depends(get_kv_service)]
-ObjectServiceDep = Annotated[ObjectService, Depends(get_object_service)]
-AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
 CurrentClaims = Annotated[AccessClaims, Depends(get_current_claims)]
 StreamClaims = Annotated[AccessClaims, Depends(get_stream_claims)]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.auth.deps import CurrentClaims, KVServiceDep, PathKeyScopeDependency
+from app.auth.deps import CurrentClaims
+from app.kv.deps import KVServiceDep, PathKeyScopeDependency
 from app.kv.routes import build_key_router
 from app.kv.schemas import Bucket, BucketCreate, BucketList, iso_ms
 from app.kv.service import BucketInfo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
 
-from app.auth.deps import KeyScopeDependency
+from app.kv.deps import KeyScopeDependency
 from app.kv.routes import build_key_router
 from app.kv.service import DEFAULT_BUCKET
 

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
-from app.auth.deps import BearerClaims, KeyScope
+from app.auth.deps import BearerClaims
+from app.kv.deps import KeyScope
 from app.kv.schemas import (
     BatchDeleteResult,
     BatchGetResult,

@@ -20,8 +20,9 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 from starlette.types import Send
 
-from app.auth.deps import CurrentClaims, ObjectServiceDep
+from app.auth.deps import CurrentClaims
 from app.objects.content import ChunkMissing, StoredObject
+from app.objects.deps import ObjectServiceDep
 from app.objects.schemas import (
     BUCKET_PATTERN,
     CompleteUpload,

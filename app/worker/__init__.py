@@ -8,13 +8,6 @@ settings: the API never imports it (it enqueues through app.platform.queue.TaskQ
 
 from __future__ import annotations
 
-from app.config import get_settings
-from app.worker.base import create_worker_huey
+from app.worker.registry import huey, settings
 
-settings = get_settings()
-
-huey = create_worker_huey(settings)
-
-from app.worker import registry  # noqa: E402 - registers every task on `huey`
-
-__all__ = ["huey", "registry", "settings"]
+__all__ = ["huey", "settings"]

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
 from app.config import get_settings
-from app.worker import huey
+from app.worker.registry import huey
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

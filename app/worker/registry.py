@@ -8,10 +8,15 @@ queue Redis, or scheduled for a retry) runnable.
 from __future__ import annotations
 
 from app.audit import tasks as audit
+from app.config import get_settings
 from app.kv import tasks as kv
 from app.objects import tasks as objects
 from app.platform.queue import every, redis_task
-from app.worker import huey, settings
+from app.worker.base import create_worker_huey
+
+settings = get_settings()
+
+huey = create_worker_huey(settings)
 
 # On demand (the API enqueues them).
 write_audit_events = redis_task(huey)(audit.write_audit_events)
