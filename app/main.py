@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Next: it sees the matched route, and the request id set by the request-context middleware.
     app.add_middleware(AuditMiddleware, audit=app.state.audit, api_prefix=prefix)
     # Inside the request-context middleware, so a request it turns into a 500 is counted too.
-    install_metrics(app, excluded_paths=quiet_paths(prefix))
+    install_metrics(app, excluded_paths=sorted(quiet_paths(prefix)))
     app.add_middleware(
         RequestContextMiddleware, log_quiet_paths=settings.log_health_requests, quiet=quiet_paths(prefix)
     )

@@ -49,6 +49,7 @@ def items_of(body: Any, *names: str) -> list[dict[str, Any]]:
         return body
     if isinstance(body, dict):
         for name in names:
-            if isinstance(body.get(name), list):
-                return body[name]
+            found = body.get(name)
+            if isinstance(found, list):
+                return found
     return []

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=summary, description=summary, parents=[common], aliases=list(aliases)
         )
         child.set_defaults(handler=handler)
+        assert isinstance(child, argparse.ArgumentParser)
         return child
 
     p = command("register", "create an account and log in", auth.cmd_register)
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None
     try:
         store = ConfigStore()
         ctx = Context(args, out, store, resolve_url(args.url, store), transport)
-        return args.handler(ctx)
+        status: int = args.handler(ctx)
+        return status
     except CliError as exc:
         out.error(exc)
         return exc.exit_code

@@ -204,7 +204,8 @@ class Watcher:
         if self.parser.retry_ms is not None:
             base = max(base, self.parser.retry_ms / 1000)
         delay = min(MAX_BACKOFF_SECONDS, base * 2**failures)
-        return delay * random.uniform(0.8, 1.2)  # jitter: many watchers do not reconnect in lockstep
+        jittered: float = delay * random.uniform(0.8, 1.2)  # jitter: many watchers do not reconnect in lockstep
+        return jittered
 
     def consume(self, response: httpx.Response) -> tuple[str, str]:
         """Print the events of one connection; returns (outcome, reason): done | now | lost."""

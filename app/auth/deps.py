@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -14,7 +14,6 @@ from app.platform.context import audit_note, response_headers_var, tenant_id_var
 from app.platform.errors import Unauthorized
 from app.platform.redis import AsyncDataRedis
 from app.platform.security import AccessClaims, TokenService
-from app.tenancy.ratelimit import RateLimiter
 
 # Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, which costs
 # more than the whole lookup.
@@ -70,7 +69,21 @@ class BearerClaims(OAuth2PasswordBearer):
 get_current_claims = BearerClaims()
 
 
-async def apply_rate_limit(limiter: RateLimiter, tenant_id: str) -> None:
+class RequestHeaders(Protocol):
+    def headers(self) -> list[tuple[bytes, bytes]]: ...
+
+
+class RequestBudget(Protocol):
+    """What authentication needs of the tenant's rate limiter (app/tenancy/ratelimit.py): auth sits
+    below tenancy, so it names the shape, not the class."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    async def take(self, tenant_id: str) -> RequestHeaders: ...
+
+
+async def apply_rate_limit(limiter: RequestBudget, tenant_id: str) -> None:
     """Spend one request of the tenant's budget; the RateLimit-* headers go on the response."""
     if limiter.enabled:
         state = await limiter.take(tenant_id)

@@ -47,7 +47,8 @@ def _port_is_free(port: int) -> bool:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def free_cluster_port() -> int:
@@ -176,9 +177,9 @@ class LocalRedisCluster:
             for i, client in enumerate(clients):
                 first = i * per_node
                 last = self.SLOTS - 1 if i == len(self.nodes) - 1 else first + per_node - 1
-                client.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
+                client.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))  # type: ignore[no-untyped-call]
             for client in clients[1:]:
-                client.execute_command("CLUSTER MEET", "127.0.0.1", self.nodes[0].port)
+                client.execute_command("CLUSTER MEET", "127.0.0.1", self.nodes[0].port)  # type: ignore[no-untyped-call]
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 infos = [client.cluster("INFO") for client in clients]  # parsed into a dict

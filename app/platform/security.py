@@ -7,6 +7,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from passlib.context import CryptContext
@@ -88,7 +89,7 @@ class TokenService:
         }
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM), jti
 
-    def _decode(self, token: str, expected_type: str) -> dict:
+    def _decode(self, token: str, expected_type: str) -> dict[str, Any]:
         try:
             payload = jwt.decode(
                 token,

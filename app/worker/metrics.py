@@ -132,7 +132,7 @@ def scrape_registry() -> CollectorRegistry:
     """What the metrics server serves: the worker registry, or the sum of every worker process's files."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
     return REGISTRY
 

@@ -7,6 +7,9 @@ queue Redis, or scheduled for a retry) runnable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from app.audit import tasks as audit
 from app.config import get_settings
 from app.kv import tasks as kv
@@ -29,7 +32,7 @@ purge_buckets = redis_task(huey, every(settings.ttl_sweep_interval_seconds))(kv.
 object_gc = redis_task(huey, every(settings.object_gc_interval_seconds))(objects.object_gc)
 
 # Aliases: the names of release 1.0 (tasks/ package), on demand only, so nothing runs twice.
-_LEGACY = {
+_LEGACY: dict[str, tuple[Callable[..., Any], ...]] = {
     "tasks.audit_log": (audit.write_audit_events, audit.drain_audit_outbox),
     "tasks.compaction": (objects.compact_objects, objects.object_gc),
     "tasks.ttl_sweep": (kv.ttl_sweep,),

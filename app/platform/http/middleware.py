@@ -37,7 +37,7 @@ def route_template(scope: Scope) -> str | None:
     the prefixed template is on the effective route context it stores in ``scope["fastapi"]``."""
     context = scope.get("fastapi", {}).get("effective_route_context")
     template = getattr(context, "path_format", None)
-    if template:
+    if isinstance(template, str) and template:
         return template
     route = scope.get("route")
     return getattr(route, "path_format", None) or getattr(route, "path", None)
