@@ -3,8 +3,9 @@
 # dependency order and waits for every rollout. Run verify-kubernetes.sh afterwards.
 #
 # Environment:
-#   SECRET_KEY       creates the kvstore-secrets Secret when the cluster has none yet (>= 32 characters;
-#                    python -c 'import secrets; print(secrets.token_urlsafe(48))'); an existing one is kept
+#   SECRET_KEY       creates the kvstore-secrets Secret when the cluster has none yet (>= 32 random characters;
+#                    python -c 'import secrets; print(secrets.token_urlsafe(48))'); without it a random key is
+#                    generated; an existing Secret is kept
 #   API_IMAGE        image of the API     (default: kvstore:1.0.0, as built from Dockerfile)
 #   WORKER_IMAGE     image of the workers (default: kvstore-huey:1.0.0, as built from Dockerfile.huey)
 #   ROLLOUT_TIMEOUT  how long to wait for each rollout (default: 300s)
@@ -50,8 +51,11 @@ ensure_secret() {
         step "secret kvstore-secrets exists: kept"
         return
     fi
-    [[ -n "${SECRET_KEY:-}" ]] ||
-        die "secret kvstore-secrets does not exist: set SECRET_KEY (python -c 'import secrets; print(secrets.token_urlsafe(48))') or apply kubernetes/secret.yaml with a real value first"
+    if [[ -z "${SECRET_KEY:-}" ]]; then
+        # 48 random bytes from the kernel, base64url: 64 characters, 384 bits. Never printed.
+        SECRET_KEY="$(head -c 48 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_')"
+        step "secret kvstore-secrets does not exist: created with a generated SECRET_KEY (kept in the cluster only)"
+    fi
     ((${#SECRET_KEY} >= 32)) || die "SECRET_KEY must be at least 32 characters long"
     step "create secret kvstore-secrets"
     local encoded

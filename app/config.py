@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
 import secrets
 import tempfile
 from functools import lru_cache
@@ -16,6 +18,38 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DATA_DIR = Path(".data")
 DEV_SECRET_FILE = DATA_DIR / "secret_key"
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 128
+"""A production key needs at least this many bits by the estimate of :func:`secret_key_weakness`."""
+PLACEHOLDER_RE = re.compile(r"(?:^|[^a-z0-9])(replace|change|example|placeholder|secret|password)", re.I)
+"""A word templates use, at the start of the key or after a separator (a random key holds one by chance
+about once in a billion)."""
+GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why ``key`` must not sign tokens in staging or production, None when it may.
+
+    Refused: shorter than MIN_SECRET_LENGTH; a placeholder (a word such as REPLACE_ME or changeme, as
+    templates ship); or less than MIN_SECRET_BITS of entropy, estimated per character from the classes
+    used (digits 3.3 bits, one letter case 4.7, both cases 5.7, with symbols 6) and capped by the number
+    of distinct characters; a repeated pattern (``abab...``) fails however long it is."""
+    if len(key) < MIN_SECRET_LENGTH:
+        return f"it is shorter than {MIN_SECRET_LENGTH} characters"
+    placeholder = PLACEHOLDER_RE.search(key)
+    if placeholder:
+        return f"it looks like a placeholder (contains {placeholder.group(1)!r})"
+    alphabet = 0
+    alphabet += 10 if any(c.isdigit() for c in key) else 0
+    alphabet += 26 if any(c.islower() for c in key) else 0
+    alphabet += 26 if any(c.isupper() for c in key) else 0
+    alphabet += 32 if any(not c.isalnum() for c in key) else 0
+    distinct = len(set(key))
+    bits = len(key) * math.log2(max(2, min(alphabet, distinct)))
+    if key in (key + key)[1:-1]:  # a repeated pattern: "abab...", "0123456789" * 4
+        return "it is one short pattern repeated"
+    if bits < MIN_SECRET_BITS or distinct < 10:
+        return f"it has too little entropy (about {bits:.0f} bits from {distinct} distinct characters)"
+    return None
 
 
 def _read_development_secret() -> str | None:
@@ -171,16 +205,21 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_secret(self) -> Settings:
-        if len(self.secret_key) >= MIN_SECRET_LENGTH:
-            return self
-        if self.environment == "development" and not self.secret_key:
+        if not self.secret_key and self.environment == "development":
             self.secret_key = _development_secret()
             return self
-        raise ValueError(
-            f"SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} characters outside "
-            "ENVIRONMENT=development (generate one with: "
-            "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-        )
+        if len(self.secret_key) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} characters outside "
+                f"ENVIRONMENT=development (generate one with: {GENERATE_HINT})"
+            )
+        weakness = secret_key_weakness(self.secret_key)
+        if weakness and self.environment in ("staging", "production"):
+            raise ValueError(
+                f"SECRET_KEY is not usable in ENVIRONMENT={self.environment}: {weakness}. It signs every "
+                f"token: set it to a random value of your own (generate one with: {GENERATE_HINT})"
+            )
+        return self
 
     @property
     def data_redis_is_cluster(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import subprocess
 import sys
@@ -13,9 +14,10 @@ import pytest
 from pydantic import ValidationError
 
 import app.config as config
-from app.config import MIN_SECRET_LENGTH, Settings
+from app.config import MIN_SECRET_LENGTH, Settings, secret_key_weakness
 
 REPO = Path(__file__).resolve().parents[1]
+STRONG = "Zq3v-Xk9Lw_2Rt7Bn4Hs8Pm1Dc6Jf0Yg5"  # 33 characters, 33 distinct: accepted everywhere
 
 
 @pytest.fixture
@@ -43,21 +45,51 @@ def test_short_secret_key_refuses_to_start(clean_env, environment):
         Settings(environment=environment, secret_key="k" * (MIN_SECRET_LENGTH - 1))
 
 
-def test_secret_key_of_32_characters_is_accepted(clean_env):
-    assert Settings(environment="production", secret_key="k" * MIN_SECRET_LENGTH).secret_key == "k" * 32
+def test_a_random_secret_key_of_32_characters_is_accepted(clean_env):
+    key = STRONG[:MIN_SECRET_LENGTH]
+    assert Settings(environment="production", secret_key=key).secret_key == key
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("REPLACE_ME_WITH_AT_LEAST_32_RANDOM_CHARACTERS", "looks like a placeholder"),  # kubernetes/secret.yaml
+        ("changeme-changeme-changeme-changeme", "looks like a placeholder"),
+        ("my-super-secret-signing-key-for-prod-2024", "looks like a placeholder"),
+        ("k" * 64, "one short pattern repeated"),
+        ("0123456789" * 4, "one short pattern repeated"),
+        ("aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", "too little entropy"),
+    ],
+)
+def test_a_placeholder_or_low_entropy_key_refuses_to_start(clean_env, environment, key, reason):
+    with pytest.raises(ValidationError, match=reason) as excinfo:
+        Settings(environment=environment, secret_key=key)
+    assert "token_urlsafe" in str(excinfo.value)  # says what to do
+
+
+def test_a_generated_key_is_never_refused(clean_env):
+    for _ in range(2000):
+        for key in (secrets.token_urlsafe(48), secrets.token_hex(32), secrets.token_urlsafe(24)):
+            assert secret_key_weakness(key) is None, key
+
+
+def test_test_and_development_accept_a_weak_key_of_the_right_length(clean_env):
+    assert Settings(environment="test", secret_key="k" * 40).secret_key == "k" * 40
+    assert Settings(environment="development", secret_key="k" * 40).secret_key == "k" * 40
 
 
 def test_secret_key_and_environment_are_read_from_the_environment(clean_env, monkeypatch):
     monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv("SECRET_KEY", "e" * 40)
+    monkeypatch.setenv("SECRET_KEY", STRONG)
     settings = Settings()
     assert settings.environment == "production"
-    assert settings.secret_key == "e" * 40
+    assert settings.secret_key == STRONG
 
 
 def test_secret_key_is_read_from_dotenv(clean_env):
-    (clean_env / ".env").write_text("ENVIRONMENT=production\nSECRET_KEY=" + "d" * 40 + "\n")
-    assert Settings().secret_key == "d" * 40
+    (clean_env / ".env").write_text("ENVIRONMENT=production\nSECRET_KEY=" + STRONG + "\n")
+    assert Settings().secret_key == STRONG
 
 
 def test_service_refuses_to_start_in_production_without_secret_key(clean_env):

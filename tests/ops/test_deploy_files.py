@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -270,7 +271,7 @@ def test_configmap_points_at_the_redis_services_and_names_only_real_settings() -
     for key, service in (("REDIS_URL", "redis-data"), ("HUEY_REDIS_URL", "redis-queue")):
         url = urlsplit(data[key])
         assert (url.hostname, url.port) == (service, REDIS_PORT)
-    Settings(**{k.lower(): v for k, v in data.items() if k in SETTINGS_ENV}, secret_key="x" * 32)  # validates
+    Settings(**{k.lower(): v for k, v in data.items() if k in SETTINGS_ENV}, secret_key=secrets.token_urlsafe(48))  # validates
 
 
 def test_every_env_name_in_the_workloads_is_a_setting_or_read_by_gunicorn() -> None:
@@ -286,11 +287,13 @@ def test_every_env_name_in_the_workloads_is_a_setting_or_read_by_gunicorn() -> N
                     assert ref["name"] in {"kvstore-config", "kvstore-secrets"}
 
 
-def test_secret_is_a_template_with_placeholders_only() -> None:
+def test_secret_is_a_template_whose_placeholders_production_refuses() -> None:
     secret = objects("Secret")["kvstore-secrets"]
     assert "data" not in secret
     assert set(secret["stringData"]) <= SETTINGS_ENV
     assert all("REPLACE_ME" in value for value in secret["stringData"].values())
+    with pytest.raises(ValueError, match="looks like a placeholder"):
+        Settings(environment="production", secret_key=secret["stringData"]["SECRET_KEY"])
 
 
 # --- Docker --------------------------------------------------------------------------------------

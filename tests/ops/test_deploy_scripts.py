@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.config import secret_key_weakness
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cr3t-" + "k" * 40
 BASH = shutil.which("bash") or "/bin/bash"
@@ -110,11 +112,19 @@ def test_deploy_keeps_an_existing_secret(stub_env: dict[str, str]) -> None:
     assert "secret kvstore-secrets exists: kept" in result.stdout
 
 
-def test_deploy_without_secret_key_stops_before_any_workload(stub_env: dict[str, str]) -> None:
-    result = run("deploy-kubernetes.sh", stub_env)
-    assert result.returncode == 1
-    assert "secret kvstore-secrets does not exist: set SECRET_KEY" in result.stderr
-    assert {doc["kind"] for doc in applied(stub_env)} == {"Namespace", "ConfigMap"}
+def test_deploy_without_secret_key_generates_a_strong_one_never_shown(stub_env: dict[str, str]) -> None:
+    first = run("deploy-kubernetes.sh", stub_env)
+    assert first.returncode == 0, first.stderr
+    assert "created with a generated SECRET_KEY" in first.stdout
+    [secret] = [doc for doc in applied(stub_env) if doc["kind"] == "Secret"]
+    key = base64.b64decode(secret["data"]["SECRET_KEY"]).decode()
+    assert secret_key_weakness(key) is None, key
+    assert key not in first.stdout + first.stderr
+    assert not any(key in call for call in calls(stub_env))
+    (Path(stub_env["STUB_DIR"]) / "applied").unlink()
+    assert run("deploy-kubernetes.sh", stub_env).returncode == 0
+    [other] = [doc for doc in applied(stub_env) if doc["kind"] == "Secret"]
+    assert base64.b64decode(other["data"]["SECRET_KEY"]).decode() != key  # random, not a constant
 
 
 def test_deploy_refuses_a_short_secret_key(stub_env: dict[str, str]) -> None:
