@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     # fsync policy of the redis-server processes `make run` starts: everysec may lose the last second
     # of acknowledged writes if the machine (not just Redis) crashes; always loses none (slower writes).
     redis_appendfsync: Literal["everysec", "always", "no"] = "everysec"
+    # maxmemory of the redis-server processes `make run` starts (policy noeviction: a full data Redis
+    # refuses writes with 507, it never drops keys). Deployments set theirs in compose and the manifests.
+    redis_maxmemory: str = Field(default="1gb", pattern=r"^[0-9]+(b|kb|mb|gb)?$")
+    huey_redis_maxmemory: str = Field(default="256mb", pattern=r"^[0-9]+(b|kb|mb|gb)?$")
 
     # Auth
     access_token_expire_minutes: int = Field(default=30, ge=1)

@@ -28,7 +28,9 @@ def main() -> int:
     children: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # REDIS_APPENDFSYNC=always: no acknowledged write is lost even when the machine crashes.
-    appendfsync = get_settings().redis_appendfsync
+    settings = get_settings()
+    appendfsync = settings.redis_appendfsync
+    maxmemory = {"redis-data": settings.redis_maxmemory, "redis-queue": settings.huey_redis_maxmemory}
     try:
         # A URL that is set is used as is; only the missing ones get a local server.
         for variable, name, label in (("REDIS_URL", "redis-data", "data"), ("HUEY_REDIS_URL", "redis-queue", "queue")):
@@ -36,13 +38,13 @@ def main() -> int:
                 print(f"{label} Redis  {env[variable]} (from {variable})", flush=True)
                 continue
             try:
-                server = RedisProcess(DATA_DIR / name, appendfsync=appendfsync).start()
+                server = RedisProcess(DATA_DIR / name, appendfsync=appendfsync, maxmemory=maxmemory[name]).start()
             except RedisServerNotFound as exc:
                 print(f"error: {exc}", file=sys.stderr, flush=True)
                 return 1
             started_redis.append(server)
             env[variable] = server.url
-            print(f"{label} Redis  {server.url} (AOF under {server.data_dir})", flush=True)
+            print(f"{label} Redis  {server.url} (AOF under {server.data_dir}, maxmemory {maxmemory[name]})", flush=True)
         env.setdefault("ENVIRONMENT", "development")
         # huey_consumer app.worker.huey with -w/-k from HUEY_WORKERS/HUEY_WORKER_TYPE; it runs the periodic tasks.
         children.append(subprocess.Popen([sys.executable, "-m", "app.worker.consumer"], env=env))

@@ -169,6 +169,11 @@ def test_run_starts_redis_with_aof_worker_and_api_and_ctrl_c_stops_all(start_run
         with redis.Redis(port=port) as client:
             assert client.config_get("appendonly") == {"appendonly": "yes"}
             assert Path(client.config_get("dir")["dir"]).parent == data_dir
+            # Capped (REDIS_MAXMEMORY / HUEY_REDIS_MAXMEMORY): full means refused writes, never lost keys.
+            role = Path(client.config_get("dir")["dir"]).name
+            expected = {"redis-data": 1024**3, "redis-queue": 256 * 1024**2}[role]
+            assert int(client.config_get("maxmemory")["maxmemory"]) == expected
+            assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
     assert {p.name for p in data_dir.iterdir() if p.is_dir()} == {"redis-data", "redis-queue"}
     children = run.children()
     assert any(is_huey_worker(args) for args in children.values()), children

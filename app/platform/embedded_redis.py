@@ -85,8 +85,10 @@ class RedisProcess:
         appendonly: bool = True,
         appendfsync: str = "everysec",
         extra_args: list[str] | None = None,
+        maxmemory: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.maxmemory = maxmemory
         self.port = port or free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
@@ -109,6 +111,8 @@ class RedisProcess:
             "--save", "",
             "--daemonize", "no",
             "--logfile", "redis.log",
+            # A data store refuses writes when full (the API answers 507), it never drops keys.
+            *(["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"] if self.maxmemory else []),
             *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -76,3 +76,8 @@ def create_sync_data_redis(settings: Settings) -> SyncDataRedis:
     if settings.data_redis_is_cluster:
         return RedisCluster.from_url(_cluster_url(settings.redis_url), **_common_options(settings))
     return redis.Redis.from_url(settings.redis_url, health_check_interval=30, **_common_options(settings))
+
+
+def create_sync_queue_redis(settings: Settings) -> redis.Redis:
+    """A blocking client of the queue Redis (the worker's metrics; Huey has its own pool)."""
+    return redis.Redis.from_url(settings.huey_redis_url, **_common_options(settings))

@@ -60,7 +60,7 @@ class KVStoreConsumer(Consumer):
                 "for worker metrics that include the worker processes"
             )
         super().start()
-        start_metrics_server(settings.worker_metrics_host, settings.worker_metrics_port)
+        start_metrics_server(settings.worker_metrics_host, settings.worker_metrics_port, settings)
 
 
 class KVStoreHuey(RedisExpireHuey):

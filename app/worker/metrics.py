@@ -4,6 +4,10 @@
   ``success``; ``retry`` (failed, will run again); ``failure`` (failed with no retry left);
   ``locked``, ``canceled``, ``revoked``, ``expired``, ``interrupted``, ``timeout``, ``rate-limited``.
 - ``kvstore_background_task_duration_seconds{task}``: run time of each attempt that executed.
+- ``kvstore_redis_up{redis,node}``, ``kvstore_redis_memory_used_bytes{redis,node}`` and
+  ``kvstore_redis_memory_max_bytes{redis,node}`` (``redis`` is ``data`` or ``queue``; max 0 = no limit):
+  read from ``INFO memory`` of each Redis (each master of a cluster) at scrape time. A data Redis near its
+  maxmemory refuses writes with 507; the alert rules in prometheus/alerts.yml fire before it does.
 
 The consumer's main process serves them on ``settings.worker_metrics_host:worker_metrics_port``
 (default 0.0.0.0:9100; port 0 turns the server off). With ``-k process`` the tasks run in forked
@@ -23,6 +27,13 @@ from typing import Any
 from huey import signals
 from huey.api import Huey, Task
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+
+from app.config import Settings
+from app.platform.redis import SyncDataRedis, create_sync_data_redis, create_sync_queue_redis
 
 logger = logging.getLogger("kvstore.worker")
 
@@ -137,13 +148,62 @@ def scrape_registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def start_metrics_server(host: str, port: int) -> bool:
+class RedisMemoryCollector(Collector):
+    """Memory use and limit of the data and queue Redis, read when Prometheus scrapes."""
+
+    def __init__(self, clients: dict[str, SyncDataRedis]) -> None:
+        self._clients = clients
+
+    @staticmethod
+    def _infos(client: SyncDataRedis) -> dict[str, dict[str, Any]]:
+        if isinstance(client, RedisCluster):
+            replies = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            return {str(node): info for node, info in replies.items()}
+        pool = client.connection_pool.connection_kwargs
+        return {f"{pool.get('host', '')}:{pool.get('port', '')}": client.info("memory")}
+
+    def describe(self) -> Any:
+        return self._families()  # registering must not query Redis
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        up = GaugeMetricFamily(
+            "kvstore_redis_up", "1 when the worker could read INFO from the Redis.", labels=["redis", "node"]
+        )
+        used = GaugeMetricFamily(
+            "kvstore_redis_memory_used_bytes", "Memory the Redis uses (INFO used_memory).", labels=["redis", "node"]
+        )
+        limit = GaugeMetricFamily(
+            "kvstore_redis_memory_max_bytes", "The Redis maxmemory (0: no limit).", labels=["redis", "node"]
+        )
+        return up, used, limit
+
+    def collect(self) -> Any:
+        up, used, limit = self._families()
+        for role, client in self._clients.items():
+            try:
+                infos = self._infos(client)
+            except (RedisError, RedisClusterException, OSError):
+                up.add_metric([role, ""], 0)
+                continue
+            for node, info in infos.items():
+                up.add_metric([role, node], 1)
+                used.add_metric([role, node], float(info.get("used_memory", 0)))
+                limit.add_metric([role, node], float(info.get("maxmemory", 0)))
+        yield from (up, used, limit)
+
+
+def start_metrics_server(host: str, port: int, settings: Settings | None = None) -> bool:
     """Serve /metrics on ``host:port`` from a daemon thread; a busy port is logged, not fatal."""
     if port == 0:
         logger.info("worker metrics server disabled (WORKER_METRICS_PORT=0)")
         return False
+    registry = scrape_registry()
+    if settings is not None and not any(isinstance(c, RedisMemoryCollector) for c in registry._collector_to_names):
+        clients = {"data": create_sync_data_redis(settings), "queue": create_sync_queue_redis(settings)}
+        registry.register(RedisMemoryCollector(clients))
     try:
-        start_http_server(port, addr=host, registry=scrape_registry())
+        start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         logger.error("worker metrics server could not listen on %s:%d: %s", host, port, exc)
         return False

@@ -271,7 +271,9 @@ def test_configmap_points_at_the_redis_services_and_names_only_real_settings() -
     for key, service in (("REDIS_URL", "redis-data"), ("HUEY_REDIS_URL", "redis-queue")):
         url = urlsplit(data[key])
         assert (url.hostname, url.port) == (service, REDIS_PORT)
-    Settings(**{k.lower(): v for k, v in data.items() if k in SETTINGS_ENV}, secret_key=secrets.token_urlsafe(48))  # validates
+    Settings(
+        **{k.lower(): v for k, v in data.items() if k in SETTINGS_ENV}, secret_key=secrets.token_urlsafe(48)
+    )  # validates
 
 
 def test_every_env_name_in_the_workloads_is_a_setting_or_read_by_gunicorn() -> None:

@@ -46,6 +46,12 @@ async def test_the_consumer_writes_audit_events_and_serves_its_metrics(settings,
         assert counter(metrics, "write_audit_events", "success") >= 1
         assert 'kvstore_background_task_duration_seconds_count{task="write_audit_events"}' in metrics
         assert counter(metrics, "drain_audit_outbox", "success") >= 1  # the periodic task ran at start
+        # Memory of both Redis, read at scrape time (the alert rules of prometheus/alerts.yml use them).
+        for role in ("data", "queue"):
+            [up] = re.findall(rf'kvstore_redis_up{{node="[^"]+",redis="{role}"}} (\S+)', metrics)
+            [used] = re.findall(rf'kvstore_redis_memory_used_bytes{{node="[^"]+",redis="{role}"}} (\S+)', metrics)
+            assert float(up) == 1.0 and float(used) > 100_000
+            assert re.search(rf'kvstore_redis_memory_max_bytes{{node="[^"]+",redis="{role}"}} ', metrics)
 
 
 @pytest.fixture

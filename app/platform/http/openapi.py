@@ -7,7 +7,8 @@ layers every request goes through, so they are added here rather than repeated o
 - 400 (a body that cannot be parsed), 413 (over ``max_request_body_bytes``), 415 (not JSON) and 422
   on every operation with a request body; 422 on every operation with parameters;
 - 431 (request headers over ``max_request_header_bytes``) on every operation;
-- 503 (a Redis server unreachable) on every operation but the process-only liveness probes.
+- 503 (a Redis server unreachable) on every operation but the process-only liveness probes;
+- 507 (the data Redis is at its maxmemory and refuses writes) on every operation that may write.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def document_error_responses(schema: dict[str, Any], api_prefix: str) -> None:
             _add(responses, 431)
             if path not in liveness_paths:
                 _add(responses, 503)
+            if method in ("put", "post", "patch", "delete"):
+                _add(responses, 507)
     components = schema.get("components", {}).get("schemas", {})
     if "#/components/schemas/HTTPValidationError" not in json.dumps(schema.get("paths", {})):
         components.pop("HTTPValidationError", None)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -39,6 +40,7 @@ _HTTP_CODES = {
     429: ("too_many_requests", "Too Many Requests"),
     431: ("headers_too_large", "Request Header Fields Too Large"),
     500: ("internal_error", "Internal Server Error"),
+    507: ("storage_full", "Insufficient Storage"),
     503: ("service_unavailable", "Service Unavailable"),
 }
 
@@ -133,8 +135,35 @@ def redis_unavailable_response(retry_after: int = 2) -> Response:
     )
 
 
+STORAGE_FULL_LOG_INTERVAL_SECONDS = 60.0
+_storage_full_logged_at = -STORAGE_FULL_LOG_INTERVAL_SECONDS
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Redis refused a write at its maxmemory (noeviction), from a Lua script too (redis-py names the
+    OOM reply OutOfMemoryError)."""
+    return isinstance(exc, OutOfMemoryError)
+
+
+def storage_full_response() -> Response:
+    return problem_response(
+        507,
+        "storage_full",
+        "Insufficient Storage",
+        "The data store is full and refuses writes; reads still work. Retry later or ask the operator",
+    )
+
+
 def _redis_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, ResponseError) and not str(exc).startswith(("OOM", "READONLY", "LOADING", "MASTERDOWN")):
+    if is_out_of_memory(exc):
+        # Lua scripts hit the limit at their first write, before changing anything: nothing half-written.
+        global _storage_full_logged_at
+        now = time.monotonic()
+        if now - _storage_full_logged_at >= STORAGE_FULL_LOG_INTERVAL_SECONDS:
+            _storage_full_logged_at = now
+            logger.warning("data Redis is at its maxmemory: writes are refused with 507, reads still work")
+        return storage_full_response()
+    if isinstance(exc, ResponseError) and not str(exc).startswith(("READONLY", "LOADING", "MASTERDOWN")):
         raise exc  # a real bug: let the 500 path log it
     logger.warning("redis unavailable: %s", exc.__class__.__name__)
     settings = getattr(request.app.state, "settings", None)

@@ -42,6 +42,7 @@ _DESCRIPTIONS = {
     429: "Rate limited or over a quota",
     431: "Request headers over the size limit",
     503: "Storage unavailable; retry after Retry-After seconds",
+    507: "The data store is full (maxmemory) and refuses writes; reads still work",
 }
 
 
