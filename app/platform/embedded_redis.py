@@ -150,12 +150,12 @@ class LocalRedisCluster:
 
     SLOTS = 16384
 
-    def __init__(self, data_dir: Path, masters: int = 3) -> None:
+    def __init__(self, data_dir: Path, masters: int = 3, appendonly: bool = False) -> None:
         self.nodes = [
             RedisProcess(
                 Path(data_dir) / f"node{i}",
                 port=free_cluster_port(),
-                appendonly=False,
+                appendonly=appendonly,
                 extra_args=[
                     "--cluster-enabled",
                     "yes",
