@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,35 @@ from app.config import Settings
 from app.platform.context import request_id_var, tenant_id_var
 
 _EXTRA_FIELDS = ("route", "method", "status", "duration_ms", "task", "event")
+
+# Credentials never reach a log line, whoever wrote it (uvicorn logs a WebSocket request line with its
+# query string, so a watch URL's ?access_token=<JWT> would otherwise land in the API log).
+_SECRET_PATTERNS = (
+    # query parameters and form fields that carry credentials
+    (
+        re.compile(r"(?i)\b(access_token|refresh_token|token|api_key|apikey|password|signature|secret)=[^&\s\"']+"),
+        r"\1=[redacted]",
+    ),
+    # JSON fields that carry credentials
+    (
+        re.compile(
+            r'(?i)("(?:access_token|refresh_token|password|new_password|current_password|key|secret)"\s*:\s*)"[^"]*"'
+        ),
+        r'\1"[redacted]"',
+    ),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "[redacted-jwt]"),  # any JWT
+    (re.compile(r"\bkvs_[A-Za-z0-9_-]{8,}"), "kvs_[redacted]"),  # API keys
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential it holds replaced (tokens, API keys, passwords, signatures)."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -26,7 +56,7 @@ class JsonFormatter(logging.Formatter):
             "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "request_id": request_id_var.get(),
             "tenant_id": tenant_id_var.get(),
         }
@@ -34,7 +64,7 @@ class JsonFormatter(logging.Formatter):
             if hasattr(record, field):  # passed in `extra` (None too: an access line always has a route key)
                 line[field] = getattr(record, field)
         if record.exc_info:
-            line["exc_info"] = self.formatException(record.exc_info)
+            line["exc_info"] = redact(self.formatException(record.exc_info))
         return json.dumps(line, default=str)
 
 
@@ -50,7 +80,7 @@ class TextFormatter(logging.Formatter):
         tenant = tenant_id_var.get()
         if tenant:
             extras.append(f"tenant_id={tenant}")
-        return f"{line} {' '.join(extras)}" if extras else line
+        return redact(f"{line} {' '.join(extras)}" if extras else line)
 
 
 def log_level(settings: Settings) -> str:
