@@ -47,11 +47,16 @@ def main() -> int:
             print(f"{label} Redis  {server.url} (AOF under {server.data_dir}, maxmemory {maxmemory[name]})", flush=True)
         env.setdefault("ENVIRONMENT", "development")
         # huey_consumer app.worker.huey with -w/-k from HUEY_WORKERS/HUEY_WORKER_TYPE; it runs the periodic tasks.
-        children.append(subprocess.Popen([sys.executable, "-m", "app.worker.consumer"], env=env))
+        # Own sessions: a Ctrl-C in the terminal reaches this script only, which then stops the API and the
+        # worker once each (a second SIGINT would cut them short, with tracebacks), and Redis last.
+        children.append(
+            subprocess.Popen([sys.executable, "-m", "app.worker.consumer"], env=env, start_new_session=True)
+        )
         children.append(
             subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", PORT, "--no-access-log"],
                 env=env,
+                start_new_session=True,
             )
         )
         print(
