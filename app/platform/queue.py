@@ -33,10 +33,11 @@ from huey import RedisExpireHuey
 from huey.api import Task, TaskWrapper
 from redis import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import Settings, get_settings
+from app.platform.outage import OutageLog
 
 RETRY_BACKOFF = 2.0
 RESULT_TTL_SECONDS = 3600
@@ -155,7 +156,12 @@ class QueuedTask:
             await asyncio.to_thread(self._func, *args)
             return
         huey = self._queue.huey
-        await self._queue.redis.lpush(huey.storage.queue_key, huey.serialize_task(self._wrapper.s(*args)))
+        try:
+            await self._queue.redis.lpush(huey.storage.queue_key, huey.serialize_task(self._wrapper.s(*args)))
+        except (RedisError, OSError) as exc:
+            self._queue.outage.failed(exc)
+            raise
+        self._queue.outage.succeeded()
 
 
 class TaskQueue:
@@ -167,6 +173,11 @@ class TaskQueue:
         self.redis = queue_redis
         self.huey = create_huey(settings)
         self._tasks: dict[str, QueuedTask] = {}
+        self.outage = OutageLog(
+            "queue Redis",
+            "KV and object requests are not affected; audit events wait in the outbox of the data Redis, "
+            "object compaction waits for the worker's periodic pass",
+        )
 
     def task(self, func: Callable[..., Any]) -> QueuedTask:
         """``func`` (a capability's task function) as a task this API process can enqueue."""

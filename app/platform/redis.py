@@ -47,7 +47,9 @@ class HealthCheckedConnection(aioredis.Connection):
             return
         try:
             await self._send_ping()  # type: ignore[no-untyped-call]
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+        except (RedisTimeoutError, TimeoutError):
+            raise  # a server that does not answer: a new connection would wait the same (the caller gets 503)
+        except (RedisConnectionError, OSError):
             await self.disconnect()
             await self.connect()  # type: ignore[no-untyped-call]  # Redis really down: the request gets its 503
             await self._send_ping()  # type: ignore[no-untyped-call]

@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import datetime
 from typing import Any
 
 from huey import RedisExpireHuey
 from huey.consumer import Consumer, Scheduler
+from redis.exceptions import RedisClusterException, RedisError
 
 from app.config import Settings, get_settings
 from app.platform.logging import setup_logging
+from app.platform.outage import OutageLog
 from app.platform.queue import create_huey, interval_of
 from app.worker.metrics import TaskMetrics, start_metrics_server
 
 logger = logging.getLogger("kvstore.worker")
+
+QUEUE_ERRORS = (RedisError, RedisClusterException, OSError)
+OUTAGE_RETRY_SECONDS = 1.0
+QUEUE_OUTAGE = OutageLog(
+    "queue Redis",
+    "no background task runs until it is back (TTL sweeps, audit delivery, object GC); the API keeps "
+    "serving and parks audit events in the outbox of the data Redis",
+)
 
 
 class KVStoreScheduler(Scheduler):
@@ -43,8 +54,12 @@ class KVStoreScheduler(Scheduler):
                 self._logger.info("Enqueueing periodic task %s.", task)
                 try:
                     self.huey.enqueue(task)
+                except QUEUE_ERRORS as exc:
+                    QUEUE_OUTAGE.failed(exc)
                 except Exception:
                     self._logger.exception("Error enqueueing periodic task %s.", task)
+                else:
+                    QUEUE_OUTAGE.succeeded()
 
 
 class KVStoreConsumer(Consumer):
@@ -65,7 +80,30 @@ class KVStoreConsumer(Consumer):
 
 class KVStoreHuey(RedisExpireHuey):
     """RedisExpireHuey (results expire instead of piling up in the queue Redis) whose consumer is
-    :class:`KVStoreConsumer`, logging in the API's JSON format."""
+    :class:`KVStoreConsumer`, logging in the API's JSON format.
+
+    Reading the queue or the schedule while the queue Redis is down is an outage, not an error per
+    attempt: huey would log a traceback from every worker thread every second. It is told once
+    (QUEUE_OUTAGE), and a failed read waits a little before the next (BRPOP would otherwise have)."""
+
+    def dequeue(self) -> Any:
+        try:
+            task = super().dequeue()
+        except QUEUE_ERRORS as exc:
+            QUEUE_OUTAGE.failed(exc)
+            time.sleep(OUTAGE_RETRY_SECONDS)
+            return None
+        QUEUE_OUTAGE.succeeded()
+        return task
+
+    def read_schedule(self, timestamp: Any = None) -> Any:
+        try:
+            tasks = super().read_schedule(timestamp)
+        except QUEUE_ERRORS as exc:
+            QUEUE_OUTAGE.failed(exc)
+            return []
+        QUEUE_OUTAGE.succeeded()
+        return tasks
 
     def create_consumer(self, **options: Any) -> Consumer:
         settings = get_settings()

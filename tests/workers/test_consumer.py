@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -91,6 +92,12 @@ async def test_events_written_while_the_queue_is_down_arrive_after_it_restarts(
             assert await data.llen(KeySchema(alice["tenant_id"]).audit_outbox()) == 0
             assert not await data.sismember(AUDIT_OUTBOX_TENANTS, alice["tenant_id"])
             assert counter(consumer.metrics(), "drain_audit_outbox", "success") >= 1
+            await asyncio.sleep(3)  # the worker has read the queue again
+        # The outage was told, not shouted: one line when it started, one when it ended, no traceback.
+        log = consumer.log()
+        assert log.count("queue Redis is down") == 1, log
+        assert log.count("queue Redis is back") == 1, log
+        assert "Traceback" not in log and "Error reading from queue" not in log, log
 
 
 async def _actions_are(client: httpx.AsyncClient, tenant: dict, expected: list[str]) -> bool:

@@ -28,13 +28,19 @@ async def live() -> dict[str, str]:
 
 @router.get(
     "/health/ready",
-    summary="Readiness: the data Redis answers",
+    summary="Readiness: the data Redis answers (a queue Redis outage shows as degraded)",
     responses={503: {"description": "The data Redis does not answer"}},
 )
 async def ready(request: Request) -> JSONResponse:
-    data = await _ping(request.app.state.data_redis, request.app.state.settings.redis_connect_timeout)
+    """Ready while the data Redis answers. A queue Redis outage does not take the API out of service
+    (requests still work, audit events wait in the outbox): it is reported as ``degraded``."""
+    timeout = request.app.state.settings.redis_connect_timeout
+    data, queue = await asyncio.gather(
+        _ping(request.app.state.data_redis, timeout), _ping(request.app.state.queue_redis, timeout)
+    )
     status = 200 if data["status"] == "up" else 503
-    return JSONResponse({"status": "ready" if status == 200 else "not_ready", "data_redis": data}, status_code=status)
+    state = "not_ready" if status != 200 else ("ready" if queue["status"] == "up" else "degraded")
+    return JSONResponse({"status": state, "data_redis": data, "queue_redis": queue}, status_code=status)
 
 
 @router.get(
