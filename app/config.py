@@ -140,7 +140,9 @@ class Settings(BaseSettings):
     # Hostile input (app/platform/http/middleware.py, app/kv/schemas.py): a JSON request body over this size is
     # 413 (object uploads have their own streaming limit); headers over theirs 431; a value nested
     # deeper than max_json_depth 422.
-    max_request_body_bytes: int = Field(default=16_777_216, ge=1024)
+    max_request_body_bytes: int = Field(default=16_777_216, ge=1024)  # batches; single-key writes get less
+    # JSON bodies of routes other than KV writes and batches (auth, buckets, multipart, ...).
+    max_small_request_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_request_header_bytes: int = Field(default=16_384, ge=1024)  # all names and values; over it 431
     max_json_depth: int = Field(default=64, ge=1, le=500)
 

@@ -38,6 +38,9 @@ from app.tenancy.service import UsageService
 from app.watch import routes as watch_routes
 from app.watch.service import WatchService
 
+KEY_BODY_FACTOR = 4
+"""A single-key write's body may be this many times the value limit (JSON escapes, whitespace) plus 64 KiB."""
+
 DESCRIPTION = """A multi-tenant key-value and object store. Register, log in, and call the API
 with `Authorization: Bearer <access token>`; everything is scoped to your tenant."""
 
@@ -112,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestLimitMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
+        max_key_body_bytes=min(settings.max_request_body_bytes, KEY_BODY_FACTOR * settings.max_value_bytes + 65_536),
+        max_small_body_bytes=min(settings.max_request_body_bytes, settings.max_small_request_body_bytes),
         max_header_bytes=settings.max_request_header_bytes,
         api_prefix=prefix,
     )

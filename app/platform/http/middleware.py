@@ -122,20 +122,38 @@ class RequestLimitMiddleware:
     - request headers over ``max_header_bytes`` in all (names and values) are 431: uvicorn's
       default HTTP parser (httptools) takes headers of any size;
     - a path whose percent-escapes are not UTF-8 is 422 (a key or name must not silently change);
-    - a body over ``max_body_bytes`` is 413, from Content-Length before reading, else while it
-      streams in (chunked);
+    - a body over the limit of its route is 413, from Content-Length before reading, else while it
+      streams in (chunked): ``max_body_bytes`` for KV batches, ``max_key_body_bytes`` for single-key
+      writes, ``max_small_body_bytes`` for every other JSON route (so no route buffers more than it can use);
     - a body whose Content-Type is not JSON is 415.
 
     Object data (``PUT .../objects/{name}`` and parts) streams under the object store's own limits
     and carries any media type; ``/auth/token`` takes a form."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int, api_prefix: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        api_prefix: str,
+        max_key_body_bytes: int | None = None,
+        max_small_body_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_key_body_bytes = max_key_body_bytes or max_body_bytes
+        self.max_small_body_bytes = max_small_body_bytes or max_body_bytes
+        self.kv_prefix = f"{api_prefix.rstrip('/')}/kv"
         self.max_header_bytes = max_header_bytes
         self.prefix = api_prefix.rstrip("/")
         self.objects_prefix = f"{self.prefix}/objects/buckets/"
         self.form_paths = frozenset({f"{self.prefix}/auth/token"})
+
+    def _body_limit(self, path: str) -> int:
+        """The largest body the route of ``path`` can use (decided before routing, from the path)."""
+        if path == self.kv_prefix or path.startswith(self.kv_prefix + "/"):
+            return self.max_body_bytes if path.endswith("/batch") else self.max_key_body_bytes
+        return self.max_small_body_bytes
 
     def _raw_object_data(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -173,7 +191,7 @@ class RequestLimitMiddleware:
                 content_type = value.decode("latin-1").split(";")[0].strip().lower()
             elif name == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
-        limit = self.max_body_bytes
+        limit = self._body_limit(scope["path"])
         if length is not None and length > limit:
             response = problem_response(
                 413, "payload_too_large", "Content Too Large", f"the request body is over {limit} bytes", limit=limit
