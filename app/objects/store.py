@@ -20,7 +20,6 @@ from typing import Any, Final, cast
 
 from app.config import Settings
 from app.objects.model import ListedObject, MultipartUpload, ObjectBucket, Part, Segment, StoredObject
-from app.platform import keyspace as keys
 from app.platform.errors import (
     BucketExists,
     BucketNotEmpty,
@@ -33,7 +32,7 @@ from app.platform.errors import (
     UploadExpired,
     UploadNotFound,
 )
-from app.platform.keyspace import KeySchema
+from app.platform.keyspace import OBJECT_GC_SCHEDULE, KeySchema
 from app.platform.redis import AsyncDataRedis, SyncDataRedis, text
 from app.platform.scripts import LuaScript, ScriptArg, ScriptError, Scripts, SyncScripts, domain_error
 
@@ -275,7 +274,7 @@ class ObjectStore:
 
     async def hint(self, tenant_id: str, due_ms: int) -> None:
         """Tell the worker when this tenant next has object work (never later than the truth)."""
-        await self._redis.zadd(keys.OBJECT_GC_SCHEDULE, {tenant_id: due_ms}, lt=True)
+        await self._redis.zadd(OBJECT_GC_SCHEDULE, {tenant_id: due_ms}, lt=True)
 
     # -- buckets
 
@@ -496,19 +495,19 @@ class SyncObjectStore:
 
     def due_tenants(self, now_ms: int, limit: int) -> list[str]:
         """Tenants whose object work is due at ``now_ms``, earliest first."""
-        due = self._client.zrangebyscore(keys.OBJECT_GC_SCHEDULE, "-inf", now_ms, start=0, num=limit)
+        due = self._client.zrangebyscore(OBJECT_GC_SCHEDULE, "-inf", now_ms, start=0, num=limit)
         return [text(raw) for raw in cast(list[bytes], due)]
 
     def hint(self, tenant_id: str, due_ms: int) -> None:
         """Work for the tenant at ``due_ms`` unless it is scheduled earlier already."""
-        self._client.zadd(keys.OBJECT_GC_SCHEDULE, {tenant_id: due_ms}, lt=True)
+        self._client.zadd(OBJECT_GC_SCHEDULE, {tenant_id: due_ms}, lt=True)
 
     def reschedule(self, tenant_id: str, due_ms: int | None) -> None:
         """Schedule the tenant at ``due_ms`` exactly (later too), or drop it (None)."""
         if due_ms is None:
-            self._client.zrem(keys.OBJECT_GC_SCHEDULE, tenant_id)
+            self._client.zrem(OBJECT_GC_SCHEDULE, tenant_id)
         else:
-            self._client.zadd(keys.OBJECT_GC_SCHEDULE, {tenant_id: due_ms})
+            self._client.zadd(OBJECT_GC_SCHEDULE, {tenant_id: due_ms})
 
     def next_due(self, tenant_id: str) -> int | None:
         """When the tenant next has object work (garbage, compaction or a trashed bucket), or None."""
