@@ -1,5 +1,5 @@
-"""How object content is laid out in chunks and moved between the API and Redis, and the
-object metadata that names it (shared by objects.py, object_uploads.py and the worker).
+"""How object content is laid out in chunks and streamed between the API and Redis (shared by the
+object service, the multipart uploads and the worker's compaction).
 
 Content lives in chunks of a fixed chunk size under an upload id that is never reused
 (KeySchema.chunk); an object names its content as segments, one per upload id (one, or one per
@@ -12,35 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-import uuid
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from app.kv.service import quota_error
-from app.platform.errors import (
-    BucketExists,
-    BucketNotEmpty,
-    BucketNotFound,
-    KVStoreError,
-    ObjectNotFound,
-    PartsChanged,
-    PayloadTooLarge,
-    PreconditionFailed,
-    UploadExpired,
-    UploadNotFound,
-)
-from app.platform.keyspace import KeySchema
-from app.platform.redis import AsyncDataRedis, text
-from app.platform.scripts import Scripts
+from app.objects.model import Segment
+from app.objects.store import ObjectStore, Written
+from app.platform.errors import PayloadTooLarge
 
 logger = logging.getLogger("kvstore.objects")
 
-MIN_CHUNK_SIZE = 65_536
-MAX_CHUNK_SIZE = 8_388_608
 IO_UNIT = 1_048_576
 PREFETCH_READS = 2  # pieces read ahead of the one being sent: overlaps Redis and the client
 
@@ -48,50 +31,6 @@ PREFETCH_READS = 2  # pieces read ahead of the one being sent: overlaps Redis an
 class ChunkMissing(Exception):
     """A chunk an object's metadata names is gone or has the wrong length (read past the grace
     period, or damaged storage)."""
-
-
-ERRORS: dict[bytes, type[KVStoreError]] = {
-    b"bucket_not_found": BucketNotFound,
-    b"bucket_exists": BucketExists,
-    b"bucket_not_empty": BucketNotEmpty,
-    b"object_not_found": ObjectNotFound,
-    b"precondition_failed": PreconditionFailed,
-    b"upload_not_found": UploadNotFound,
-    b"upload_expired": UploadExpired,
-    b"parts_changed": PartsChanged,
-    b"payload_too_large": PayloadTooLarge,
-}
-
-
-def script_reply(reply: list[Any]) -> list[Any]:
-    """A script's reply, or the domain error it names."""
-    if reply and reply[0] == b"E":
-        if reply[1] == b"quota_exceeded":
-            raise quota_error(text(reply[2]))
-        error = ERRORS.get(reply[1], KVStoreError)
-        raise error(text(reply[2]) or None)
-    return reply
-
-
-def new_upload_id() -> str:
-    return uuid.uuid4().hex
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    upload_id: str
-    size: int
-    chunks: int
-
-
-def parse_segments(raw: bytes | str | None) -> list[Segment]:
-    """``<upload id>:<size>:<chunks>`` joined by ``,`` (see KeySchema.object_meta)."""
-    segments = []
-    for part in text(raw or b"").split(","):
-        if part:
-            upload_id, size, chunks = part.split(":")
-            segments.append(Segment(upload_id, int(size), int(chunks)))
-    return segments
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,95 +73,43 @@ def plan_reads(
             return
 
 
-@dataclass(slots=True)
-class StoredObject:
-    """An object's metadata as read at one instant; its segments stay readable for the grace period."""
-
-    bucket: str
-    name: str
-    size: int
-    sha256: str
-    chunks: int
-    chunk_size: int
-    content_type: str
-    description: str
-    metadata: dict[str, str]
-    version: int
-    created_ms: int
-    updated_ms: int
-    segments: list[Segment] = field(default_factory=list)
-    created: bool = False
-
-    @property
-    def etag(self) -> str:
-        return f'"{self.sha256}"'
-
-    @classmethod
-    def from_hash(cls, bucket: str, name: str, f: dict[bytes, bytes]) -> StoredObject:
-        return cls(
-            bucket=bucket,
-            name=name,
-            size=int(f[b"size"]),
-            sha256=text(f[b"sha256"]),
-            chunks=int(f[b"chunks"]),
-            chunk_size=int(f[b"chunk_size"]),
-            content_type=text(f[b"ctype"]),
-            description=text(f.get(b"desc", b"")),
-            metadata=json.loads(f.get(b"meta") or b"{}"),
-            version=int(f[b"ver"]),
-            created_ms=int(f[b"c"]),
-            updated_ms=int(f[b"u"]),
-            segments=parse_segments(f.get(b"segs")),
-        )
-
-
 def _drop_outcome(future: asyncio.Future[Any]) -> None:
     """Retrieve an abandoned future's exception so asyncio does not report it as never retrieved."""
     if not future.cancelled():
         future.exception()
 
 
-@dataclass(slots=True)
-class Written:
-    size: int
-    sha256: str
-    chunks: int
+class ChunkStreams:
+    """Streams a body into the chunks of a pending upload id, and byte ranges of content back,
+    through the store."""
 
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
 
-class ChunkStore:
-    """Writes a body into the chunks of a pending upload id, reads byte ranges back."""
-
-    def __init__(self, redis: AsyncDataRedis, scripts: Scripts, idle_ms: int) -> None:
-        self._redis = redis
-        self._scripts = scripts
-        self._idle_ms = idle_ms
-
-    async def discard(self, schema: KeySchema, upload_id: str) -> None:
+    async def discard(self, tenant_id: str, upload_id: str) -> None:
         """Drop a failed upload's chunks now; if even that fails, the collector takes them later."""
         try:
-            await self._scripts.object_discard(keys=[schema.upload(upload_id)], args=[schema.prefix, upload_id])
+            await self._store.discard_upload(tenant_id, upload_id)
         except Exception as exc:  # the upload stays pending garbage with its deadline
             logger.warning("could not discard upload %s now (%s); the collector will", upload_id, exc)
 
     async def write(
-        self, schema: KeySchema, upload_id: str, body: AsyncIterable[bytes], chunk_size: int, limit: int, what: str
+        self, tenant_id: str, upload_id: str, body: AsyncIterable[bytes], chunk_size: int, limit: int, what: str
     ) -> Written:
         """Stream ``body`` into chunks of ``upload_id``, in pieces of at most IO_UNIT (a chunk's
         first piece SETs it, the next ones APPEND). One piece is in flight while the next is read;
-        it is hashed in a thread (hashlib lets go of the GIL) while Redis stores it."""
+        it is hashed in a thread (hashlib lets go of the GIL) while Redis stores it. UploadExpired
+        when the upload idled past its deadline and the collector took it."""
         digest = hashlib.sha256()
         buffer = bytearray()
         size = index = in_chunk = 0
         in_flight: asyncio.Future[None] | None = None
-        upload_key = schema.upload(upload_id)
 
         async def store(data: bytes, chunk_index: int, append: bool) -> None:
-            args = [schema.prefix, upload_id, chunk_index, self._idle_ms, data, "1" if append else ""]
-            stored, _ = await asyncio.gather(
-                self._scripts.object_chunk_write(keys=[upload_key], args=args), asyncio.to_thread(digest.update, data)
+            await asyncio.gather(
+                self._store.write_chunk(tenant_id, upload_id, chunk_index, data, append=append),
+                asyncio.to_thread(digest.update, data),
             )
-            if not stored:
-                raise UploadExpired("The upload idled too long and was discarded; start it again")
 
         async def flush(count: int) -> None:
             nonlocal in_flight, index, in_chunk
@@ -254,22 +141,24 @@ class ChunkStore:
             raise
         return Written(size, digest.hexdigest(), index + (in_chunk > 0))
 
-    async def _read_piece(self, schema: KeySchema, piece: ChunkRead) -> bytes:
-        key = schema.chunk(piece.upload_id, piece.index)
-        data = await (self._redis.get(key) if piece.full else self._redis.getrange(key, piece.start, piece.end))
+    async def _read_piece(self, tenant_id: str, piece: ChunkRead) -> bytes:
+        if piece.full:
+            data = await self._store.chunk(tenant_id, piece.upload_id, piece.index)
+        else:
+            data = await self._store.chunk_range(tenant_id, piece.upload_id, piece.index, piece.start, piece.end)
         if data is None or len(data) != piece.length:
             raise ChunkMissing(f"chunk {piece.index} of upload {piece.upload_id} is missing or damaged")
         return data
 
     async def read(
-        self, schema: KeySchema, segments: list[Segment], chunk_size: int, start: int, end: int
+        self, tenant_id: str, segments: list[Segment], chunk_size: int, start: int, end: int
     ) -> AsyncIterator[bytes]:
         """Bytes ``start..end`` of the content ``segments`` name, piece by piece, reading ahead a
         little. Raises ChunkMissing mid-way when the content was collected under the reader."""
         window: deque[asyncio.Task[bytes]] = deque()
         try:
             for piece in plan_reads(segments, chunk_size, start, end):
-                window.append(asyncio.ensure_future(self._read_piece(schema, piece)))
+                window.append(asyncio.ensure_future(self._read_piece(tenant_id, piece)))
                 if len(window) > PREFETCH_READS:
                     yield await window.popleft()
             while window:

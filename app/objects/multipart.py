@@ -7,59 +7,39 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import json
 import re
-from collections.abc import AsyncIterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterable, Awaitable, Callable
 
 from app.config import Settings
-from app.objects.content import ChunkMissing, Segment, StoredObject, new_upload_id, script_reply
+from app.objects.content import ChunkMissing, ChunkStreams
+from app.objects.model import MultipartUpload, Part, Segment, StoredObject, new_upload_id
+from app.objects.rules import ObjectRules, check_length
+from app.objects.store import NewVersion, ObjectStore
 from app.platform.errors import InvalidInput, PartsChanged, UploadNotFound
-from app.platform.keyspace import KeySchema
 from app.platform.metrics import counted
-from app.platform.redis import AsyncDataRedis, text
-from app.platform.scripts import Scripts
-
-if TYPE_CHECKING:
-    from app.objects.service import ObjectService
 
 UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
-
-@dataclass(slots=True)
-class Part:
-    part_number: int
-    size: int
-    sha256: str
-    segment: Segment | None = None  # where its bytes are
-
-
-@dataclass(slots=True)
-class MultipartUpload:
-    upload_id: str
-    bucket: str
-    name: str
-    created_ms: int
-    expires_ms: int
-    chunk_size: int
-    max_object_size: int
-    content_type: str
-    description: str
-    metadata: dict[str, str]
-    parts: list[Part] = field(default_factory=list)
+CompactionRequest = Callable[[str], Awaitable[None]]
+"""Asks the worker to compact a tenant's objects now (``tenant_id``); best effort."""
 
 
 class MultipartUploads:
-    """The multipart uploads of ObjectService (``objects.uploads``)."""
+    """The multipart uploads of the object service (``ObjectService.uploads``)."""
 
-    def __init__(self, objects: ObjectService, redis: AsyncDataRedis, scripts: Scripts, settings: Settings) -> None:
-        self._objects = objects
-        self._redis = redis
-        self._scripts = scripts
+    def __init__(
+        self,
+        store: ObjectStore,
+        chunks: ChunkStreams,
+        rules: ObjectRules,
+        settings: Settings,
+        request_compaction: CompactionRequest | None = None,
+    ) -> None:
+        self._store = store
+        self._chunks = chunks
+        self._rules = rules
         self._settings = settings
-        self._grace_ms = settings.object_gc_grace_seconds * 1000
-        self._idle_ms = settings.object_upload_idle_seconds * 1000
+        self._request_compaction = request_compaction
 
     def _check_upload_id(self, upload_id: str) -> None:
         if not UPLOAD_ID_RE.fullmatch(upload_id):
@@ -76,50 +56,23 @@ class MultipartUploads:
         description: str = "",
         metadata: dict[str, str] | None = None,
     ) -> MultipartUpload:
-        self._objects.check_name(name)
-        meta_json = self._objects.check_metadata(description, metadata or {})
-        schema = KeySchema(tenant_id)
+        self._rules.check_name(name)
+        version = NewVersion(content_type, description, self._rules.check_metadata(description, metadata or {}))
         upload_id = new_upload_id()
-        lifetime_ms = self._settings.multipart_upload_expire_seconds * 1000
-        args = [schema.prefix, bucket, name, upload_id, content_type, description, meta_json, lifetime_ms]
-        reply = await self._scripts.object_multipart_create(keys=[schema.object_bucket(bucket)], args=args)
-        reply = script_reply(reply)
-        await self._objects.hint(tenant_id, int(reply[1]))
+        created_ms, expires_ms = await self._store.create_multipart(tenant_id, bucket, name, upload_id, version)
+        await self._store.hint(tenant_id, expires_ms)
         return MultipartUpload(
-            upload_id, bucket, name, int(reply[2]), int(reply[1]), 0, 0, content_type, description, metadata or {}
+            upload_id, bucket, name, created_ms, expires_ms, 0, 0, content_type, description, metadata or {}
         )
 
     @counted("object_multipart_get")
     async def get(self, tenant_id: str, bucket: str, name: str, upload_id: str) -> MultipartUpload:
-        self._objects.check_name(name)
+        self._rules.check_name(name)
         self._check_upload_id(upload_id)
-        f = await self._redis.hgetall(KeySchema(tenant_id).upload(upload_id))
-        if (
-            f.get(b"kind") != b"multipart"
-            or f.get(b"state") != b"pending"
-            or f.get(b"name") != name.encode()
-            or f.get(b"bucket") != bucket.encode()
-        ):
+        upload = await self._store.multipart(tenant_id, bucket, name, upload_id)
+        if upload is None:
             raise UploadNotFound(f"No open multipart upload {upload_id} for this object")
-        parts = []
-        for field_name, value in f.items():
-            if field_name.startswith(b"p:"):
-                part_id, size, chunks, sha = text(value).split(":")
-                parts.append(Part(int(field_name[2:]), int(size), sha, Segment(part_id, int(size), int(chunks))))
-        parts.sort(key=lambda p: p.part_number)
-        return MultipartUpload(
-            upload_id=upload_id,
-            bucket=bucket,
-            name=name,
-            created_ms=int(f[b"c"]),
-            expires_ms=int(f[b"x"]),
-            chunk_size=int(f[b"chunk_size"]),
-            max_object_size=int(f[b"max"]),
-            content_type=text(f[b"ctype"]),
-            description=text(f[b"desc"]),
-            metadata=json.loads(f[b"meta"] or b"{}"),
-            parts=parts,
-        )
+        return upload
 
     @counted("object_multipart_part")
     async def put_part(
@@ -133,32 +86,28 @@ class MultipartUploads:
         content_length: int | None,
     ) -> Part:
         """Stream one part; sending a part number again replaces that part."""
-        self._objects.check_name(name)
+        self._rules.check_name(name)
         self._check_upload_id(upload_id)
         if not 1 <= part_number <= self._settings.max_multipart_parts:
             raise InvalidInput(f"part number must be 1-{self._settings.max_multipart_parts}")
         part_limit = self._settings.max_multipart_part_bytes
-        self._objects.check_length(content_length, part_limit, "Part")
-        schema = KeySchema(tenant_id)
+        check_length(content_length, part_limit, "Part")
         part_id = new_upload_id()
-        args = [schema.prefix, upload_id, name, part_id, self._idle_ms, bucket]
-        reply = script_reply(await self._scripts.object_part_begin(keys=[schema.upload(upload_id)], args=args))
-        chunk_size, limit = int(reply[1]), min(part_limit, self._objects.limit(int(reply[2])))
+        start = await self._store.begin_part(tenant_id, bucket, name, upload_id, part_id)
+        limit = min(part_limit, self._rules.limit(start.max_object_size))
         try:
-            await self._objects.hint(tenant_id, int(reply[3]))
-            self._objects.check_length(content_length, limit, "Part")
-            written = await self._objects.chunks.write(schema, part_id, body, chunk_size, limit, "Part")
-            args = [
-                schema.prefix, upload_id, name, part_number, part_id, written.size, written.chunks,
-                written.sha256, self._grace_ms, bucket,
-            ]  # fmt: skip
-            reply = script_reply(await self._scripts.object_part_commit(keys=[schema.upload(upload_id)], args=args))
+            await self._store.hint(tenant_id, start.deadline_ms)
+            check_length(content_length, limit, "Part")
+            written = await self._chunks.write(tenant_id, part_id, body, start.chunk_size, limit, "Part")
+            replaced_due = await self._store.commit_part(
+                tenant_id, bucket, name, upload_id, part_number, part_id, written
+            )
         except BaseException:
-            await self._objects.chunks.discard(schema, part_id)
+            await self._chunks.discard(tenant_id, part_id)
             raise
-        if int(reply[1]):
-            await self._objects.hint(tenant_id, int(reply[1]))
-        return Part(part_number, written.size, written.sha256)
+        if replaced_due is not None:
+            await self._store.hint(tenant_id, replaced_due)
+        return Part(part_number, written.size, written.sha256, Segment(part_id, written.size, written.chunks))
 
     @counted("object_multipart_complete")
     async def complete(
@@ -181,51 +130,53 @@ class MultipartUploads:
         if missing:
             raise InvalidInput(f"parts {missing[:10]} were not uploaded")
         segments = [by_number[n].segment for n in part_numbers]
-        schema = KeySchema(tenant_id)
         size = sum(segment.size for segment in segments)
-        limit = self._objects.limit(upload.max_object_size)
-        self._objects.check_length(size, limit)
+        limit = self._rules.limit(upload.max_object_size)
+        check_length(size, limit)
         digest = hashlib.sha256()
         try:
-            async for data in self._objects.chunks.read(schema, segments, upload.chunk_size, 0, size - 1):
+            async for data in self._chunks.read(tenant_id, segments, upload.chunk_size, 0, size - 1):
                 await asyncio.to_thread(digest.update, data)
         except ChunkMissing as exc:
             raise PartsChanged("A part was replaced or collected during completion; retry") from exc
-        args = [
-            schema.prefix, upload_id, bucket, name,
-            ",".join(f"{n}:{segment.upload_id}" for n, segment in zip(part_numbers, segments, strict=True)),
-            digest.hexdigest(), if_match, if_none_match, self._grace_ms, limit, self._settings.quota_max_object_bytes,
-        ]  # fmt: skip
-        reply = script_reply(await self._scripts.object_multipart_complete(keys=[schema.upload(upload_id)], args=args))
-        created, stored_segments = bool(int(reply[1])), int(reply[8])
-        if stored_segments > 1:
-            await self._objects.hint(tenant_id, int(reply[4]))
-            if self._objects.request_compaction is not None:
-                await self._objects.request_compaction(tenant_id)
-        elif not created or len(upload.parts) > len(segments):
-            await self._objects.hint(tenant_id, int(reply[5]))
+        completed = await self._store.complete_multipart(
+            tenant_id,
+            bucket,
+            name,
+            upload_id,
+            list(zip(part_numbers, segments, strict=True)),
+            digest.hexdigest(),
+            limit,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+        installed = completed.installed
+        if completed.segments > 1:  # queued for compaction, due now
+            await self._store.hint(tenant_id, installed.updated_ms)
+            if self._request_compaction is not None:
+                await self._request_compaction(tenant_id)
+        elif not installed.created or len(upload.parts) > len(segments):  # replaced content or unused parts
+            await self._store.hint(tenant_id, installed.garbage_due_ms)
         return StoredObject(
             bucket=bucket,
             name=name,
             size=size,
             sha256=digest.hexdigest(),
-            chunks=int(reply[7]),
+            chunks=completed.chunks,
             chunk_size=upload.chunk_size,
             content_type=upload.content_type,
             description=upload.description,
             metadata=upload.metadata,
-            version=int(reply[2]),
-            created_ms=int(reply[3]),
-            updated_ms=int(reply[4]),
+            version=installed.version,
+            created_ms=installed.created_ms,
+            updated_ms=installed.updated_ms,
             segments=segments,
-            created=created,
+            created=installed.created,
         )
 
     @counted("object_multipart_abort")
     async def abort(self, tenant_id: str, bucket: str, name: str, upload_id: str) -> None:
-        self._objects.check_name(name)
+        self._rules.check_name(name)
         self._check_upload_id(upload_id)
-        schema = KeySchema(tenant_id)
-        args = [schema.prefix, upload_id, name, bucket]
-        reply = script_reply(await self._scripts.object_multipart_abort(keys=[schema.upload(upload_id)], args=args))
-        await self._objects.hint(tenant_id, int(reply[1]))
+        due = await self._store.abort_multipart(tenant_id, bucket, name, upload_id)
+        await self._store.hint(tenant_id, due)

@@ -21,8 +21,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Send
 
 from app.auth.deps import CurrentClaims
-from app.objects.content import ChunkMissing, StoredObject
+from app.objects.content import ChunkMissing
 from app.objects.deps import ObjectServiceDep
+from app.objects.model import StoredObject
 from app.objects.schemas import (
     BUCKET_PATTERN,
     CompleteUpload,

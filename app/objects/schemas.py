@@ -7,9 +7,16 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.objects.content import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, StoredObject
-from app.objects.multipart import MultipartUpload, Part
-from app.objects.service import ListedObject, ObjectBucket, Verification
+from app.objects.model import (
+    MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
+    ListedObject,
+    MultipartUpload,
+    ObjectBucket,
+    Part,
+    StoredObject,
+    Verification,
+)
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 

@@ -10,10 +10,11 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.objects.store import SyncObjectStore
 from app.objects.tasks import GcResult, collect_garbage
 from app.platform.keyspace import KeySchema
 from app.platform.redis import SyncDataRedis, create_sync_data_redis
-from app.platform.scripts import Scripts
+from app.platform.scripts import SyncScripts
 from tests.workers.conftest import immediate, worker_settings  # noqa: F401 - fixtures used here
 
 CHUNK = 65_536
@@ -72,7 +73,8 @@ class Store:
     def __init__(self, client: SyncDataRedis, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.scripts = Scripts(client)
+        self.scripts = SyncScripts(client)
+        self.objects = SyncObjectStore(client, self.scripts, settings)
 
     def keys(self, tenant_id: str, kind: str) -> list[bytes]:
         return list(self.client.scan_iter(match=f"{KeySchema(tenant_id).prefix}{kind}:*", count=1000))
@@ -90,7 +92,7 @@ class Store:
 
     def collect(self, ahead_ms: int = DAY_MS) -> GcResult:
         """A garbage pass with the clock ``ahead_ms`` in the future (past every grace and deadline)."""
-        return collect_garbage(self.client, self.scripts, self.settings, now_ms=time.time_ns() // 1_000_000 + ahead_ms)
+        return collect_garbage(self.objects, now_ms=time.time_ns() // 1_000_000 + ahead_ms)
 
     def live_chunks(self, tenant_id: str) -> int:
         """Chunks the tenant's current objects reference (their meta hashes, read without the API)."""

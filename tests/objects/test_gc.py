@@ -8,10 +8,12 @@ import random
 
 import pytest
 
-from app.objects.content import new_upload_id
+from app.objects.model import new_upload_id
+from app.objects.store import OBJECT_CHUNK_WRITE, OBJECT_PUT_BEGIN, SyncObjectStore
 from app.objects.tasks import compact_object, visit_tenant
 from app.platform import keyspace as keys
 from app.platform.keyspace import KeySchema
+from app.platform.scripts import ScriptError
 from tests.conftest import register
 from tests.objects.conftest import API, BUCKET, CHUNK, object_url, payload, put_ok
 
@@ -74,13 +76,15 @@ async def test_a_crashed_upload_is_collected_after_its_idle_deadline(client, ten
     upload_id = new_upload_id()
     scripts = store.scripts
     idle_ms = settings.object_upload_idle_seconds * 1000
-    _, _, _, _, deadline = scripts.object_put_begin(
-        keys=[schema.object_bucket(bucket)], args=[schema.prefix, bucket, "crash", upload_id, idle_ms, "", ""]
+    _, _, _, deadline = scripts.call(
+        OBJECT_PUT_BEGIN,
+        keys=[schema.object_bucket(bucket)],
+        args=[schema.prefix, bucket, "crash", upload_id, idle_ms, "", ""],
     )
     store.client.zadd(keys.OBJECT_GC_SCHEDULE, {tid: int(deadline)}, lt=True)  # as the API does
     for index in range(3):
         args = [schema.prefix, upload_id, index, idle_ms, payload(CHUNK), ""]
-        assert scripts.object_chunk_write(keys=[schema.upload(upload_id)], args=args) == 1
+        assert scripts.call(OBJECT_CHUNK_WRITE, keys=[schema.upload(upload_id)], args=args) == []
     # ... and the process is gone before committing.
     store.collect(ahead_ms=idle_ms - 60_000)
     assert len(store.chunk_keys(tid)) == 3  # still within its deadline: it may yet commit
@@ -89,7 +93,8 @@ async def test_a_crashed_upload_is_collected_after_its_idle_deadline(client, ten
     assert store.keys(tid, "up") == []
     # A writer that wakes up after the collector took its upload is refused, and stores nothing.
     args = [schema.prefix, upload_id, 3, idle_ms, b"late", ""]
-    assert scripts.object_chunk_write(keys=[schema.upload(upload_id)], args=args) == 0
+    with pytest.raises(ScriptError, match="upload_expired"):
+        scripts.call(OBJECT_CHUNK_WRITE, keys=[schema.upload(upload_id)], args=args)
     assert store.chunk_keys(tid) == []
     assert (await client.get(object_url("crash"), headers=tenant["headers"])).status_code == 404
 
@@ -181,10 +186,11 @@ async def test_compaction_discards_its_copy_when_the_object_changes_meanwhile(
             return value
 
     bucket_id = store.client.hget(schema.object_bucket(bucket), "id").decode()
-    outcome = compact_object(OverwriteOnFirstRead(store.client), store.scripts, settings, tid, bucket_id, "m")
+    racing = SyncObjectStore(OverwriteOnFirstRead(store.client), store.scripts, settings)
+    outcome = compact_object(racing, tid, bucket_id, "m")
     assert outcome == "stale"
     assert store.meta(tid, bucket, "m")[b"segs"] == b"feedface:1:1"  # not swapped
-    visit_tenant(store.client, store.scripts, settings, tid, now_ms=None)  # the copy was due at once
+    visit_tenant(store.objects, tid, now_ms=None)  # the copy was due at once
     assert store.keys(tid, "up") == []
     assert len(store.chunk_keys(tid)) == 4  # the parts (still named by nothing but this test's hack)
 

@@ -8,7 +8,9 @@ import hashlib
 import pytest
 
 import app.objects.content as content_module
-from app.objects.content import Segment, parse_segments, plan_reads
+from app.objects.content import plan_reads
+from app.objects.model import Segment
+from app.objects.store import parse_segments
 from tests.objects.conftest import API, object_url, payload
 
 

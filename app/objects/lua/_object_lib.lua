@@ -1,10 +1,10 @@
--- Shared by the object_* scripts (included by app/core/scripts.py after the key prelude).
+-- Shared by the object_* scripts (included by app/platform/scripts.py after the key prelude).
 -- Content lives in chunks ch:<upload id>:<i> of chunk_size bytes. An object's meta hash names
 -- its content as segments "<upload id>:<size>:<chunks>" joined by ','. Every upload id that is
 -- not referenced by an object has an up:<id> hash (state, chunks) and a garbage entry whose
 -- score says when the worker may delete its chunks: the idle deadline of a pending upload, or
 -- now + grace for a replaced version so that its readers can finish.
--- Errors are returned as {'E', code, detail}.
+-- Every script answers {'OK', ...} or, refusing, {'E', code, detail} (app/objects/store.py decodes both).
 
 local function server_ms()
   local t = redis.call('TIME')

@@ -5,11 +5,11 @@
 -- deleting leaves it to the next pass. An expired or aborted multipart upload is expanded into
 -- one garbage entry per part, due now.
 -- KEYS[1] garbage set. ARGV[1] tenant prefix ARGV[2] now ms ('' = server time) ARGV[3] limit
--- ARGV[4] retry ms. Returns {entries handled, id, chunks, id, chunks, ...}: the ids to delete.
+-- ARGV[4] retry ms. Returns {'OK', entries handled, id, chunks, id, chunks, ...}: the ids to delete.
 local tp = ARGV[1]
 local now = now_or(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {#due}
+local out = {'OK', #due}
 for _, id in ipairs(due) do
   local ukey = upload_key(tp, id)
   local f = redis.call('HMGET', ukey, 'kind', 'chunks')

@@ -1,6 +1,6 @@
 -- include: _object_lib
 -- Forget ids whose chunks the collector deleted. KEYS[1] garbage set. ARGV[1] tenant prefix,
--- ARGV[2..] upload ids. Returns how many were forgotten.
+-- ARGV[2..] upload ids. Returns {'OK', how many were forgotten}.
 local tp = ARGV[1]
 local done = 0
 for i = 2, #ARGV do
@@ -11,4 +11,4 @@ for i = 2, #ARGV do
     done = done + 1
   end
 end
-return done
+return {'OK', done}
