@@ -16,6 +16,8 @@ import hashlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 
+from redis.exceptions import RedisError
+
 from app.config import Settings
 from app.objects.content import ChunkStreams
 from app.objects.model import (
@@ -213,6 +215,8 @@ def compaction_requester(task: QueuedTask) -> CompactionRequest:
     async def enqueue(tenant_id: str) -> None:
         try:
             await task.enqueue(tenant_id)
+        except (RedisError, OSError):
+            pass  # the queue Redis is down: told once by the task queue's outage log; the periodic pass compacts
         except Exception as exc:
             logger.warning("could not enqueue object compaction (%s); the periodic pass will do it", exc)
 
