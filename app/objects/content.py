@@ -20,7 +20,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.kv.service import quota_error
 from app.platform.errors import (
     BucketExists,
     BucketNotEmpty,
@@ -35,7 +34,7 @@ from app.platform.errors import (
 )
 from app.platform.keyspace import KeySchema
 from app.platform.redis import AsyncDataRedis, text
-from app.platform.scripts import Scripts
+from app.platform.scripts import Scripts, quota_error
 
 logger = logging.getLogger("kvstore.objects")
 
