@@ -6,7 +6,8 @@ Besides the scripts, the plain Redis commands of KV's bookkeeping live here too:
 schedule (tenants with expiring keys) and the trash of deleted buckets waiting for the worker.
 
 :class:`KVStore` serves the API (asyncio client); :class:`SyncKVStore` the worker's TTL sweep and
-bucket purge (blocking client).
+bucket purge (blocking client). In script arguments and replies, '' stands for None (not given,
+no expiry, ...).
 """
 
 from __future__ import annotations
@@ -84,11 +85,6 @@ def translate(error: ScriptError, bucket: str, key: str = "") -> KVStoreError:
 
 def _translator(bucket: str, key: str = "") -> ErrorTranslator:
     return lambda error: translate(error, bucket, key)
-
-
-def _optional(value: int | str | None) -> ScriptArg:
-    """An optional script argument: '' stands for None."""
-    return "" if value is None else value
 
 
 # -- decoding replies ----------------------------------------------------------------------------
@@ -207,10 +203,10 @@ class KVStore:
                 key,
                 value_json,
                 encoding or "",
-                _optional(None if ttl is None else ttl * 1000),
-                _optional(None if tags is None else dumps(tags)),
+                "" if ttl is None else ttl * 1000,
+                "" if tags is None else dumps(tags),
                 mode,
-                _optional(expected_version),
+                "" if expected_version is None else expected_version,
                 "1" if if_none_match else "",
             ],
             key,
@@ -233,7 +229,11 @@ class KVStore:
     async def delete(self, tenant_id: str, bucket: str, key: str, expected_version: int | None) -> int:
         """Delete one key; returns the bucket revision of the deletion."""
         values = await self._call(
-            KV_DELETE, tenant_id, bucket, [*self._header(tenant_id, bucket), key, _optional(expected_version)], key
+            KV_DELETE,
+            tenant_id,
+            bucket,
+            [*self._header(tenant_id, bucket), key, "" if expected_version is None else expected_version],
+            key,
         )
         return int(values[0])
 
@@ -294,8 +294,8 @@ class KVStore:
                 item.key,
                 item.value_json,
                 item.encoding or "",
-                _optional(None if item.ttl is None else item.ttl * 1000),
-                _optional(None if item.tags is None else dumps(item.tags)),
+                "" if item.ttl is None else item.ttl * 1000,
+                "" if item.tags is None else dumps(item.tags),
             ]
         try:
             schedule, results = await self._scripts.call(
