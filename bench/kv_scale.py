@@ -35,9 +35,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from app.config import Settings
-from app.kv.schemas import dumps
-from app.kv.service import DEFAULT_BUCKET, KVService, PutItem
+from app.kv.model import PutItem
+from app.kv.service import DEFAULT_BUCKET, KVService
 from app.platform.embedded_redis import RedisProcess
+from app.platform.jsonutil import dumps
 from app.platform.keyspace import KeySchema
 from app.platform.scripts import Scripts
 
@@ -120,14 +121,14 @@ def operations(kv: KVService, size: int) -> dict[str, Callable[[random.Random], 
     def cursor_page(rng: random.Random) -> Operation:
         start = rng.randrange(max(size - PAGE, 1))
         cursor = key_name(start) if start else None
-        return lambda: kv.list(TENANT, DEFAULT_BUCKET, limit=PAGE, cursor=cursor)
+        return lambda: kv.list_keys(TENANT, DEFAULT_BUCKET, limit=PAGE, cursor=cursor)
 
     def numbered_page(rng: random.Random) -> Operation:
         offset = rng.randrange(pages) * PAGE
-        return lambda: kv.list(TENANT, DEFAULT_BUCKET, limit=PAGE, offset=offset)
+        return lambda: kv.list_keys(TENANT, DEFAULT_BUCKET, limit=PAGE, offset=offset)
 
     def first_page(_: random.Random) -> Operation:
-        return lambda: kv.list(TENANT, DEFAULT_BUCKET, limit=PAGE, cursor=None)
+        return lambda: kv.list_keys(TENANT, DEFAULT_BUCKET, limit=PAGE, cursor=None)
 
     def count(_: random.Random) -> Operation:
         return lambda: kv.count(TENANT, DEFAULT_BUCKET)
@@ -137,11 +138,13 @@ def operations(kv: KVService, size: int) -> dict[str, Callable[[random.Random], 
     def tag_cursor_page(rng: random.Random) -> Operation:
         start = rng.randrange(max(size - PAGE * TAG_VALUES, 1))
         cursor = key_name(start) if start else None
-        return lambda: kv.list(TENANT, DEFAULT_BUCKET, limit=PAGE, cursor=cursor, tags=tag_filter, with_total=False)
+        return lambda: kv.list_keys(
+            TENANT, DEFAULT_BUCKET, limit=PAGE, cursor=cursor, tags=tag_filter, with_total=False
+        )
 
     def tag_numbered_page(rng: random.Random) -> Operation:
         offset = rng.randrange(max(pages // TAG_VALUES, 1)) * PAGE
-        return lambda: kv.list(TENANT, DEFAULT_BUCKET, limit=PAGE, offset=offset, tags=tag_filter)
+        return lambda: kv.list_keys(TENANT, DEFAULT_BUCKET, limit=PAGE, offset=offset, tags=tag_filter)
 
     return {
         "get": get,

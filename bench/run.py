@@ -29,7 +29,7 @@ import httpx
 import redis
 
 from app.config import Settings
-from app.kv.service import write_header
+from app.kv.store import write_header
 from app.platform.embedded_redis import RedisProcess, free_port
 from app.platform.keyspace import KeySchema
 from app.platform.scripts import Scripts

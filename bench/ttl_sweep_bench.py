@@ -17,12 +17,12 @@ from pathlib import Path
 import redis
 
 from app.config import Settings
-from app.kv.service import write_header
+from app.kv.store import write_header
 from app.kv.tasks import sweep_expired
 from app.platform import keyspace as keys
 from app.platform.embedded_redis import RedisProcess
 from app.platform.keyspace import KeySchema
-from app.platform.scripts import Scripts
+from app.platform.scripts import SyncScripts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAST_MS = 1_000
@@ -31,7 +31,7 @@ CASES = [(1_000, 1_000), (100_000, 1_000), (100_000, 10), (100_000, 0)]
 
 def load(client: redis.Redis, settings: Settings, live: int, expired: int) -> None:
     client.flushall()
-    scripts = Scripts(client)
+    scripts = SyncScripts(client)
     tenant = "bench-tenant"
     schema = KeySchema(tenant)
     header = write_header(settings, tenant, "default")
@@ -69,7 +69,7 @@ def main() -> None:
             load(client, settings, live, expired)
             client.config_resetstat()
             started = time.perf_counter()
-            result = sweep_expired(client, Scripts(client), settings)
+            result = sweep_expired(client, SyncScripts(client), settings)
             elapsed = time.perf_counter() - started
             stats = client.info("commandstats")
             commands = sum(

@@ -6,10 +6,11 @@ from fastapi import APIRouter, status
 
 from app.auth.deps import CurrentClaims
 from app.kv.deps import KVServiceDep, PathKeyScopeDependency
+from app.kv.model import BucketInfo
 from app.kv.routes import build_key_router
-from app.kv.schemas import Bucket, BucketCreate, BucketList, iso_ms
-from app.kv.service import BucketInfo
+from app.kv.schemas import Bucket, BucketCreate, BucketList
 from app.platform.http.schemas import PROBLEM_RESPONSES, Message
+from app.platform.jsonutil import iso_ms
 
 router = APIRouter(prefix="/kv/buckets", tags=["buckets"])
 
@@ -24,7 +25,7 @@ def _bucket(info: BucketInfo) -> Bucket:
         revision=info.revision,
         keys=info.keys,
         bytes=info.bytes,
-        created_at=iso_ms(info.created_ms),  # type: ignore[arg-type]
+        created_at=iso_ms(info.created_ms),
     )
 
 

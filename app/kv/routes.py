@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from app.auth.deps import BearerClaims
 from app.kv.deps import KeyScope
+from app.kv.model import HistoryRecord, Page, PutItem, StoredEntry
 from app.kv.schemas import (
     BatchDeleteResult,
     BatchGetResult,
@@ -23,15 +24,13 @@ from app.kv.schemas import (
     KVCreate,
     KVPut,
     TtlInfo,
-    dumps,
     encode_value,
-    iso_ms,
 )
-from app.kv.service import Page, PutItem, StoredEntry
 from app.platform.context import audit_note, audit_skip
 from app.platform.errors import BadRequest, InvalidInput, KeyNotFound, PreconditionFailed, UnsupportedMediaType
 from app.platform.http.problems import validation_errors
 from app.platform.http.schemas import PROBLEM_RESPONSES, Message
+from app.platform.jsonutil import dumps, iso_ms
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -82,6 +81,20 @@ def render_page(page: Page, page_number: int | None, page_size: int) -> Response
         separators=(",", ":"),
     ).encode()
     return json_response(b'{"items":[' + items + b"]," + tail[1:])
+
+
+def history_item(record: HistoryRecord) -> dict[str, Any]:
+    """A history record as JSON, its millisecond timestamps in the same format as the entries' metadata."""
+    return {
+        "version": record.version,
+        "revision": record.revision,
+        "operation": record.operation,
+        "value": record.value,
+        "encoding": record.encoding,
+        "tags": record.tags,
+        "updated_at": iso_ms(record.updated_ms),
+        "expires_at": None if record.expires_ms is None else iso_ms(record.expires_ms),
+    }
 
 
 def parse_tag_filters(tag_filter: list[str] | None) -> list[tuple[str, str]]:
@@ -163,12 +176,12 @@ def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "",
         tags = parse_tag_filters(tag_filter)
         cursor_mode = cursor is not None or (limit is not None and page is None)
         if cursor_mode:
-            result = await scope.kv.list(
+            result = await scope.kv.list_keys(
                 scope.tenant_id, scope.bucket, limit=size, cursor=cursor, prefix=prefix, tags=tags, with_total=not tags
             )
             return render_page(result, None, size)
         page = page or 1
-        result = await scope.kv.list(
+        result = await scope.kv.list_keys(
             scope.tenant_id, scope.bucket, limit=size, offset=(page - 1) * size, prefix=prefix, tags=tags
         )
         return render_page(result, page, size)
@@ -185,7 +198,7 @@ def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "",
             try:
                 item = BatchItem.model_validate(raw)
             except ValidationError as exc:
-                errors = validation_errors(list(exc.errors()))
+                errors = validation_errors([dict(error) for error in exc.errors()])
                 for error in errors:
                     error["field"] = f"body.items.{index}.{error['field']}"
                 raise InvalidInput(
@@ -335,11 +348,6 @@ def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "",
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
         records = await scope.kv.history(scope.tenant_id, scope.bucket, key, limit)
-        for record in records:
-            # Millisecond timestamps in the same format as the entries' metadata.
-            record["updated_at"] = iso_ms(record["updated_at"])
-            if record["expires_at"] is not None:
-                record["expires_at"] = iso_ms(record["expires_at"])
-        return json_response(dumps({"key": key, "items": records}).encode())
+        return json_response(dumps({"key": key, "items": [history_item(record) for record in records]}).encode())
 
     return router

@@ -1,4 +1,5 @@
-"""KV request bodies, response models (for the docs) and the fast renderer of entries."""
+"""KV request bodies, response models (for the docs; entries are rendered by StoredEntry.render) and the
+encoding of a request's value into the JSON text that is stored."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import base64
 import binascii
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-KEY_RE = re.compile(r"^[A-Za-z0-9._:@=+~,-]+$")
-BUCKET_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from app.kv.rules import check_json_depth
+
 TAG_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TTL_SECONDS = 10 * 365 * 86400
@@ -157,38 +158,6 @@ class Bucket(BaseModel):
 
 class BucketList(BaseModel):
     items: list[Bucket]
-
-
-# Rendering: entries are assembled as bytes around the stored JSON text of the value, so a
-# value is never decoded and encoded again on the way out.
-
-
-def iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def json_depth(value: Any) -> int:
-    """How deeply arrays and objects nest in ``value`` (a scalar is 0), without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return deepest
-
-
-def check_json_depth(value: Any, limit: int) -> None:
-    """ValueError when ``value`` nests deeper than ``limit`` (deep values would exhaust the stack later)."""
-    if json_depth(value) > limit:
-        raise ValueError(f"the value nests arrays/objects deeper than {limit} levels")
 
 
 def encode_value(value: Any, encoding: str | None, max_depth: int | None = None) -> str:

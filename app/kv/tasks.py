@@ -14,16 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.audit.tasks import move_outbox
 from app.config import Settings
-from app.kv.service import write_header
-from app.platform import keyspace as keys
+from app.kv.model import ExpiredEntry
+from app.kv.store import SyncKVStore
 from app.platform.jobs import worker_context
-from app.platform.keyspace import KeySchema
-from app.platform.redis import SyncDataRedis, text
-from app.platform.scripts import Scripts
+from app.platform.redis import SyncDataRedis
+from app.platform.scripts import SyncScripts
 
 logger = logging.getLogger("kvstore.tasks.ttl_sweep")
 purge_logger = logging.getLogger("kvstore.tasks.bucket_purge")
@@ -36,61 +34,38 @@ ENTRIES_PER_CALL = 500
 class SweepResult:
     tenants: int = 0
     removed: int = 0
-    expired: list[dict[str, Any]] = field(default_factory=list)
+    expired: list[ExpiredEntry] = field(default_factory=list)
 
 
-def sweep_tenant(client: SyncDataRedis, scripts: Scripts, settings: Settings, tenant_id: str) -> SweepResult:
+def sweep_tenant(client: SyncDataRedis, scripts: SyncScripts, settings: Settings, tenant_id: str) -> SweepResult:
     """Remove everything of one tenant that has expired; reschedule the tenant's next expiry."""
-    schema = KeySchema(tenant_id)
+    store = SyncKVStore(client, scripts, settings)
     result = SweepResult(tenants=1)
-    header = write_header(settings, tenant_id, "")
     while True:
-        removed, next_due, flat = scripts.ttl_sweep_tenant(
-            keys=[schema.ttl_buckets()], args=[*header, ENTRIES_PER_CALL]
-        )
-        result.removed += int(removed)
-        for i in range(0, len(flat), 4):
-            result.expired.append(
-                {
-                    "tenant_id": tenant_id,
-                    "bucket": text(flat[i]),
-                    "key": text(flat[i + 1]),
-                    "version": int(flat[i + 2]),
-                    "revision": int(flat[i + 3]),
-                }
-            )
-        if int(removed) < ENTRIES_PER_CALL:
+        step = store.sweep_step(tenant_id, ENTRIES_PER_CALL)
+        result.removed += len(step.removed)
+        result.expired += step.removed
+        if len(step.removed) < ENTRIES_PER_CALL:
             break
     # The scripts queued a kv.expire audit event per removal in the tenant's outbox. The tenant stays
     # due in the schedule until this is done, so a sweep cut short (a killed worker) is finished by
     # the next one, and every expiry is audited exactly once.
     move_outbox(scripts, settings, tenant_id)
-    _reschedule(client, schema, tenant_id, int(float(next_due)) if next_due else None)
+    store.reschedule(tenant_id, step.next_due_ms)
     return result
 
 
-def _reschedule(client: SyncDataRedis, schema: KeySchema, tenant_id: str, next_due: int | None) -> None:
-    """Set the tenant's score in the global schedule (or drop it), then re-read the tenant's own
-    marker: a write that registered an earlier expiry meanwhile must not be overwritten."""
-    if next_due is None:
-        client.zrem(keys.TTL_SCHEDULE, tenant_id)
-    else:
-        client.zadd(keys.TTL_SCHEDULE, {tenant_id: next_due})
-    marker = client.get(schema.ttl_scheduled())
-    if marker is not None and (next_due is None or int(float(marker)) < next_due):
-        client.zadd(keys.TTL_SCHEDULE, {tenant_id: int(float(marker))}, lt=True)
-
-
 def sweep_expired(
-    client: SyncDataRedis, scripts: Scripts, settings: Settings, now_ms: int | None = None
+    client: SyncDataRedis, scripts: SyncScripts, settings: Settings, now_ms: int | None = None
 ) -> SweepResult:
     """One sweep over every tenant whose earliest expiry has passed."""
     now_ms = now_ms or int(time.time() * 1000)
+    store = SyncKVStore(client, scripts, settings)
     total = SweepResult(tenants=0)
     while True:
-        due = client.zrangebyscore(keys.TTL_SCHEDULE, "-inf", now_ms, start=0, num=TENANTS_PER_ROUND)
-        for raw in due:
-            part = sweep_tenant(client, scripts, settings, text(raw))
+        due = store.due_tenants(now_ms, TENANTS_PER_ROUND)
+        for tenant_id in due:
+            part = sweep_tenant(client, scripts, settings, tenant_id)
             total.tenants += 1
             total.removed += part.removed
             total.expired += part.expired
@@ -115,22 +90,16 @@ def ttl_sweep() -> int:
 KEYS_PER_CALL = 500
 
 
-def purge_deleted_buckets(client: SyncDataRedis, scripts: Scripts) -> int:
+def purge_deleted_buckets(client: SyncDataRedis, scripts: SyncScripts, settings: Settings) -> int:
     """Purge every deleted bucket in every tenant's trash list; returns the buckets finished."""
+    store = SyncKVStore(client, scripts, settings)
     finished = 0
-    for raw in client.smembers(keys.TRASH_TENANTS):
-        tenant_id = raw.decode() if isinstance(raw, bytes) else raw
-        schema = KeySchema(tenant_id)
-        for bucket_id in client.lrange(schema.trash(), 0, -1):
-            while scripts.kv_bucket_purge_step(
-                keys=[schema.trash()], args=[keys.tenant_prefix(tenant_id), bucket_id, KEYS_PER_CALL]
-            ):
+    for tenant_id in store.trashed_tenants():
+        for bucket_id in store.trashed_buckets(tenant_id):
+            while store.purge_step(tenant_id, bucket_id, KEYS_PER_CALL):
                 pass
             finished += 1
-        client.srem(keys.TRASH_TENANTS, tenant_id)
-        # A bucket deleted while we worked re-registers the tenant.
-        if client.llen(schema.trash()):
-            client.sadd(keys.TRASH_TENANTS, tenant_id)
+        store.release_tenant(tenant_id)
     if finished:
         purge_logger.info("purged %d deleted buckets", finished)
     return finished
@@ -142,4 +111,4 @@ def purge_deleted_buckets(client: SyncDataRedis, scripts: Scripts) -> int:
 def purge_buckets() -> int:
     """Periodic (with the TTL sweep's interval): finish purging deleted buckets."""
     context = worker_context()
-    return purge_deleted_buckets(context.data_redis, context.scripts)
+    return purge_deleted_buckets(context.data_redis, context.scripts, context.settings)

@@ -20,7 +20,7 @@ from typing import Final
 from redis.exceptions import RedisClusterException, RedisError
 
 from app.config import Settings
-from app.kv.service import StoredEntry
+from app.kv.model import StoredEntry
 from app.platform.keyspace import KeySchema
 from app.platform.redis import AsyncDataRedis, create_async_data_redis, warm_up_data_redis
 from app.watch.schemas import event_data

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.kv.schemas import iso_ms
+from app.platform.jsonutil import iso_ms
 
 EventName = Literal["put", "delete", "expire", "purge", "snapshot", "ready", "error"]
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from app.config import Settings
-from app.kv.service import KVService, StoredEntry
+from app.kv.model import StoredEntry
+from app.kv.service import KVService
 from app.platform import keyspace as keys
 from app.platform.errors import BucketNotFound, KVStoreError, QuotaExceeded, ServiceUnavailable
 from app.platform.keyspace import KeySchema
@@ -225,7 +226,7 @@ class WatchSession:
             else:
                 cursor = None
                 while True:
-                    page = await self._kv.list(
+                    page = await self._kv.list_keys(
                         self.tenant_id,
                         self.bucket,
                         limit=SNAPSHOT_PAGE,

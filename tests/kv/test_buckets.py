@@ -8,7 +8,7 @@ import pytest
 from app.kv.tasks import purge_deleted_buckets
 from app.platform import keyspace as keys
 from app.platform.keyspace import KeySchema
-from app.platform.scripts import Scripts
+from app.platform.scripts import SyncScripts
 from tests.conftest import register
 from tests.kv.conftest import Api, app_client, bucket_id, force_expiry
 from tests.kv.test_keys import assert_problem
@@ -220,7 +220,7 @@ async def test_delete_of_a_large_bucket_hides_it_at_once_and_queues_the_purge(se
 
         # The worker's purge leaves nothing of the old incarnation but its expiring feed.
         assert sync_redis.exists(schema.entry(bid, "k3")) and sync_redis.exists(schema.history(bid, "k0"))
-        assert purge_deleted_buckets(sync_redis, Scripts(sync_redis)) == 1
+        assert purge_deleted_buckets(sync_redis, SyncScripts(sync_redis), settings) == 1
         leftovers = set(sync_redis.scan_iter(match=f"{schema.bucket_prefix(bid)}*"))
         assert leftovers == {schema.feed(bid).encode()}
         assert sync_redis.llen(schema.trash()) == 0

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.kv.service import merge_patch
+from app.kv.rules import merge_patch
 from tests.kv.conftest import Api
 from tests.kv.test_keys import assert_problem
 

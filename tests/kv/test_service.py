@@ -14,8 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.config import Settings
-from app.kv.schemas import dumps
-from app.kv.service import KVService, PutItem
+from app.kv.model import PutItem
+from app.kv.service import KVService
+from app.kv.store import KV_BUCKET_PURGE_STEP
 from app.platform import keyspace as keys
 from app.platform.errors import (
     BucketExists,
@@ -28,6 +29,7 @@ from app.platform.errors import (
     RevisionNotFound,
     VersionConflict,
 )
+from app.platform.jsonutil import dumps
 from app.platform.keyspace import KeySchema
 from app.platform.scripts import Scripts
 
@@ -134,9 +136,9 @@ async def test_expired_key_is_invisible_before_any_sweep(kv: KVService, store):
     with pytest.raises(KeyNotFound):
         await kv.get(TENANT, "default", "gone")
     assert await kv.count(TENANT, "default") == 1
-    page = await kv.list(TENANT, "default", limit=10)
+    page = await kv.list_keys(TENANT, "default", limit=10)
     assert [e.key for e in page.entries] == ["live"] and page.total == 1
-    tagged = await kv.list(TENANT, "default", limit=10, tags=[("t", "x")])
+    tagged = await kv.list_keys(TENANT, "default", limit=10, tags=[("t", "x")])
     assert [e.key for e in tagged.entries] == ["live"] and tagged.total == 1
     (found,), _ = await kv.get_many(TENANT, "default", ["gone"])
     assert found is None
@@ -154,7 +156,7 @@ async def test_list_cursor_and_offset_paging(kv: KVService, store):
     live = [n for n in names if n not in ("k03", "k17")]
     seen, cursor = [], None
     while True:
-        page = await kv.list(TENANT, "default", limit=4, cursor=cursor)
+        page = await kv.list_keys(TENANT, "default", limit=4, cursor=cursor)
         seen += [e.key for e in page.entries]
         cursor = page.next_cursor
         if cursor is None:
@@ -162,9 +164,9 @@ async def test_list_cursor_and_offset_paging(kv: KVService, store):
     assert seen == live
     by_offset = []
     for offset in range(0, 32, 4):
-        by_offset += [e.key for e in (await kv.list(TENANT, "default", limit=4, offset=offset)).entries]
+        by_offset += [e.key for e in (await kv.list_keys(TENANT, "default", limit=4, offset=offset)).entries]
     assert by_offset == live
-    prefixed = await kv.list(TENANT, "default", limit=100, prefix="k1")
+    prefixed = await kv.list_keys(TENANT, "default", limit=100, prefix="k1")
     assert [e.key for e in prefixed.entries] == [n for n in live if n.startswith("k1")]
     assert prefixed.total == 9
 
@@ -194,7 +196,7 @@ async def test_history_and_past_revisions(kv: KVService):
     r1 = (await kv.put(TENANT, "h", "k", '"one"')).revision
     r2 = (await kv.put(TENANT, "h", "k", '"two"')).revision
     records = await kv.history(TENANT, "h", "k", 10)
-    assert [(r["version"], r["revision"], r["operation"], r["value"]) for r in records] == [
+    assert [(r.version, r.revision, r.operation, r.value) for r in records] == [
         (2, r2, "put", "two"),
         (1, r1, "put", "one"),
     ]
@@ -204,7 +206,7 @@ async def test_history_and_past_revisions(kv: KVService):
     with pytest.raises(RevisionNotFound):
         await kv.get(TENANT, "h", "k", revision=r1)
     await kv.delete(TENANT, "h", "k")
-    assert [r["operation"] for r in await kv.history(TENANT, "h", "k", 10)] == ["delete", "put"]
+    assert [r.operation for r in await kv.history(TENANT, "h", "k", 10)] == ["delete", "put"]
     assert (await kv.put(TENANT, "h", "k", '"four"')).version == 4
 
 
@@ -269,9 +271,11 @@ async def test_large_bucket_goes_to_the_trash_list(store):
     assert TENANT.encode() in await store.smembers(keys.TRASH_TENANTS)
     # The worker's purge step, through the same script.
     scripts = Scripts(store)
-    while await scripts.kv_bucket_purge_step(
-        keys=[KeySchema(TENANT).trash()], args=[keys.tenant_prefix(TENANT), bid, 2]
-    ):
+    while (
+        await scripts.call(
+            KV_BUCKET_PURGE_STEP, keys=[KeySchema(TENANT).trash()], args=[keys.tenant_prefix(TENANT), bid, 2]
+        )
+    )[0]:
         pass
     prefix = KeySchema(TENANT).bucket_prefix(bid)
     assert [k async for k in store.scan_iter(match=f"{prefix}*")] == [KeySchema(TENANT).feed(bid).encode()]
@@ -295,7 +299,7 @@ async def test_tenants_are_isolated(kv: KVService):
     with pytest.raises(KeyNotFound):
         await kv.get(OTHER, "default", "k")
     assert await kv.count(OTHER, "default") == 0
-    assert (await kv.list(OTHER, "default", limit=10)).entries == []
+    assert (await kv.list_keys(OTHER, "default", limit=10)).entries == []
     assert await kv.history(OTHER, "default", "k", 10) == []
     assert await kv.bucket_infos(OTHER) == []
 

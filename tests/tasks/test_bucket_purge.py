@@ -10,7 +10,7 @@ from app.main import create_app
 from app.platform import keyspace as keys
 from app.platform.keyspace import KeySchema
 from app.platform.redis import create_sync_data_redis
-from app.platform.scripts import Scripts
+from app.platform.scripts import SyncScripts
 from tests.conftest import register
 
 pytestmark = pytest.mark.contract
@@ -41,7 +41,7 @@ async def test_large_bucket_is_gone_at_once_and_purged_by_the_worker(settings):
             assert tid.encode() in sync.smembers(keys.TRASH_TENANTS)
             assert sync.exists(schema.entry(bucket_id, "k1"))
 
-            assert purge_deleted_buckets(sync, Scripts(sync)) == 1
+            assert purge_deleted_buckets(sync, SyncScripts(sync), settings) == 1
 
             leftovers = list(sync.scan_iter(match=f"{schema.bucket_prefix(bucket_id)}*"))
             # Only the feed stays for a while, for watchers to see the purge event.

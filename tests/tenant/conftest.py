@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.kv.schemas import dumps
 from app.main import create_app
+from app.platform.jsonutil import dumps
 from app.platform.keyspace import KeySchema
 from app.platform.redis import SyncDataRedis, create_async_data_redis, create_sync_data_redis
 from app.platform.scripts import Scripts

@@ -1,4 +1,4 @@
--- Shared by the kv_* scripts (included by app/core/scripts.py after the key prelude).
+-- Shared by the kv_* scripts (included by app/platform/scripts.py after the key prelude).
 -- Every write script takes the same ARGV header (H entries; script arguments follow at ARGV[H + 1]):
 --   ARGV[1] tenant prefix  ARGV[2] bucket name  ARGV[3] default history depth
 --   ARGV[4] feed max length  ARGV[5] largest value copied into the feed

@@ -7,12 +7,13 @@
 -- Each removal also appends its `kv.expire` audit event to the tenant's audit outbox, in this same
 -- atomic step, so a worker killed between a sweep and its audit write loses no event: the sweep of
 -- the tenant (still due until it finishes) moves the outbox into the audit stream.
--- Returns {removed, tenant's next expiry ms or '', {bucket, key, version, revision, ...}}.
+-- Returns {'OK', tenant's next expiry ms or '', {bucket, key, version, revision, ...}} (one
+-- quadruple per removed entry: fewer than ARGV[H+1] of them means nothing more is due).
 local cfg = read_config()
 local tp = cfg.tp
 local budget = tonumber(ARGV[H + 1])
 local now = server_ms()
-local removed, out = 0, {}
+local out = {}
 local due = redis.call('ZRANGEBYSCORE', ttl_buckets_key(tp), '-inf', now)
 for _, name in ipairs(due) do
   if budget <= 0 then break end
@@ -29,7 +30,6 @@ for _, name in ipairs(due) do
         redis.call('RPUSH', audit_outbox_key(tp), cjson.encode({
           eid = 'expire:' .. b.id .. ':' .. res[1], ts = tostring(now), action = 'kv.expire',
           bucket = name, key = key, outcome = 'success', status = '0'}))
-        removed = removed + 1
         budget = budget - 1
         out[#out + 1] = name; out[#out + 1] = key; out[#out + 1] = res[2]; out[#out + 1] = res[1]
       elseif cur and cur[7] then
@@ -49,7 +49,7 @@ end
 local next_due = redis.call('ZRANGE', ttl_buckets_key(tp), 0, 0, 'WITHSCORES')
 if next_due[2] then
   redis.call('SET', ttl_scheduled_key(tp), next_due[2])
-  return {removed, next_due[2], out}
+  return {'OK', next_due[2], out}
 end
 redis.call('DEL', ttl_scheduled_key(tp))
-return {removed, '', out}
+return {'OK', '', out}
