@@ -29,10 +29,9 @@ import httpx
 import redis
 
 from app.config import Settings
-from app.kv.store import write_header
+from app.kv.store import KV_PUT, write_header
 from app.platform.embedded_redis import RedisProcess, free_port
 from app.platform.keyspace import KeySchema
-from app.platform.scripts import Scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -110,7 +109,7 @@ def run_wrk(url: str, token: str | None, script: Path | None, duration: int, con
 def load_keys(data_url: str, tenant_id: str, total: int, already: int) -> None:
     """Write keys k00000000... straight through the kv_put script, pipelined."""
     client = redis.Redis.from_url(data_url)
-    scripts = Scripts(client)
+    kv_put = client.register_script(KV_PUT.source)  # pipelined loading: the raw redis-py script
     settings = Settings(environment="test", secret_key="x" * 32, quota_max_keys=0, quota_max_kv_bytes=0)
     header = write_header(settings, tenant_id, "default")
     bucket = KeySchema(tenant_id).bucket("default")
@@ -118,7 +117,7 @@ def load_keys(data_url: str, tenant_id: str, total: int, already: int) -> None:
     for start in range(already, total, LOAD_PIPELINE):
         pipe = client.pipeline(transaction=False)
         for i in range(start, min(start + LOAD_PIPELINE, total)):
-            scripts.kv_put(keys=[bucket], args=[*header, f"k{i:08d}", value, "", "", "", "put", "", ""], client=pipe)
+            kv_put(keys=[bucket], args=[*header, f"k{i:08d}", value, "", "", "", "put", "", ""], client=pipe)
         pipe.execute()
     client.close()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import redis
 
 from app.config import Settings
-from app.kv.store import write_header
+from app.kv.store import KV_PUT, write_header
 from app.kv.tasks import sweep_expired
 from app.platform import keyspace as keys
 from app.platform.embedded_redis import RedisProcess
@@ -31,7 +31,7 @@ CASES = [(1_000, 1_000), (100_000, 1_000), (100_000, 10), (100_000, 0)]
 
 def load(client: redis.Redis, settings: Settings, live: int, expired: int) -> None:
     client.flushall()
-    scripts = SyncScripts(client)
+    kv_put = client.register_script(KV_PUT.source)  # pipelined loading: the raw redis-py script
     tenant = "bench-tenant"
     schema = KeySchema(tenant)
     header = write_header(settings, tenant, "default")
@@ -40,7 +40,7 @@ def load(client: redis.Redis, settings: Settings, live: int, expired: int) -> No
         for i in range(start, min(start + 2000, live + expired)):
             ttl = 3_600_000 if i < expired else ""
             args = [*header, f"k{i:07d}", "1", "", ttl, "", "put", "", ""]
-            scripts.kv_put(keys=[schema.bucket("default")], args=args, client=pipe)
+            kv_put(keys=[schema.bucket("default")], args=args, client=pipe)
         pipe.execute()
     if expired:
         bucket_id = client.hget(schema.bucket("default"), "id").decode()
@@ -56,7 +56,7 @@ def load(client: redis.Redis, settings: Settings, live: int, expired: int) -> No
     for t in range(10):
         idle = f"idle{t}"
         args = [*write_header(settings, idle, "default"), "k", "1", "", "", "", "put", "", ""]
-        scripts.kv_put(keys=[KeySchema(idle).bucket("default")], args=args)
+        kv_put(keys=[KeySchema(idle).bucket("default")], args=args)
 
 
 def main() -> None:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import redis
 
-from app.kv.store import write_header
+from app.kv.store import KV_PUT, write_header
 from app.kv.tasks import sweep_expired
 from app.platform.keyspace import KeySchema
-from app.platform.scripts import SyncScripts
 from tests.tasks.test_ttl_sweep import force_expiry
 
 
 def test_sweep_cost_follows_the_expired_set(settings):
     """Commands the server runs during a sweep grow with the expired keys, not the live ones."""
     client = redis.Redis.from_url(settings.redis_url)
-    scripts = SyncScripts(client)
+    kv_put = client.register_script(KV_PUT.source)  # pipelined loading: the raw redis-py script
     kv_args = write_header(settings, "t1", "default")
 
     def load(n_live: int, n_expiring: int) -> None:
@@ -24,14 +23,14 @@ def test_sweep_cost_follows_the_expired_set(settings):
         for i in range(n_live + n_expiring):
             ttl = 3_600_000 if i < n_expiring else ""
             args = [*kv_args, f"k{i:06d}", "1", "", ttl, "", "put", "", ""]
-            scripts.kv_put(keys=[schema.bucket("default")], args=args, client=pipe)
+            kv_put(keys=[schema.bucket("default")], args=args, client=pipe)
         pipe.execute()
         for i in range(n_expiring):
             force_expiry(client, "t1", "default", f"k{i:06d}")
 
     def commands_of_sweep() -> int:
         client.config_resetstat()
-        assert sweep_expired(client, scripts, settings).removed > 0
+        assert sweep_expired(client, SyncScripts(client), settings).removed > 0
         stats = client.info("commandstats")
         return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config|resetstat"))
 
