@@ -7,6 +7,7 @@ import redis
 from app.kv.store import KV_PUT, write_header
 from app.kv.tasks import sweep_expired
 from app.platform.keyspace import KeySchema
+from app.platform.scripts import SyncScripts
 from tests.tasks.test_ttl_sweep import force_expiry
 
 
