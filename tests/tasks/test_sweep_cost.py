@@ -7,14 +7,14 @@ import redis
 from app.kv.service import write_header
 from app.kv.tasks import sweep_expired
 from app.platform.keyspace import KeySchema
-from app.platform.scripts import Scripts
+from app.platform.scripts import SyncScripts
 from tests.tasks.test_ttl_sweep import force_expiry
 
 
 def test_sweep_cost_follows_the_expired_set(settings):
     """Commands the server runs during a sweep grow with the expired keys, not the live ones."""
     client = redis.Redis.from_url(settings.redis_url)
-    scripts = Scripts(client)
+    scripts = SyncScripts(client)
     kv_args = write_header(settings, "t1", "default")
 
     def load(n_live: int, n_expiring: int) -> None:

@@ -11,7 +11,7 @@ from app.kv.tasks import sweep_expired
 from app.platform import keyspace as keys
 from app.platform.keyspace import KeySchema
 from app.platform.redis import create_sync_data_redis
-from app.platform.scripts import Scripts
+from app.platform.scripts import SyncScripts
 
 pytestmark = pytest.mark.contract
 
@@ -56,7 +56,7 @@ async def test_sweep_removes_expired_keys_from_every_index(client, tenant, setti
     for i in range(5):
         force_expiry(sync_redis, tid, "default", f"gone{i}")
 
-    result = sweep_expired(sync_redis, Scripts(sync_redis), settings)
+    result = sweep_expired(sync_redis, SyncScripts(sync_redis), settings)
 
     assert result.removed == 5
     assert sorted(e["key"] for e in result.expired) == [f"gone{i}" for i in range(5)]
@@ -83,11 +83,11 @@ async def test_tenant_without_expiring_keys_leaves_the_schedule(client, tenant, 
     await put(client, tenant, "only", ttl=3600)
     force_expiry(sync_redis, tid, "default", "only")
 
-    assert sweep_expired(sync_redis, Scripts(sync_redis), settings).removed == 1
+    assert sweep_expired(sync_redis, SyncScripts(sync_redis), settings).removed == 1
     assert sync_redis.zscore(keys.TTL_SCHEDULE, tid) is None
     assert sync_redis.get(KeySchema(tid).ttl_scheduled()) is None
     # Nothing due: a second sweep touches no tenant at all.
-    assert sweep_expired(sync_redis, Scripts(sync_redis), settings).tenants == 0
+    assert sweep_expired(sync_redis, SyncScripts(sync_redis), settings).tenants == 0
 
 
 async def test_key_recreated_after_expiry_is_not_swept(client, tenant, settings, sync_redis):
@@ -96,7 +96,7 @@ async def test_key_recreated_after_expiry_is_not_swept(client, tenant, settings,
     force_expiry(sync_redis, tid, "default", "phoenix")
     reborn = await put(client, tenant, "phoenix")  # written after it expired, before the sweep
 
-    sweep_expired(sync_redis, Scripts(sync_redis), settings)
+    sweep_expired(sync_redis, SyncScripts(sync_redis), settings)
 
     current = await client.get("/api/v1/kv/phoenix", headers=tenant["headers"])
     assert current.status_code == 200
@@ -113,7 +113,7 @@ async def test_concurrent_sweeps_remove_each_key_once(client, tenant, settings, 
 
     def run() -> None:
         local = create_sync_data_redis(settings)
-        results.append(sweep_expired(local, Scripts(local), settings).removed)
+        results.append(sweep_expired(local, SyncScripts(local), settings).removed)
         local.close()
 
     threads = [threading.Thread(target=run) for _ in range(3)]

@@ -8,7 +8,7 @@ import pytest
 
 from app.kv.tasks import purge_deleted_buckets, sweep_expired
 from app.platform.keyspace import KeySchema
-from app.platform.scripts import Scripts
+from app.platform.scripts import SyncScripts
 from tests.conftest import register
 from tests.tasks.test_ttl_sweep import force_expiry
 from tests.tenant.conftest import Tenant, app_client, kv_bytes, stored_usage
@@ -114,7 +114,7 @@ async def test_expiry_gives_the_quota_back_when_the_sweep_removes_the_key(
         "gone2", "back"
     )
 
-    assert sweep_expired(sync_redis, Scripts(sync_redis), settings).removed == 1
+    assert sweep_expired(sync_redis, SyncScripts(sync_redis), settings).removed == 1
 
     usage = await alice.usage()
     assert (usage["keys"], usage["kv_bytes"]) == (2, kv_bytes("stays", "s") + kv_bytes("gone2", "back"))
@@ -149,7 +149,7 @@ async def test_a_bucket_purged_by_the_worker_is_given_back_at_once_and_only_once
         expected = {"keys": 1, "kv_bytes": kv_bytes("flat", 1), "buckets": 0}
         assert {k: (await tenant.usage())[k] for k in expected} == expected
 
-        assert purge_deleted_buckets(sync_redis, Scripts(sync_redis)) == 1
+        assert purge_deleted_buckets(sync_redis, SyncScripts(sync_redis)) == 1
         assert {k: (await tenant.usage())[k] for k in expected} == expected
 
 

@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from app.platform.redis import create_sync_data_redis
-from app.platform.scripts import Scripts
+from app.platform.scripts import SyncScripts
 from tests.watch.conftest import Served
 from tests.watch.helpers import API, delete, new_tenant, put, watching
 
@@ -74,7 +74,7 @@ async def test_expiry_by_the_ttl_sweep_is_an_expire_event(http, alice, served: S
     try:
         async with watching(http, tenant=alice) as stream:
             await asyncio.sleep(1.05)  # the shortest TTL is one second
-            result = await asyncio.to_thread(sweep_tenant, client, Scripts(client), settings, alice.tenant_id)
+            result = await asyncio.to_thread(sweep_tenant, client, SyncScripts(client), settings, alice.tenant_id)
             assert result.removed == 1
             event = await stream.next()
     finally:
