@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from app.audit.service import AuditService, new_event
+from app.audit.model import new_event
+from app.audit.service import AuditService
 from app.platform.context import AuditNote, audit_note_var, client_ip_var, request_id_var
+from app.platform.http.asgi import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("kvstore.audit")
 
@@ -35,12 +36,23 @@ CLIENT_CLOSED_REQUEST = 499
 def route_action(route: object) -> str:
     """The default action name of a route: its dotted ``name``, else ``<first tag>.<name>``."""
     name = getattr(route, "name", None)
-    if not name:
+    if not isinstance(name, str) or not name:
         return "unmatched"
     if "." in name:
         return name
     tags = getattr(route, "tags", None)
     return f"{tags[0]}.{name}" if tags else name
+
+
+def path_param(scope: Scope, *names: str) -> str | None:
+    """The first of the route's path parameters ``names`` that the request has."""
+    params = scope.get("path_params")
+    if isinstance(params, Mapping):
+        for name in names:
+            value = params.get(name)
+            if isinstance(value, str) and value:
+                return value
+    return None
 
 
 class AuditMiddleware:
@@ -50,10 +62,12 @@ class AuditMiddleware:
         self.prefix = api_prefix.rstrip("/") + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path")
         if (
             scope["type"] != "http"
             or scope["method"] not in MUTATING_METHODS
-            or not scope["path"].startswith(self.prefix)
+            or not isinstance(path, str)
+            or not path.startswith(self.prefix)
         ):
             await self.app(scope, receive, send)
             return
@@ -63,7 +77,7 @@ class AuditMiddleware:
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and isinstance(message["status"], int):
                 status = message["status"]
             await send(message)
 
@@ -84,15 +98,14 @@ class AuditMiddleware:
                     logger.exception("could not record the audit event")
 
     def _record(self, scope: Scope, note: AuditNote, status: int) -> None:
-        path_params = scope.get("path_params") or {}
         self.audit.record(
             new_event(
                 action=note.action or route_action(scope.get("route")),
                 status=status,
                 tenant_id=note.tenant_id,
                 username=note.username,
-                bucket=note.bucket or path_params.get("bucket"),
-                key=note.key or path_params.get("key") or path_params.get("name"),
+                bucket=note.bucket or path_param(scope, "bucket"),
+                key=note.key or path_param(scope, "key", "name"),
                 request_id=request_id_var.get(),
                 client_ip=client_ip_var.get(),
             )

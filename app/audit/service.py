@@ -18,31 +18,22 @@ request with no valid token) belongs to no tenant's stream: it is written to the
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import logging
-import os
 import re
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
+from app.audit.model import Event, StoredEvent, encode_event, group_by_tenant, now_ms
+from app.audit.store import AuditStore
 from app.config import Settings
 from app.platform.errors import InvalidInput
-from app.platform.keyspace import AUDIT_OUTBOX_TENANTS, KeySchema
 from app.platform.queue import QueuedTask
 from app.platform.redis import AsyncDataRedis
 
 logger = logging.getLogger("kvstore.audit")
-
-Event = dict[str, str]
-"""An audit event in transit: string values only, absent fields left out. Keys: eid, ts (epoch ms),
-request_id, tenant_id, username, action, bucket, key, outcome (success|failure), status, client_ip."""
 
 AUDIT_EVENTS = Counter(
     "kvstore_audit_events",
@@ -57,124 +48,11 @@ RETRY_BACKOFF_MAX_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class _EventIds:
-    """Unique event ids, cheaper than uuid4 (no syscall per id): a random 64-bit prefix per process
-    (renewed in a forked child) and a counter."""
-
-    def __init__(self) -> None:
-        self._renew()
-        os.register_at_fork(after_in_child=self._renew)
-
-    def _renew(self) -> None:
-        self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count()
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):x}"
-
-
-_event_ids = _EventIds()
-
-
-def new_event(
-    *,
-    action: str,
-    status: int,
-    tenant_id: str | None = None,
-    username: str | None = None,
-    bucket: str | None = None,
-    key: str | None = None,
-    request_id: str | None = None,
-    client_ip: str | None = None,
-    ts_ms: int | None = None,
-) -> Event:
-    """An audit event with a fresh id; ``outcome`` follows from the HTTP status (0 = no HTTP request)."""
-    fields = {
-        "eid": _event_ids.next(),
-        "ts": str(ts_ms if ts_ms is not None else now_ms()),
-        "request_id": request_id,
-        "tenant_id": tenant_id,
-        "username": username,
-        "action": action,
-        "bucket": bucket,
-        "key": key,
-        "outcome": "success" if status < 400 else "failure",
-        "status": str(status),
-        "client_ip": client_ip,
-    }
-    return {name: value for name, value in fields.items() if value is not None}
-
-
-def encode_event(event: Event) -> str:
-    return json.dumps(event, separators=(",", ":"))
-
-
-def group_by_tenant(events: Sequence[Event]) -> dict[str, list[Event]]:
-    """Events by tenant id, in order; events without a tenant are left out."""
-    grouped: dict[str, list[Event]] = {}
-    for event in events:
-        tenant_id = event.get("tenant_id")
-        if tenant_id:
-            grouped.setdefault(tenant_id, []).append(event)
-    return grouped
-
-
-def write_limits(settings: Settings, at_ms: int) -> list[int]:
-    """The first four arguments of audit_write.lua: max events, oldest id kept, now, dedupe cutoff."""
-    return [
-        settings.audit_max_events,
-        at_ms - settings.audit_retention_days * 86_400_000,
-        at_ms,
-        at_ms - settings.audit_dedupe_window_seconds * 1000,
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    id: str
-    ts: datetime
-    request_id: str | None
-    tenant_id: str
-    username: str | None
-    action: str
-    bucket: str | None
-    key: str | None
-    outcome: str
-    status: int
-    client_ip: str | None
-
-
-def _stored_event(tenant_id: str, entry_id: bytes, raw: dict[bytes, bytes]) -> StoredEvent:
-    fields = {name.decode(): value.decode() for name, value in raw.items()}
-
-    def optional(name: str) -> str | None:
-        return fields.get(name) or None
-
-    ts = int(fields.get("ts") or entry_id.split(b"-")[0])
-    return StoredEvent(
-        id=entry_id.decode(),
-        ts=datetime.fromtimestamp(ts / 1000, UTC),
-        request_id=optional("request_id"),
-        tenant_id=tenant_id,
-        username=optional("username"),
-        action=fields.get("action", ""),
-        bucket=optional("bucket"),
-        key=optional("key"),
-        outcome=fields.get("outcome", ""),
-        status=int(fields.get("status") or 0),
-        client_ip=optional("client_ip"),
-    )
-
-
 class AuditService:
     """Records audit events off the request path and lists a tenant's trail."""
 
     def __init__(self, data_redis: AsyncDataRedis, settings: Settings, write_task: QueuedTask) -> None:
-        self._data = data_redis
+        self._store = AuditStore(data_redis)
         self._settings = settings
         self._task = write_task
         self._buffer: deque[Event] = deque()
@@ -230,14 +108,7 @@ class AuditService:
         await self._to_outbox(batch)
 
     async def _to_outbox(self, batch: list[Event]) -> None:
-        grouped = group_by_tenant(batch)
-        # The events first, then the tenant in the set: the drain takes a tenant out of the set only
-        # after finding its outbox empty, so this order never strands an event.
-        async with self._data.pipeline(transaction=False) as pipe:
-            for tenant_id, events in grouped.items():
-                pipe.rpush(KeySchema(tenant_id).audit_outbox(), *(encode_event(e) for e in events))
-            await pipe.execute()
-        await self._data.sadd(AUDIT_OUTBOX_TENANTS, *grouped)
+        await self._store.park(group_by_tenant(batch))
         AUDIT_EVENTS.labels("outbox").inc(len(batch))
 
     async def flush(self) -> None:
@@ -271,7 +142,6 @@ class AuditService:
             raise InvalidInput(f"limit must be between 1 and {self._settings.max_page_size}")
         if cursor is not None and not CURSOR_RE.fullmatch(cursor):
             raise InvalidInput("cursor is not a next_cursor returned by this endpoint")
-        stream = KeySchema(tenant_id).audit()
         oldest = f"{now_ms() - self._settings.audit_retention_days * 86_400_000}-0"
         upper = "+" if cursor is None else f"({cursor}"
         filtered = action is not None or key is not None
@@ -279,16 +149,15 @@ class AuditService:
         items: list[StoredEvent] = []
         scanned = 0
         while True:
-            entries = await self._data.xrevrange(stream, max=upper, min=oldest, count=chunk)
-            for entry_id, raw in entries:
+            events = await self._store.events_before(tenant_id, upper, oldest, chunk)
+            for event in events:
                 if len(items) == limit:  # a full page and more entries after it
                     return items, items[-1].id
                 scanned += 1
-                event = _stored_event(tenant_id, entry_id, raw)
                 if (action is None or event.action == action) and (key is None or event.key == key):
                     items.append(event)
                 if scanned >= SCAN_CAP:  # a sparse filter: answer now, the cursor goes on from here
                     return items, event.id
-            if len(entries) < chunk:
+            if len(events) < chunk:
                 return items, None
-            upper = f"({entries[-1][0].decode()}"
+            upper = f"({events[-1].id}"

@@ -23,20 +23,25 @@ SCHEME_NAME = "OAuth2PasswordBearer"  # one scheme in the docs, whichever depend
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
 
 
+# app.state is untyped: each dependency names the type of what it hands out.
 async def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def get_data_redis(request: Request) -> AsyncDataRedis:
-    return request.app.state.data_redis
+    redis: AsyncDataRedis = request.app.state.data_redis
+    return redis
 
 
 async def get_token_service(request: Request) -> TokenService:
-    return request.app.state.tokens
+    tokens: TokenService = request.app.state.tokens
+    return tokens
 
 
 async def get_auth_service(request: Request) -> AuthService:
-    return request.app.state.auth_service
+    service: AuthService = request.app.state.auth_service
+    return service
 
 
 def authenticate(tokens: TokenService, token: str | None) -> AccessClaims:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Response, status
 from pydantic import ValidationError
 
 from app.auth.deps import AuthServiceDep, CurrentClaims
+from app.auth.model import IssuedTokens
 from app.auth.schemas import LoginRequest, Me, RefreshRequest, RegisterRequest, RegisterResponse, TokenPair
 from app.platform.errors import InvalidCredentials
 from app.platform.http.schemas import PROBLEM_RESPONSES
@@ -15,7 +16,7 @@ from app.platform.http.schemas import PROBLEM_RESPONSES
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def _pair(issued) -> TokenPair:  # type: ignore[no-untyped-def]
+def _pair(issued: IssuedTokens) -> TokenPair:
     return TokenPair(access_token=issued.access_token, refresh_token=issued.refresh_token, expires_in=issued.expires_in)
 
 

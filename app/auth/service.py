@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.auth.model import IssuedTokens, User
+from app.auth.store import AuthStore
 from app.config import Settings
-from app.platform import keyspace as keys
 from app.platform.context import audit_note
-from app.platform.errors import (
-    EmailTaken,
-    InvalidCredentials,
-    InvalidToken,
-    LoginThrottled,
-    TokenReused,
-    UsernameTaken,
-)
-from app.platform.keyspace import KeySchema
+from app.platform.errors import EmailTaken, InvalidCredentials, InvalidToken, LoginThrottled, UsernameTaken
 from app.platform.redis import AsyncDataRedis
 from app.platform.scripts import Scripts
 from app.platform.security import PasswordHasher, TokenService
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedTokens:
-    tenant_id: str
-    access_token: str
-    refresh_token: str
-    expires_in: int
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    tenant_id: str
-    username: str
-    email: str
-    is_active: bool
-    created_at: datetime
 
 
 class AuthService:
@@ -49,8 +24,7 @@ class AuthService:
         tokens: TokenService,
         settings: Settings,
     ) -> None:
-        self._redis = redis
-        self._scripts = scripts
+        self._store = AuthStore(redis, scripts)
         self._hasher = hasher
         self._tokens = tokens
         self._settings = settings
@@ -58,11 +32,7 @@ class AuthService:
     async def _issue(self, tenant_id: str, username: str, family: str | None = None) -> IssuedTokens:
         family = family or uuid.uuid4().hex
         refresh, jti = self._tokens.create_refresh_token(tenant_id, family)
-        schema = KeySchema(tenant_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(schema.refresh_token(jti), mapping={"family": family, "state": "active"})
-            pipe.expire(schema.refresh_token(jti), self._tokens.refresh_ttl)
-            await pipe.execute()
+        await self._store.save_refresh_token(tenant_id, jti, family, self._tokens.refresh_ttl)
         return self._pair(tenant_id, username, refresh)
 
     def _pair(self, tenant_id: str, username: str, refresh: str) -> IssuedTokens:
@@ -79,24 +49,16 @@ class AuthService:
         password_hash = await self._hasher.hash(password)
         tenant_id = str(uuid.uuid4())
         email = email.lower()
-        schema = KeySchema(tenant_id)
         # The user record goes first: a crash before the claims leaves only an orphan
         # record that nothing points at, never a claimed name without a user.
-        await self._redis.hset(
-            schema.user(),
-            mapping={
-                "username": username,
-                "email": email,
-                "password_hash": password_hash,
-                "created_at": datetime.now(UTC).isoformat(),
-                "is_active": "1",
-            },
+        await self._store.create_user(
+            tenant_id, username=username, email=email, password_hash=password_hash, created_at=datetime.now(UTC)
         )
-        if not await self._redis.set(keys.username_claim(username), tenant_id, nx=True):
-            await self._redis.delete(schema.user())
+        if not await self._store.claim_username(username, tenant_id):
+            await self._store.delete_user(tenant_id)
             raise UsernameTaken(f"Username {username!r} is already registered")
-        if not await self._redis.set(keys.email_claim(email), tenant_id, nx=True):
-            await self._redis.delete(keys.username_claim(username), schema.user())
+        if not await self._store.claim_email(email, tenant_id):
+            await self._store.delete_user(tenant_id, claimed_username=username)
             raise EmailTaken("Email is already registered")
         audit_note(tenant_id=tenant_id)
         return await self._issue(tenant_id, username)
@@ -104,51 +66,30 @@ class AuthService:
     async def login(self, username: str, password: str) -> IssuedTokens:
         """Tokens for valid credentials; the same 401 for an unknown user and a wrong password."""
         audit_note(action="auth.login", username=username)  # also for the OAuth2 form of /auth/token
-        failures_key = keys.login_failures(username)
-        # The claim and the failure counter share the {username} hash tag: one round trip.
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.username_claim(username))
-            pipe.get(failures_key)
-            pipe.ttl(failures_key)
-            tenant_raw, failures_raw, failures_ttl = await pipe.execute()
+        state = await self._store.login_state(username)
         # A failed login of an existing user is an event of that user's tenant.
-        audit_note(tenant_id=tenant_raw.decode() if tenant_raw else None)
-        if failures_raw is not None and int(failures_raw) >= self._settings.login_max_failures:
+        audit_note(tenant_id=state.tenant_id)
+        if state.failures >= self._settings.login_max_failures:
+            retry_after = max(state.failures_ttl, 1)
             raise LoginThrottled(
-                f"Too many failed logins for this username; try again in {max(failures_ttl, 1)} s",
-                retry_after=max(int(failures_ttl), 1),
+                f"Too many failed logins for this username; try again in {retry_after} s", retry_after=retry_after
             )
-        password_hash = None
-        tenant_id = tenant_raw.decode() if tenant_raw else None
-        if tenant_id is not None:
-            raw = await self._redis.hget(KeySchema(tenant_id).user(), "password_hash")
-            password_hash = raw.decode() if raw else None
+        tenant_id = state.tenant_id
+        password_hash = await self._store.password_hash(tenant_id) if tenant_id is not None else None
         if not await self._hasher.verify(password, password_hash) or tenant_id is None:
-            await self._scripts.login_failure(keys=[failures_key], args=[self._settings.login_failure_window_seconds])
+            await self._store.count_login_failure(username, self._settings.login_failure_window_seconds)
             raise InvalidCredentials("Incorrect username or password")
-        await self._redis.delete(failures_key)
+        await self._store.clear_login_failures(username)
         return await self._issue(tenant_id, username)
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         """Spend ``refresh_token`` for a new pair; replaying a spent one revokes its family."""
         claims = self._tokens.verify_refresh_token(refresh_token)
         audit_note(tenant_id=claims.tenant_id)
-        schema = KeySchema(claims.tenant_id)
         new_refresh, new_jti = self._tokens.create_refresh_token(claims.tenant_id, claims.family)
-        outcome = await self._scripts.refresh_rotate(
-            keys=[
-                schema.refresh_token(claims.jti),
-                schema.refresh_family(claims.family),
-                schema.refresh_token(new_jti),
-                schema.user(),
-            ],
-            args=[claims.family, self._tokens.refresh_ttl],
+        username = await self._store.rotate_refresh_token(
+            claims.tenant_id, claims.jti, claims.family, new_jti, self._tokens.refresh_ttl
         )
-        if outcome[0] == b"reused":
-            raise TokenReused("Refresh token was already used; every token of its session is revoked")
-        if outcome[0] != b"ok":
-            raise InvalidToken("Refresh token is revoked or unknown")
-        username = outcome[1].decode()
         audit_note(username=username or None)
         return self._pair(claims.tenant_id, username, new_refresh)
 
@@ -156,23 +97,12 @@ class AuthService:
         """Revoke the session (token family) of ``refresh_token``; returns the tenant id."""
         claims = self._tokens.verify_refresh_token(refresh_token)
         audit_note(tenant_id=claims.tenant_id)
-        schema = KeySchema(claims.tenant_id)
-        async with self._redis.pipeline(transaction=False) as pipe:  # one slot: one round trip
-            pipe.set(schema.refresh_family(claims.family), "revoked", ex=self._tokens.refresh_ttl)
-            pipe.hget(schema.user(), "username")  # for the audit event
-            _, username = await pipe.execute()
-        audit_note(username=username.decode() if username else None)
+        username = await self._store.revoke_family(claims.tenant_id, claims.family, self._tokens.refresh_ttl)
+        audit_note(username=username)  # for the audit event
         return claims.tenant_id
 
     async def get_user(self, tenant_id: str) -> User:
-        raw = await self._redis.hgetall(KeySchema(tenant_id).user())
-        if not raw:
+        user = await self._store.user(tenant_id)
+        if user is None:
             raise InvalidToken("The account of this token no longer exists")
-        record = {k.decode(): v.decode() for k, v in raw.items()}
-        return User(
-            tenant_id=tenant_id,
-            username=record["username"],
-            email=record["email"],
-            is_active=record.get("is_active") == "1",
-            created_at=datetime.fromisoformat(record["created_at"]),
-        )
+        return user

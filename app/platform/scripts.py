@@ -144,12 +144,6 @@ class Scripts:
         """The values of the ``{'OK', ...}`` reply; :class:`ScriptError` for a refusal."""
         return unwrap(await self.run(script, keys, args))
 
-    def __getattr__(self, name: str) -> Any:
-        # TRANSITIONAL (layout issue): ``scripts.<name>(keys=, args=)`` until every store calls run/call.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self._script(LuaScript(name))
-
 
 class SyncScripts:
     """The scripts on the worker's (blocking) client of the data Redis."""
@@ -172,9 +166,3 @@ class SyncScripts:
     def call(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> list[Any]:
         """The values of the ``{'OK', ...}`` reply; :class:`ScriptError` for a refusal."""
         return unwrap(self.run(script, keys, args))
-
-    def __getattr__(self, name: str) -> Any:
-        # TRANSITIONAL (layout issue): ``scripts.<name>(keys=, args=)`` until every store calls run/call.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self._script(LuaScript(name))

@@ -15,37 +15,23 @@ import argparse
 import asyncio
 import json
 import sys
-import uuid
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from app.config import get_settings
-from app.platform import keyspace as keys
 from app.platform.errors import KVStoreError
 from app.platform.redis import create_async_data_redis
 from app.platform.scripts import Scripts
 from app.tenancy.service import QUOTAS, UsageService
 
 
-async def _tenant_id(redis, who: str) -> str:  # type: ignore[no-untyped-def]
-    """The id of an existing tenant named by its id or its username."""
-    try:
-        tenant_id = str(uuid.UUID(who))
-    except ValueError:
-        raw = await redis.get(keys.username_claim(who.lower()))
-        tenant_id = raw.decode() if raw is not None else ""
-    # Never write limits or counters for a tenant that does not exist.
-    if not tenant_id or not await redis.exists(keys.KeySchema(tenant_id).user()):
-        raise KVStoreError(f"no tenant id or username {who!r}")
-    return tenant_id
-
-
-async def run(args: argparse.Namespace) -> dict:
+async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = get_settings()
     redis = create_async_data_redis(settings)
     service = UsageService(redis, Scripts(redis), settings)
     try:
-        tenant_id = await _tenant_id(redis, args.tenant)
+        tenant_id = await service.find_tenant(args.tenant)
         if args.command == "set-limits":
             changes: dict[str, int | None] = {q: getattr(args, q) for q in QUOTAS if getattr(args, q) is not None}
             changes.update(dict.fromkeys(args.reset or [], None))

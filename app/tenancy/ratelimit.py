@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.platform.errors import TooManyRequests
-from app.platform.keyspace import KeySchema
 from app.platform.redis import AsyncDataRedis
 from app.platform.scripts import Scripts
+from app.tenancy.store import TenancyStore
 
 LEASE_SECONDS = 1.0
 
@@ -51,7 +51,7 @@ class RateState:
 
 class RateLimiter:
     def __init__(self, redis: AsyncDataRedis, scripts: Scripts, settings: Settings) -> None:
-        self._scripts = scripts
+        self._store = TenancyStore(redis, scripts)
         self.rate = settings.rate_limit_per_second
         self.burst = settings.rate_limit_burst
         self.enabled = self.rate > 0
@@ -86,14 +86,12 @@ class RateLimiter:
 
     async def _refill(self, tenant_id: str) -> None:
         """Take a chunk of the tenant's budget from Redis into a local lease (or a refusal)."""
-        granted, remaining, reset_ms, wait_ms = await self._scripts.ratelimit_take(  # type: ignore[attr-defined]
-            keys=[KeySchema(tenant_id).rate_limit()], args=[self._interval_ms, self.burst, self._chunk]
-        )
+        grant = await self._store.take_tokens(tenant_id, self._interval_ms, self.burst, self._chunk)
         now = time.monotonic()
-        reset_s = max(1, math.ceil(int(reset_ms) / 1000))
+        reset_s = max(1, math.ceil(grant.reset_ms / 1000))
         refused = None
-        if not int(granted):
-            retry_after = max(1, math.ceil(int(wait_ms) / 1000))
+        if not grant.granted:
+            retry_after = max(1, math.ceil(grant.wait_ms / 1000))
             state = RateState(self.burst, 0, reset_s)
             refused = TooManyRequests(
                 f"rate limit of {self.rate:g} requests/s (burst {self.burst}) exceeded; retry in {retry_after} s",
@@ -102,7 +100,7 @@ class RateLimiter:
             )
         # A refusal is remembered for as long as the next token takes, so a refused burst costs one
         # round trip, not one per request.
-        expires = now + (int(wait_ms) / 1000 if refused else LEASE_SECONDS)
+        expires = now + (grant.wait_ms / 1000 if refused else LEASE_SECONDS)
         if len(self._leases) > 100_000:  # bounded: forget the oldest tenants
             self._leases.pop(next(iter(self._leases)))
-        self._leases[tenant_id] = _Lease(int(granted), int(remaining), reset_s, expires, refused)
+        self._leases[tenant_id] = _Lease(grant.granted, grant.remaining, reset_s, expires, refused)

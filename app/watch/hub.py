@@ -14,20 +14,18 @@ import asyncio
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
 from typing import Final
 
 from redis.exceptions import RedisClusterException, RedisError
 
 from app.config import Settings
-from app.kv.model import StoredEntry
 from app.platform.keyspace import KeySchema
-from app.platform.redis import AsyncDataRedis, create_async_data_redis, warm_up_data_redis
-from app.watch.schemas import event_data
+from app.platform.redis import create_async_data_redis, warm_up_data_redis
+from app.watch.events import FeedEvent
+from app.watch.store import WatchStore, follow_feed
 
 logger = logging.getLogger("kvstore.watch")
 
-READ_BATCH: Final = 500  # stream entries per XREAD / XRANGE call
 READER_BLOCK_MS: Final = 5000  # one XREAD BLOCK; the reader's connection has this much more timeout
 HUB_TICK_SECONDS: Final = 0.5
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
@@ -39,91 +37,6 @@ def _uvicorn_is_exiting() -> bool:
     signal handler is the bound ``Server.handle_exit``, whose server carries ``should_exit``."""
     server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
     return getattr(server, "should_exit", False) is True
-
-
-@dataclass(slots=True, eq=False)
-class FeedEvent:
-    """One stream entry: fields op, key, ver, u, and for a put enc, tags, x and (small values) v."""
-
-    revision: int
-    op: str
-    key: str
-    version: int
-    updated_ms: int
-    encoding: str = ""
-    tags_json: bytes | None = None
-    expires_ms: int | None = None
-    value: bytes | None = None
-    rendered: dict[bool, bytes] = field(default_factory=dict)  # shared by every watcher of the event
-
-    @classmethod
-    def parse(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> FeedEvent:
-        expires = fields.get(b"x")
-        return cls(
-            revision=int(entry_id.partition(b"-")[0]),
-            op=fields[b"op"].decode(),
-            key=fields.get(b"key", b"").decode(),
-            version=int(fields.get(b"ver") or 0),
-            updated_ms=int(fields.get(b"u") or 0),
-            encoding=fields.get(b"enc", b"").decode(),
-            tags_json=fields.get(b"tags"),
-            expires_ms=int(expires) if expires else None,
-            value=fields.get(b"v"),
-        )
-
-    def matches(self, key: str | None, prefix: str | None) -> bool:
-        if self.op == "purge":
-            return True  # the bucket is gone: every watcher of it needs to know
-        return (key is None or self.key == key) and (prefix is None or self.key.startswith(prefix))
-
-    @property
-    def value_left_out(self) -> bool:
-        """A put whose value was too large to be copied into the feed."""
-        return self.op == "put" and self.value is None
-
-    def data(self, include_values: bool) -> bytes:
-        """The event's JSON payload, rendered once for all watchers."""
-        rendered = self.rendered.get(include_values)
-        if rendered is None:
-            rendered = self.rendered[include_values] = self._render(include_values, self.value, self.encoding)
-        return rendered
-
-    def data_with_value_of(self, entry: StoredEntry | None) -> bytes:
-        """The payload of a put whose value was left out of the feed, with the value read from the key
-        afterwards; ``value_revision`` tells when that is not the event's own value."""
-        if entry is not None and entry.revision == self.revision:
-            return self._render(True, entry.value_json, entry.encoding)
-        return self._render(
-            True,
-            entry.value_json if entry else None,
-            entry.encoding if entry else None,
-            value_is_other=True,
-            value_revision=entry.revision if entry else None,
-        )
-
-    def _render(
-        self,
-        include_value: bool,
-        value: bytes | None,
-        encoding: str | None,
-        value_is_other: bool = False,
-        value_revision: int | None = None,
-    ) -> bytes:
-        is_put = self.op == "put"
-        return event_data(
-            key=self.key,
-            revision=self.revision,
-            version=self.version,
-            updated_ms=self.updated_ms,
-            now_ms=int(time.time() * 1000),
-            value=value,
-            include_value=include_value,
-            encoding=encoding or None,
-            tags_json=self.tags_json if is_put else None,
-            expires_ms=self.expires_ms if is_put else None,
-            value_revision=value_revision,
-            value_is_other=value_is_other,
-        )
 
 
 class _Marker:
@@ -220,9 +133,7 @@ class FeedReader:
             await self.hub.stream_client_ready()
             while self.subscribers and not self.stopped:
                 try:
-                    reply = await self.hub.stream_client.xread(
-                        {self.stream_key: f"{self.position}-0"}, count=READ_BATCH, block=READER_BLOCK_MS
-                    )
+                    events = await follow_feed(self.hub.stream_client, self.stream_key, self.position, READER_BLOCK_MS)
                 except REDIS_ERRORS as exc:
                     failures += 1
                     if failures == 1:
@@ -232,10 +143,9 @@ class FeedReader:
                 failures = 0
                 if self.stopped:
                     return
-                for _stream, entries in reply or ():
-                    for entry_id, fields in entries:
-                        if self.dispatch(FeedEvent.parse(entry_id, fields)):
-                            return  # the bucket was deleted: its stream ends here, after the purge
+                for event in events:
+                    if self.dispatch(event):
+                        return  # the bucket was deleted: its stream ends here, after the purge
         except Exception:
             logger.exception("watch reader of %s failed", self.stream_key)
             for subscription in list(self.subscribers):
@@ -260,8 +170,8 @@ class FeedReader:
 class WatchHub:
     """Per API process: the bucket readers and the leases of the open streams."""
 
-    def __init__(self, redis: AsyncDataRedis, settings: Settings) -> None:
-        self._redis = redis
+    def __init__(self, store: WatchStore, settings: Settings) -> None:
+        self._store = store
         self.settings = settings
         self.heartbeat = settings.watch_heartbeat_seconds
         self.lease_ms = int((3 * self.heartbeat + 5) * 1000)
@@ -347,7 +257,7 @@ class WatchHub:
     async def release(self, tenant_id: str, stream_id: str) -> None:
         self.leases.pop(stream_id, None)
         try:
-            await self._redis.zrem(KeySchema(tenant_id).watch_streams(), stream_id)
+            await self._store.release_lease(tenant_id, stream_id)
         except REDIS_ERRORS as exc:  # the lease expires by itself
             logger.warning("could not release watch lease %s: %s", stream_id, exc.__class__.__name__)
 
@@ -362,13 +272,8 @@ class WatchHub:
                 await self._renew()
 
     async def _renew(self) -> None:
-        expiry = self.lease_expiry_ms()
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for stream_id, tenant_id in list(self.leases.items()):
-                    # xx: a lease released while this pipeline is on its way is not brought back.
-                    pipe.zadd(KeySchema(tenant_id).watch_streams(), {stream_id: expiry}, xx=True)
-                await pipe.execute()
+            await self._store.renew_leases(dict(self.leases), self.lease_expiry_ms())
         except REDIS_ERRORS as exc:
             logger.warning("could not renew %d watch leases: %s", len(self.leases), exc.__class__.__name__)
 

@@ -26,8 +26,9 @@ from app.platform.http.problems import validation_errors
 from app.platform.http.schemas import PROBLEM_RESPONSES
 from app.platform.metrics import track_watch_connection
 from app.platform.security import AccessClaims
+from app.watch.events import json_data, socket_message, sse_comment, sse_frame
 from app.watch.hub import REDIS_ERRORS
-from app.watch.schemas import WatchParams, json_data, socket_message, sse_comment, sse_frame
+from app.watch.schemas import WatchParams
 from app.watch.service import COMMENTS, WatchMessage, WatchService, WatchSession
 
 router = APIRouter(tags=["watch"])
@@ -46,7 +47,8 @@ TRANSPORT_ERRORS = (OSError, WebSocketDisconnect, anyio.BrokenResourceError, any
 
 
 async def get_watch_service(request: Request) -> WatchService:
-    return request.app.state.watch
+    service: WatchService = request.app.state.watch
+    return service
 
 
 WatchServiceDep = Annotated[WatchService, Depends(get_watch_service)]
@@ -243,7 +245,7 @@ async def watch_socket(websocket: WebSocket, bucket: str) -> None:
         await _refuse(websocket, exc.status, exc.code, exc.detail, **extra)
         return
     except ValidationError as exc:
-        errors = validation_errors(list(exc.errors()))
+        errors = validation_errors([dict(error) for error in exc.errors()])
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         await _refuse(websocket, 422, "validation_error", detail, errors=errors)
         return

@@ -1,15 +1,11 @@
-"""Watch: query parameters, the event payload (models for the docs, a fast renderer for the wire),
-and the two framings of one message: a Server-Sent Event and a WebSocket JSON text message."""
+"""Watch: the query parameters, and the event payloads as models for the docs (app.watch.events
+renders them for the wire)."""
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from app.platform.jsonutil import iso_ms
 
 EventName = Literal["put", "delete", "expire", "purge", "snapshot", "ready", "error"]
 
@@ -74,76 +70,3 @@ class WatchSocketMessage(BaseModel):
     id: int | None = Field(description="The SSE id: the revision of a change event, null for a snapshot entry")
     event: EventName
     data: WatchEventData | WatchReady | WatchError
-
-
-def ttl_seconds(expires_ms: int | None, now_ms: int) -> int | None:
-    if expires_ms is None:
-        return None
-    return max(0, math.ceil((expires_ms - now_ms) / 1000))
-
-
-def event_data(
-    *,
-    key: str,
-    revision: int,
-    version: int,
-    updated_ms: int,
-    now_ms: int,
-    value: bytes | None = None,
-    include_value: bool = False,
-    encoding: str | None = None,
-    tags_json: bytes | None = None,
-    expires_ms: int | None = None,
-    value_revision: int | None = None,
-    value_is_other: bool = False,
-) -> bytes:
-    """The JSON text of a WatchEventData; ``value`` and ``tags_json`` are JSON text already."""
-    parts = [b'{"key":', json.dumps(key).encode(), b',"revision":%d,"version":%d' % (revision, version)]
-    if include_value:
-        parts += (b',"value":', value if value is not None else b"null")
-        if encoding:
-            parts.append(b',"encoding":"%s"' % encoding.encode())
-        if value_is_other:
-            parts.append(b',"value_revision":' + (b"null" if value_revision is None else b"%d" % value_revision))
-    ttl = ttl_seconds(expires_ms, now_ms)
-    expires_at = b"null" if expires_ms is None else b'"%s"' % iso_ms(expires_ms).encode()
-    parts += (
-        b',"tags":',
-        tags_json or b"null",
-        b',"ttl":',
-        b"null" if ttl is None else b"%d" % ttl,
-        b',"expires_at":',
-        expires_at,
-        b',"updated_at":"%s"}' % iso_ms(updated_ms).encode(),
-    )
-    return b"".join(parts)
-
-
-def json_data(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def sse_frame(event: str, data: bytes, event_id: int | None = None) -> bytes:
-    """One Server-Sent Event; a line break inside ``data`` becomes one more ``data:`` line."""
-    head = b"event: %s\n" % event.encode()
-    if event_id is not None:
-        head = b"id: %d\n" % event_id + head
-    if b"\n" in data or b"\r" in data:
-        lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        return head + b"".join(b"data: " + line + b"\n" for line in lines) + b"\n"
-    return head + b"data: " + data + b"\n\n"
-
-
-def sse_comment(text: str, event_id: int | None = None) -> bytes:
-    """A comment line (ignored by clients, keeps proxies from timing out); with ``event_id`` an
-    ``id:`` line too, which moves the client's Last-Event-ID forward without dispatching an event."""
-    frame = b": " + text.encode() + b"\n"
-    if event_id is not None:
-        frame += b"id: %d\n" % event_id
-    return frame + b"\n"
-
-
-def socket_message(event: str, data: bytes, event_id: int | None = None) -> str:
-    """The WebSocket text message ``{"id": ..., "event": ..., "data": ...}``."""
-    head = b'{"id":%s,"event":"%s","data":' % (b"null" if event_id is None else b"%d" % event_id, event.encode())
-    return (head + data + b"}").decode()

@@ -4,7 +4,7 @@ The feed is a Redis Stream per bucket incarnation (``KeySchema.feed``), entry id
 appended by the KV write scripts in the same atomic step as the change; every bucket revision has
 exactly one entry, so a missing revision means the stream was trimmed past it.
 
-- :class:`~app.watch.hub.WatchHub` (one per API process, in watch_hub.py): one reader per
+- :class:`~app.watch.hub.WatchHub` (one per API process, in hub.py): one reader per
   watched bucket fans events out to bounded per-watcher queues; leases count open streams.
 - :class:`WatchSession` (one per stream): the start (live only, ``since``, or a snapshot), the replay
   of the stream up to the reader's position, then the live events; a snapshot (``snapshot`` events,
@@ -18,20 +18,19 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Final
 
 from app.config import Settings
 from app.kv.model import StoredEntry
 from app.kv.service import KVService
-from app.platform import keyspace as keys
-from app.platform.errors import BucketNotFound, KVStoreError, QuotaExceeded, ServiceUnavailable
-from app.platform.keyspace import KeySchema
+from app.platform.errors import BucketNotFound, QuotaExceeded, ServiceUnavailable
 from app.platform.redis import AsyncDataRedis
 from app.platform.scripts import Scripts
-from app.watch.hub import CUT_OFF, GAP, READ_BATCH, REDIS_ERRORS, FeedEvent, Subscription, WatchHub
-from app.watch.schemas import event_data, json_data
+from app.watch.events import FeedEvent, event_data, json_data
+from app.watch.hub import CUT_OFF, GAP, REDIS_ERRORS, Subscription, WatchHub
+from app.watch.store import READ_BATCH, WatchStore
 
 logger = logging.getLogger("kvstore.watch")
 
@@ -71,7 +70,7 @@ class WatchSession:
         include_values: bool,
         expires_at: float,
     ) -> None:
-        self._service = service
+        self._store = service.store
         self._hub = service.hub
         self._kv = service.kv
         self.tenant_id = tenant_id
@@ -83,7 +82,6 @@ class WatchSession:
         self.prefix = prefix
         self.include_values = include_values
         self.expires_at = expires_at
-        self.feed_key = KeySchema(tenant_id).feed(bucket_id)
         self.reset_reason = self._reset_reason(revision, first_revision, since, snapshot)
         # The last revision this watcher has been given (or that its filters skipped).
         self.position = revision if since is None or self.reset_reason else since
@@ -106,7 +104,7 @@ class WatchSession:
             return "trimmed"
         return None
 
-    async def messages(self) -> AsyncIterator[WatchMessage]:
+    async def messages(self) -> AsyncGenerator[WatchMessage, None]:
         self._hub.track(self.tenant_id, self.stream_id)
         try:
             async for message in self._produce():
@@ -140,11 +138,9 @@ class WatchSession:
 
     async def _replay(self, upto: int | None = None) -> AsyncIterator[WatchMessage]:
         """Changes after ``position`` straight from the stream (up to ``upto``, else to its end)."""
-        end = "+" if upto is None else f"{upto}-0"
         while upto is None or self.position < upto:
-            entries = await self._service.redis.xrange(self.feed_key, f"({self.position}-0", end, count=READ_BATCH)
-            for entry_id, fields in entries:
-                event = FeedEvent.parse(entry_id, fields)
+            events = await self._store.changes(self.tenant_id, self.bucket_id, self.position, upto)
+            for event in events:
                 if event.revision != self.position + 1:  # trimmed while we were reading
                     async for message in self._resync():
                         yield message
@@ -158,7 +154,7 @@ class WatchSession:
                     self.end_code = "purge"
                     return
             else:
-                if len(entries) < READ_BATCH:
+                if len(events) < READ_BATCH:
                     return
 
     async def _live(self, subscription: Subscription) -> AsyncIterator[WatchMessage]:
@@ -203,11 +199,11 @@ class WatchSession:
 
     async def _resync(self) -> AsyncIterator[WatchMessage]:
         """Revisions were trimmed before this watcher got them: a snapshot at the current revision."""
-        reply = await self._service.redis.hmget(KeySchema(self.tenant_id).bucket(self.bucket), ["id", "rev"])
-        if reply[0] is None or reply[0].decode() != self.bucket_id:
+        state = await self._store.bucket_state(self.tenant_id, self.bucket)
+        if state is None or state.bucket_id != self.bucket_id:
             yield self._error("bucket_not_found", f"bucket {self.bucket!r} was deleted")
             return
-        async for message in self._snapshot("trimmed", int(reply[1])):
+        async for message in self._snapshot("trimmed", state.revision):
             yield message
 
     async def _snapshot(self, reason: str, revision: int) -> AsyncIterator[WatchMessage]:
@@ -295,11 +291,10 @@ class WatchService:
     """Opens watch streams; owns this process's hub."""
 
     def __init__(self, redis: AsyncDataRedis, scripts: Scripts, kv: KVService, settings: Settings) -> None:
-        self.redis = redis
+        self.store = WatchStore(redis, scripts)
         self.kv = kv
-        self._scripts = scripts
         self._settings = settings
-        self.hub = WatchHub(redis, settings)
+        self.hub = WatchHub(self.store, settings)
 
     async def open(
         self,
@@ -319,25 +314,22 @@ class WatchService:
         if key is not None:
             self.kv.check_key(key)
         stream_id = uuid.uuid4().hex
-        schema = KeySchema(tenant_id)
-        s = self._settings
-        now_ms = int(time.time() * 1000)
-        reply = await self._scripts.watch_open(
-            keys=[schema.watch_streams(), schema.bucket(bucket)],
-            args=[
-                keys.tenant_prefix(tenant_id),
+        try:
+            opened = await self.store.open_stream(
+                tenant_id,
                 bucket,
-                s.default_history,
-                s.max_watch_streams_per_tenant,
                 stream_id,
-                now_ms,
-                self.hub.lease_expiry_ms(),
-            ],
-        )
-        if reply[0] != b"OK":
-            raise _open_error(reply[1].decode(), reply[2].decode(), bucket, self.hub.heartbeat)
-        _, bucket_id, revision, first_id = reply
-        bucket_id = bucket_id.decode()
+                default_history=self._settings.default_history,
+                default_limit=self._settings.max_watch_streams_per_tenant,
+                now_ms=int(time.time() * 1000),
+                lease_expiry_ms=self.hub.lease_expiry_ms(),
+            )
+        except QuotaExceeded as exc:
+            # A slot frees up when a stream closes or its lease lapses: retry after a heartbeat, not at once.
+            raise QuotaExceeded(
+                f"{exc.detail} (open watch streams)", retry_after=max(1, round(self.hub.heartbeat)), **exc.extra
+            ) from None
+        bucket_id = opened.bucket_id
         if not self.hub.has_room_for(tenant_id, bucket_id):
             await self.hub.release(tenant_id, stream_id)
             raise ServiceUnavailable("this server follows as many buckets as it may; retry", retry_after=5)
@@ -347,8 +339,8 @@ class WatchService:
             bucket=bucket,
             bucket_id=bucket_id,
             stream_id=stream_id,
-            revision=int(revision),
-            first_revision=int(first_id.partition(b"-")[0]) if first_id else None,
+            revision=opened.revision,
+            first_revision=opened.first_revision,
             key=key,
             prefix=prefix,
             since=since,
@@ -359,18 +351,3 @@ class WatchService:
 
     async def aclose(self) -> None:
         await self.hub.aclose()
-
-
-def _open_error(code: str, detail: str, bucket: str, heartbeat: float) -> KVStoreError:
-    if code == "bucket_not_found":
-        return BucketNotFound(f"bucket {bucket!r} not found")
-    if code == "quota_exceeded":
-        name, limit, used = detail.split()
-        return QuotaExceeded(
-            f"quota {name} exceeded: limit {limit}, current usage {used} (open watch streams)",
-            quota=name,
-            limit=int(limit),
-            usage=int(used),
-            retry_after=max(1, round(heartbeat)),
-        )
-    return KVStoreError(detail or code)

@@ -185,14 +185,14 @@ async def test_recount_restores_corrupted_counters(alice, usage_service, sync_re
 async def test_recount_racing_a_bucket_delete_does_not_bring_the_bucket_back(alice, usage_service, sync_redis) -> None:
     assert (await alice.create_bucket("doomed")).status_code == 201
     await alice.must_put("k", 1, bucket="doomed")
-    count_index = usage_service._sum_index
+    count_index = usage_service._store.kv_bucket_size
 
     async def delete_while_counting(*args, **kwargs):
         counted = await count_index(*args, **kwargs)
         assert (await alice.call("DELETE", "/kv/buckets/doomed")).status_code == 200
         return counted
 
-    usage_service._sum_index = delete_while_counting
+    usage_service._store.kv_bucket_size = delete_while_counting
     await usage_service.recount(alice.id)
 
     assert not sync_redis.exists(KeySchema(alice.id).bucket("doomed"))

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from app.watch.hub import CUT_OFF, FeedEvent, Subscription
-from app.watch.schemas import event_data, socket_message, sse_comment, sse_frame
+from app.watch.events import FeedEvent, event_data, socket_message, sse_comment, sse_frame
+from app.watch.hub import CUT_OFF, Subscription
 from app.watch.service import WatchSession
 
 

@@ -154,7 +154,7 @@ async def test_a_trimmed_revision_gets_a_full_snapshot_then_the_live_feed(http, 
     items = [{"key": f"k{n:03}", "value": n} for n in range(250)]
     assert (await http.post(f"{API}/kv/batch", json={"items": items}, headers=alice.headers)).status_code == 200
     await delete(http, alice, "k000")
-    feed = served.app.state.watch.redis
+    feed = served.app.state.data_redis
     bucket_id = (await feed.hget(f"t:{{{alice.tenant_id}}}:bucket:default", "id")).decode()
     first = await feed.xrange(f"t:{{{alice.tenant_id}}}:b:{bucket_id}:feed", count=1)
     assert int(first[0][0].split(b"-")[0]) > 3  # revision 3 is gone from the stream
@@ -231,7 +231,7 @@ async def test_idle_stream_gets_heartbeats_carrying_the_skipped_revisions(http, 
 
 async def test_an_expiring_token_ends_the_stream_with_an_error_event(http, alice, served: Served) -> None:
     now = int(time.time())
-    claims = {"sub": alice.tenant_id, "usr": "alice", "type": "access", "iat": now, "exp": now + 2}
+    claims = {"sub": alice.tenant_id, "usr": "alice", "type": "access", "iat": now, "exp": now + 3}
     token = jwt.encode({**claims, "jti": uuid.uuid4().hex}, served.app.state.settings.secret_key, algorithm="HS256")
     async with watching(http, headers={"Authorization": f"Bearer {token}"}) as stream:
         await put(http, alice, "k", {"value": 1})

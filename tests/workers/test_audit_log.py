@@ -7,7 +7,7 @@ import redis
 from redis.cluster import RedisCluster
 
 import app.platform.jobs
-from app.audit.service import encode_event, new_event
+from app.audit.model import encode_event, new_event
 from app.audit.tasks import drain_audit_outbox, write_audit_events
 from app.config import Settings
 from app.platform.keyspace import AUDIT_OUTBOX_TENANTS, KeySchema

@@ -7,7 +7,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, Response
 
 from app.audit.middleware import AuditMiddleware
-from app.audit.service import Event
+from app.audit.model import Event
 from app.platform.context import audit_note, audit_skip
 
 

@@ -4,7 +4,7 @@
 -- ARGV[1] max events (MAXLEN ~)  ARGV[2] oldest id to keep (ms, MINID ~)  ARGV[3] now (ms)
 -- ARGV[4] forget event ids recorded before this (ms)  ARGV[5] outbox events to move (0 = none)
 -- ARGV[6..] events as JSON objects of strings (eid, ts, request_id, username, action, ...)
--- Returns {recorded, left in the outbox, malformed events dropped}.
+-- Returns {'OK', recorded, left in the outbox, malformed events dropped}.
 local stream, ids, outbox = KEYS[1], KEYS[2], KEYS[3]
 local FIELDS = {'eid', 'ts', 'request_id', 'username', 'action', 'bucket', 'key', 'outcome', 'status', 'client_ip'}
 local recorded, malformed = 0, 0
@@ -43,4 +43,4 @@ if recorded > 0 then
   local surplus = redis.call('ZCARD', ids) - tonumber(ARGV[1])
   if surplus > 0 then redis.call('ZREMRANGEBYRANK', ids, 0, surplus - 1) end
 end
-return {recorded, redis.call('LLEN', outbox), malformed}
+return {'OK', recorded, redis.call('LLEN', outbox), malformed}

@@ -1,15 +1,16 @@
 -- Spend a refresh token and issue its successor, or revoke the family on reuse.
 -- KEYS[1] old token hash, KEYS[2] family marker, KEYS[3] new token hash, KEYS[4] the user hash
 -- ARGV[1] family id, ARGV[2] lifetime (s)
--- Returns {'ok', username} or {'unknown'} (no such token), {'revoked'} (family revoked), {'reused'}.
-if redis.call('GET', KEYS[2]) == 'revoked' then return {'revoked'} end
+-- Returns {'OK', username} or {'E', code, ''}: refresh_revoked (family revoked), refresh_unknown (no
+-- such token), refresh_reused (spent already: the family is revoked now).
+if redis.call('GET', KEYS[2]) == 'revoked' then return {'E', 'refresh_revoked', ''} end
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'unknown'} end
+if not state then return {'E', 'refresh_unknown', ''} end
 if state ~= 'active' then
   redis.call('SET', KEYS[2], 'revoked', 'EX', ARGV[2])
-  return {'reused'}
+  return {'E', 'refresh_reused', ''}
 end
 redis.call('HSET', KEYS[1], 'state', 'spent')
 redis.call('HSET', KEYS[3], 'family', ARGV[1], 'state', 'active')
 redis.call('EXPIRE', KEYS[3], ARGV[2])
-return {'ok', redis.call('HGET', KEYS[4], 'username') or ''}
+return {'OK', redis.call('HGET', KEYS[4], 'username') or ''}

@@ -1,6 +1,6 @@
 -- Take up to ARGV[3] tokens from a tenant's request budget (GCRA: one timestamp per tenant).
 -- KEYS[1] the tenant's rate-limit key. ARGV[1] ms per token (1000 / rate), ARGV[2] burst,
--- ARGV[3] tokens wanted. Returns {granted, remaining, ms until the bucket is full again,
+-- ARGV[3] tokens wanted. Returns {'OK', granted, remaining, ms until the bucket is full again,
 -- ms until the next token when none was granted}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -18,4 +18,4 @@ else
   wait = math.ceil(tat + interval - (now + capacity))
 end
 local remaining = math.max(0, math.floor((now + capacity - tat) / interval))
-return {granted, remaining, math.ceil(tat - now), wait}
+return {'OK', granted, remaining, math.ceil(tat - now), wait}

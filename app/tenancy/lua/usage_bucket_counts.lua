@@ -1,7 +1,7 @@
 -- Set a KV bucket's keys/bytes counters after a recount, only if the bucket is still the same
 -- incarnation: a bucket deleted (or deleted and created again) meanwhile is left alone, never
 -- brought back as a hash of bare counters.
--- KEYS[1] bucket hash. ARGV[1] bucket id counted, ARGV[2] keys, ARGV[3] bytes. Returns 1 if set, else 0.
-if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+-- KEYS[1] bucket hash. ARGV[1] bucket id counted, ARGV[2] keys, ARGV[3] bytes. Returns {'OK', 1} if set, else {'OK', 0}.
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return {'OK', 0} end
 redis.call('HSET', KEYS[1], 'keys', ARGV[2], 'bytes', ARGV[3])
-return 1
+return {'OK', 1}

@@ -1,0 +1,157 @@
+"""Every Redis access of auth: user records and the username/email claims, the failed-login counter
+(login_failure.lua), refresh tokens and their rotation (refresh_rotate.lua). This module is the only
+caller of those scripts.
+
+A username's claim and its failure counter share the ``{username}`` hash tag (one slot, one round
+trip); a user record and its refresh tokens live in the tenant's slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from app.auth.model import User
+from app.platform import keyspace as keys
+from app.platform.errors import InvalidToken, KVStoreError, TokenReused
+from app.platform.keyspace import KeySchema
+from app.platform.redis import AsyncDataRedis, text
+from app.platform.scripts import LuaScript, ScriptError, Scripts, domain_error
+
+LOGIN_FAILURE: Final = LuaScript("login_failure")
+REFRESH_ROTATE: Final = LuaScript("refresh_rotate")
+
+
+@dataclass(frozen=True, slots=True)
+class LoginState:
+    """What a login checks first: the username's tenant (None: no such user) and its recent failures."""
+
+    tenant_id: str | None
+    failures: int
+    failures_ttl: int  # seconds until the failure window ends (< 0: no window)
+
+
+class AuthStore:
+    """The auth side of the data Redis, on the API's client."""
+
+    def __init__(self, redis: AsyncDataRedis, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+
+    # -- users -----------------------------------------------------------------------------------
+
+    async def create_user(
+        self, tenant_id: str, *, username: str, email: str, password_hash: str, created_at: datetime
+    ) -> None:
+        """Write the user record of a new tenant (it is claimed separately)."""
+        await self._redis.hset(
+            KeySchema(tenant_id).user(),
+            mapping={
+                "username": username,
+                "email": email,
+                "password_hash": password_hash,
+                "created_at": created_at.isoformat(),
+                "is_active": "1",
+            },
+        )
+
+    async def claim_username(self, username: str, tenant_id: str) -> bool:
+        """Claim ``username`` for the tenant; False when another tenant has it."""
+        return bool(await self._redis.set(keys.username_claim(username), tenant_id, nx=True))
+
+    async def claim_email(self, email: str, tenant_id: str) -> bool:
+        """Claim ``email`` for the tenant; False when another tenant has it."""
+        return bool(await self._redis.set(keys.email_claim(email), tenant_id, nx=True))
+
+    async def delete_user(self, tenant_id: str, claimed_username: str | None = None) -> None:
+        """Undo a registration: the user record, and the username claim it made."""
+        names = [keys.username_claim(claimed_username)] if claimed_username else []
+        await self._redis.delete(*names, KeySchema(tenant_id).user())
+
+    async def user(self, tenant_id: str) -> User | None:
+        raw = await self._redis.hgetall(KeySchema(tenant_id).user())
+        if not raw:
+            return None
+        record = {text(name): text(value) for name, value in raw.items()}
+        return User(
+            tenant_id=tenant_id,
+            username=record["username"],
+            email=record["email"],
+            is_active=record.get("is_active") == "1",
+            created_at=datetime.fromisoformat(record["created_at"]),
+        )
+
+    async def password_hash(self, tenant_id: str) -> str | None:
+        raw = await self._redis.hget(KeySchema(tenant_id).user(), "password_hash")
+        return text(raw) if raw else None
+
+    # -- logins ----------------------------------------------------------------------------------
+
+    async def login_state(self, username: str) -> LoginState:
+        failures_key = keys.login_failures(username)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.username_claim(username))
+            pipe.get(failures_key)
+            pipe.ttl(failures_key)
+            tenant_raw, failures_raw, failures_ttl = await pipe.execute()
+        return LoginState(
+            tenant_id=text(tenant_raw) if tenant_raw else None,
+            failures=int(failures_raw) if failures_raw is not None else 0,
+            failures_ttl=int(failures_ttl),
+        )
+
+    async def count_login_failure(self, username: str, window_seconds: int) -> int:
+        """Count one failed login of ``username``; returns the failures of the current window."""
+        (failures,) = await self._scripts.call(
+            LOGIN_FAILURE, keys=[keys.login_failures(username)], args=[window_seconds]
+        )
+        return int(failures)
+
+    async def clear_login_failures(self, username: str) -> None:
+        await self._redis.delete(keys.login_failures(username))
+
+    # -- refresh tokens --------------------------------------------------------------------------
+
+    async def save_refresh_token(self, tenant_id: str, jti: str, family: str, ttl_seconds: int) -> None:
+        """An active refresh token of ``family``, kept as long as it is valid."""
+        token_key = KeySchema(tenant_id).refresh_token(jti)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(token_key, mapping={"family": family, "state": "active"})
+            pipe.expire(token_key, ttl_seconds)
+            await pipe.execute()
+
+    async def rotate_refresh_token(self, tenant_id: str, jti: str, family: str, new_jti: str, ttl_seconds: int) -> str:
+        """Spend token ``jti`` and make ``new_jti`` its active successor; returns the username ('' if
+        the user is gone). Raises TokenReused for a spent token (its family is revoked from now on)
+        and InvalidToken for a revoked or unknown one."""
+        schema = KeySchema(tenant_id)
+        try:
+            (username,) = await self._scripts.call(
+                REFRESH_ROTATE,
+                keys=[
+                    schema.refresh_token(jti),
+                    schema.refresh_family(family),
+                    schema.refresh_token(new_jti),
+                    schema.user(),
+                ],
+                args=[family, ttl_seconds],
+            )
+        except ScriptError as error:
+            raise domain_error(error, _refresh_refusal) from None
+        return text(username)
+
+    async def revoke_family(self, tenant_id: str, family: str, ttl_seconds: int) -> str | None:
+        """Revoke every token of ``family`` (a session); returns the username (None if the user is gone)."""
+        schema = KeySchema(tenant_id)
+        async with self._redis.pipeline(transaction=False) as pipe:  # one slot: one round trip
+            pipe.set(schema.refresh_family(family), "revoked", ex=ttl_seconds)
+            pipe.hget(schema.user(), "username")
+            _, username = await pipe.execute()
+        return text(username) if username else None
+
+
+def _refresh_refusal(error: ScriptError) -> KVStoreError:
+    if error.code == "refresh_reused":
+        return TokenReused("Refresh token was already used; every token of its session is revoked")
+    return InvalidToken("Refresh token is revoked or unknown")
