@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.config import Settings
-from app.kv.model import BucketInfo, HistoryRecord, Page, PutItem, StoredEntry, WriteMode
-from app.kv.rules import BUCKET_RE, KEY_RE, check_json_depth, merge_patch
+from app.kv.model import BucketInfo, Expected, HistoryRecord, Page, PutItem, StoredEntry, WriteMode, expected_versions
+from app.kv.rules import BUCKET_RE, KEY_RE, check_json_depth, json_text, merge_patch
 from app.kv.store import KVStore
 from app.platform.errors import (
     BucketNotFound,
@@ -45,7 +45,8 @@ class KVService:
         return self._settings.max_json_depth
 
     def check_key(self, key: str) -> None:
-        if not key or len(key.encode()) > self._settings.max_key_bytes or not KEY_RE.fullmatch(key):
+        # The pattern first: it is ASCII only, so a key that passes can be encoded.
+        if not KEY_RE.fullmatch(key) or len(key.encode()) > self._settings.max_key_bytes:
             raise InvalidInput(
                 f"key must be 1-{self._settings.max_key_bytes} bytes of A-Z a-z 0-9 and . _ : @ = + ~ , -",
                 errors=[{"field": "key", "message": "invalid key", "type": "value_error"}],
@@ -87,7 +88,7 @@ class KVService:
         ttl: int | None = None,
         tags: dict[str, str] | None = None,
         mode: WriteMode = "put",
-        expected_version: int | None = None,
+        expected_version: Expected = None,
         if_none_match: bool = False,
     ) -> StoredEntry:
         """Create or update ``key``; mode 'create' refuses an existing key, 'update' a missing one."""
@@ -146,14 +147,14 @@ class KVService:
         raise RevisionNotFound(f"revision {revision} of key {key!r} is not kept (any more)")
 
     @counted("delete")
-    async def delete(self, tenant_id: str, bucket: str, key: str, expected_version: int | None = None) -> int:
+    async def delete(self, tenant_id: str, bucket: str, key: str, expected_version: Expected = None) -> int:
         """Delete ``key``; returns the bucket revision of the deletion."""
         self.check_key(key)
         return await self._store.delete(tenant_id, bucket, key, expected_version)
 
     @counted("patch")
     async def patch(
-        self, tenant_id: str, bucket: str, key: str, patch: Any, expected_version: int | None = None
+        self, tenant_id: str, bucket: str, key: str, patch: Any, expected_version: Expected = None
     ) -> StoredEntry:
         """RFC 7396 merge of ``patch`` into the stored value, as a compare-and-swap: a concurrent
         writer makes it retry on the new value (or fail with 412 when the client gave a version)."""
@@ -164,18 +165,21 @@ class KVService:
             raise InvalidInput(str(exc), errors=errors) from exc
         for _ in range(self._settings.merge_patch_max_retries):
             current, _ = await self.get(tenant_id, bucket, key)
-            if expected_version is not None and current.version != expected_version:
+            accepted = expected_versions(expected_version)
+            if accepted is not None and current.version not in accepted:
                 raise VersionConflict(
-                    f"key {key!r} is at version {current.version}, not {expected_version}",
+                    f"key {key!r} is at version {current.version}, not the expected one",
                     current_version=current.version,
                 )
             if current.encoding:
                 raise InvalidInput("a base64 (binary) value cannot be merge-patched")
-            merged = merge_patch(json.loads(current.value_json), patch)
             try:
-                return await self.put(
-                    tenant_id, bucket, key, dumps(merged), mode="update", expected_version=current.version
-                )
+                merged = json_text(merge_patch(json.loads(current.value_json), patch))
+            except ValueError as exc:
+                errors = [{"field": "body", "message": str(exc), "type": "value_error"}]
+                raise InvalidInput(f"the merged value: {exc}", errors=errors) from exc
+            try:
+                return await self.put(tenant_id, bucket, key, merged, mode="update", expected_version=current.version)
             except VersionConflict:
                 if expected_version is not None:
                     raise

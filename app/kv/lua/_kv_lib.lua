@@ -75,6 +75,14 @@ local function read_entry(tp, b, key)
   return cur
 end
 
+-- Whether version `ver` is one of `expected`, the versions a compare-and-swap accepts joined by ','.
+local function version_matches(expected, ver)
+  for v in string.gmatch(expected, '%d+') do
+    if tonumber(v) == tonumber(ver) then return true end
+  end
+  return false
+end
+
 local function is_expired(cur, now)
   return cur[7] and tonumber(cur[7]) <= now
 end
@@ -179,7 +187,7 @@ end
 
 -- Creates or updates one entry.
 --   mode: 'create' (key_exists when present), 'put' (upsert), 'update' (key_not_found when absent)
---   expected: '' or the version the entry must have; if_none_match: '1' = must not exist
+--   expected: '' or the versions the entry may have (joined by ','); if_none_match: '1' = must not exist
 --   ttl_ms: '' keeps the expiry (new keys get the bucket default), '0' removes it, N sets it
 --   tags_json: '' keeps the tags (new keys get none), else a JSON object of strings
 -- Returns {'OK', version, revision, created_ms, updated_ms, expires_ms|'', created 1|0, schedule 1|0, tags}
@@ -194,13 +202,13 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   if cur then
     if mode == 'create' then return {'E', 'key_exists', ''} end
     if if_none_match == '1' then return {'E', 'precondition_failed', 'exists'} end
-    if expected ~= '' and tonumber(expected) ~= tonumber(cur[3]) then
+    if expected ~= '' and not version_matches(expected, cur[3]) then
       return {'E', 'version_conflict', cur[3]}
     end
   else
     if mode == 'update' then return {'E', 'key_not_found', ''} end
     -- Version 0 is "no such key" (as in etcd): expecting it is a create-only write.
-    if expected ~= '' and tonumber(expected) ~= 0 then return {'E', 'version_conflict', '0'} end
+    if expected ~= '' and not version_matches(expected, 0) then return {'E', 'version_conflict', '0'} end
   end
   if b.maxv > 0 and #value > b.maxv then return {'E', 'value_too_large', tostring(b.maxv)} end
   if not cfg.skip_quota then
@@ -251,7 +259,7 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   return {'OK', ver, rev, created, now, x or '', cur and 0 or 1, schedule, tags}
 end
 
--- Deletes one entry; expected '' or the version it must have.
+-- Deletes one entry; expected '' or the versions it may have (joined by ',').
 -- Returns {'OK', revision, version} or {'E', code, detail}.
 local function delete_entry(cfg, b, key, expected, now)
   local cur = read_entry(cfg.tp, b, key)
@@ -260,7 +268,7 @@ local function delete_entry(cfg, b, key, expected, now)
     cur = nil
   end
   if not cur then return {'E', 'key_not_found', ''} end
-  if expected ~= '' and tonumber(expected) ~= tonumber(cur[3]) then
+  if expected ~= '' and not version_matches(expected, cur[3]) then
     return {'E', 'version_conflict', cur[3]}
   end
   local res = remove_entry(cfg, b, key, cur, 'delete', now)
