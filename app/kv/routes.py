@@ -11,6 +11,7 @@ from app.auth.deps import BearerClaims
 from app.kv.deps import KeyScope
 from app.kv.model import Expected, HistoryRecord, Page, PutItem, StoredEntry
 from app.kv.schemas import (
+    TAG_NAME_RE,
     BatchDeleteResult,
     BatchGetResult,
     BatchItem,
@@ -119,9 +120,11 @@ def parse_tag_filters(tag_filter: list[str] | None) -> list[tuple[str, str]]:
     filters = []
     for raw in tag_filter or []:
         name, sep, value = raw.partition(":")
-        if not sep or not name or not value:
+        # A tag name has no ':' and no '=' (the index joins name=value), so a valid name makes the
+        # split unambiguous: `a=b:c` is no name `a` with value `b:c`, nor `a` with `b=c`.
+        if not sep or not TAG_NAME_RE.fullmatch(name) or not value:
             raise InvalidInput(
-                f"tag_filter {raw[:80]!r} must look like name:value",
+                f"tag_filter {raw[:80]!r} must look like name:value, name of A-Z a-z 0-9 . _ -",
                 errors=[{"field": "query.tag_filter", "message": "expected name:value", "type": "value_error"}],
             )
         filters.append((name, value))

@@ -5,6 +5,7 @@ that are not ASCII version numbers, and merge patches whose result is not JSON."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -95,3 +96,19 @@ async def test_if_match_list_matches_any_of_its_tags(api: Api):
     assert ok.status_code == 200, ok.text
     assert (await api.delete("k", headers={"If-Match": '"2", "3"'})).status_code == 200
     assert json.loads((await api.get("k")).text)["status"] == 404
+
+
+async def test_tag_filter_is_unambiguous(api: Api):
+    await api.must_put("k", 1, tags={"a": "b=c"})
+    assert_problem(await api.list(tag_filter="a=b:c"), 422)
+    listed = await api.list(tag_filter="a:b=c")
+    assert [item["key"] for item in listed.json()["items"]] == ["k"]
+
+
+async def test_concurrent_merge_patches_without_preconditions_all_apply(api: Api):
+    await api.must_put("doc", {})
+    responses = await asyncio.gather(*(api.patch("doc", {f"f{i}": i}) for i in range(25)))
+    assert [r.status_code for r in responses] == [200] * 25, [r.text for r in responses if r.status_code != 200]
+    final = (await api.get("doc")).json()
+    assert final["value"] == {f"f{i}": i for i in range(25)}
+    assert final["metadata"]["version"] == 26
