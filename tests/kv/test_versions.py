@@ -20,17 +20,17 @@ async def test_stale_if_match_fails_after_the_bucket_is_deleted_and_created_agai
     await keys.must_put("k", 1)
     assert (await api.raw("DELETE", "/api/v1/kv/buckets/b")).status_code == 200
     await api.create_bucket("b")
-    assert_problem(await keys.put("k", 2, headers={"If-Match": '"1"'}), 412, "version_conflict")
-    created = await keys.must_put("k", 2)
+    created = await keys.must_put("k", 2)  # a new incarnation of `k`
     assert created["metadata"]["version"] > 1
+    assert_problem(await keys.put("k", 3, headers={"If-Match": '"1"'}), 412, "version_conflict")
     assert_problem(await keys.delete("k", headers={"If-Match": '"1"'}), 412, "version_conflict")
 
 
 async def test_stale_if_match_fails_after_the_default_bucket_is_deleted(api: Api):
     await api.must_put("k", 1)
     assert (await api.raw("DELETE", "/api/v1/kv/buckets/default")).status_code == 200
-    await api.must_put("other", 1)  # the default bucket springs back
-    assert_problem(await api.put("k", 2, headers={"If-Match": '"1"'}), 412, "version_conflict")
+    await api.must_put("k", 2)  # the default bucket springs back, and `k` with it
+    assert_problem(await api.put("k", 3, headers={"If-Match": '"1"'}), 412, "version_conflict")
 
 
 async def test_stale_if_match_fails_after_a_deleted_keys_history_expired(api: Api, sync_redis: SyncDataRedis):
@@ -38,9 +38,9 @@ async def test_stale_if_match_fails_after_a_deleted_keys_history_expired(api: Ap
     assert (await api.delete("k")).status_code == 200
     bid = bucket_id(sync_redis, api.tenant_id)
     sync_redis.delete(KeySchema(api.tenant_id).history(bid, "k"))  # what its expiry does after 24 h
-    assert_problem(await api.put("k", 2, headers={"If-Match": '"1"'}), 412, "version_conflict")
     again = await api.must_put("k", 2)
     assert again["metadata"]["version"] == 2
+    assert_problem(await api.put("k", 3, headers={"If-Match": '"1"'}), 412, "version_conflict")
 
 
 async def test_a_bucket_written_before_the_version_floor_still_never_reuses(api: Api, sync_redis: SyncDataRedis):
