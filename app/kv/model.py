@@ -11,6 +11,16 @@ from app.platform.jsonutil import iso_ms
 WriteMode = Literal["put", "create", "update"]
 """'put' upserts, 'create' refuses an existing key, 'update' a missing one."""
 
+Expected = int | tuple[int, ...] | None
+"""The version a compare-and-swap write requires: one, any of several (an If-Match list), or None (any)."""
+
+
+def expected_versions(expected: Expected) -> tuple[int, ...] | None:
+    """``expected`` as a tuple of the versions it accepts (None: no precondition)."""
+    if expected is None:
+        return None
+    return (expected,) if isinstance(expected, int) else expected
+
 
 @dataclass(slots=True)
 class StoredEntry:

@@ -1,6 +1,7 @@
 """Key routes shared by the flat API (/kv, the `default` bucket) and /kv/buckets/{bucket}/keys."""
 
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -8,8 +9,9 @@ from pydantic import ValidationError
 
 from app.auth.deps import BearerClaims
 from app.kv.deps import KeyScope
-from app.kv.model import HistoryRecord, Page, PutItem, StoredEntry
+from app.kv.model import Expected, HistoryRecord, Page, PutItem, StoredEntry
 from app.kv.schemas import (
+    TAG_NAME_RE,
     BatchDeleteResult,
     BatchGetResult,
     BatchItem,
@@ -53,21 +55,38 @@ def json_response(body: bytes | str, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type=JSON)
 
 
-def parse_if_match(value: str | None) -> tuple[int | None, bool]:
-    """(expected version, must_exist) from an If-Match header ('*' = any existing version)."""
+# One entity-tag of an If-Match list (RFC 9110 8.8.3): optional W/, then a quoted string.
+ENTITY_TAG_RE = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
+VERSION_RE = re.compile(r"[0-9]{1,18}")  # ASCII digits only (str.isdigit takes '²'); longer is no version
+
+
+def parse_if_match(value: str | None) -> tuple[Expected, bool]:
+    """(the versions that match, must_exist) from an If-Match header ('*' = any existing version).
+    RFC 9110 strong comparison: a weak tag (W/"1") never matches; any tag of a list may."""
     if value is None:
         return None, False
     value = value.strip()
     if value == "*":
         return None, True
-    tag = value.removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise PreconditionFailed(f"If-Match {value[:40]!r} matches no version (ETags are quoted version numbers)")
-    return int(tag), False
+    versions: list[int] = []
+    position = 0
+    while position < len(value):
+        match = ENTITY_TAG_RE.match(value, position)
+        if match is None or match.end() == position:
+            break
+        position = match.end()
+        weak, tag = match.groups()
+        if not weak and VERSION_RE.fullmatch(tag):
+            versions.append(int(tag))
+    if not versions:
+        raise PreconditionFailed(
+            f"If-Match {value[:40]!r} matches no version (ETags are strong, quoted version numbers)"
+        )
+    return (versions[0] if len(versions) == 1 else tuple(versions)), False
 
 
-def resolve_expected(if_match: str | None, *query_values: int | None) -> tuple[int | None, bool]:
-    """The compare-and-swap version from If-Match, else from expected_version/expectedRevision."""
+def resolve_expected(if_match: str | None, *query_values: int | None) -> tuple[Expected, bool]:
+    """The compare-and-swap version(s) from If-Match, else from expected_version/expectedRevision."""
     expected, must_exist = parse_if_match(if_match)
     if expected is None:
         expected = next((v for v in query_values if v is not None), None)
@@ -101,9 +120,11 @@ def parse_tag_filters(tag_filter: list[str] | None) -> list[tuple[str, str]]:
     filters = []
     for raw in tag_filter or []:
         name, sep, value = raw.partition(":")
-        if not sep or not name or not value:
+        # A tag name has no ':' and no '=' (the index joins name=value), so a valid name makes the
+        # split unambiguous: `a=b:c` is no name `a` with value `b:c`, nor `a` with `b=c`.
+        if not sep or not TAG_NAME_RE.fullmatch(name) or not value:
             raise InvalidInput(
-                f"tag_filter {raw[:80]!r} must look like name:value",
+                f"tag_filter {raw[:80]!r} must look like name:value, name of A-Z a-z 0-9 . _ -",
                 errors=[{"field": "query.tag_filter", "message": "expected name:value", "type": "value_error"}],
             )
         filters.append((name, value))

@@ -3,6 +3,7 @@ JSON value may nest, and RFC 7396 merge patch. Shared by the service and the HTT
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -28,6 +29,20 @@ def check_json_depth(value: Any, limit: int) -> None:
     """ValueError when ``value`` nests deeper than ``limit`` (deep values would exhaust the stack later)."""
     if json_depth(value) > limit:
         raise ValueError(f"the value nests arrays/objects deeper than {limit} levels")
+
+
+def json_text(value: Any) -> str:
+    """The compact JSON text stored for ``value``; ValueError when it is no JSON (NaN or an infinite
+    number, which Python parses from ``1e999``) or holds a lone surrogate, which UTF-8 cannot carry."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError("the value holds a number that is not JSON (NaN or out of range)") from exc
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError("the value holds a lone UTF-16 surrogate, which is not Unicode text") from exc
+    return text
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

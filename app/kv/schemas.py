@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.kv.rules import check_json_depth
+from app.kv.rules import check_json_depth, json_text
 
 TAG_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+SURROGATE_RE = re.compile("[\ud800-\udfff]")  # a lone surrogate from a JSON escape: no UTF-8 for it
 MAX_TTL_SECONDS = 10 * 365 * 86400
 
 
@@ -25,8 +25,8 @@ def _tags(value: dict[str, str] | None) -> dict[str, str] | None:
     for name, tag_value in value.items():
         if not TAG_NAME_RE.fullmatch(name):
             raise ValueError(f"tag name {name[:70]!r} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
-        if not tag_value or CONTROL_RE.search(tag_value):
-            raise ValueError(f"tag {name!r} needs a non-empty value without control characters")
+        if not tag_value or CONTROL_RE.search(tag_value) or SURROGATE_RE.search(tag_value):
+            raise ValueError(f"tag {name!r} needs a non-empty value of Unicode text without control characters")
     return value
 
 
@@ -172,4 +172,4 @@ def encode_value(value: Any, encoding: str | None, max_depth: int | None = None)
             base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ValueError("value is not valid base64") from exc
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json_text(value)

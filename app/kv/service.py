@@ -8,16 +8,19 @@ feed together.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from app.config import Settings
-from app.kv.model import BucketInfo, HistoryRecord, Page, PutItem, StoredEntry, WriteMode
-from app.kv.rules import BUCKET_RE, KEY_RE, check_json_depth, merge_patch
+from app.kv.model import BucketInfo, Expected, HistoryRecord, Page, PutItem, StoredEntry, WriteMode, expected_versions
+from app.kv.rules import BUCKET_RE, KEY_RE, check_json_depth, json_text, merge_patch
 from app.kv.store import KVStore
 from app.platform.errors import (
     BucketNotFound,
+    Conflict,
     InvalidInput,
     KeyNotFound,
     PayloadTooLarge,
@@ -32,12 +35,32 @@ from app.platform.scripts import Scripts
 DEFAULT_BUCKET = "default"
 
 
+class Turns:
+    """One asyncio lock per name, alive while someone holds or awaits it: work on one name takes turns."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def turn(self, name: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(name, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[name]
+
+
 class KVService:
     """The KV operations of the API, on the store of ``redis``."""
 
     def __init__(self, redis: AsyncDataRedis, scripts: Scripts, settings: Settings) -> None:
         self._store = KVStore(redis, scripts, settings)
         self._settings = settings
+        self._patch_turns = Turns()
 
     # -- validation -------------------------------------------------------------------------
     @property
@@ -45,7 +68,8 @@ class KVService:
         return self._settings.max_json_depth
 
     def check_key(self, key: str) -> None:
-        if not key or len(key.encode()) > self._settings.max_key_bytes or not KEY_RE.fullmatch(key):
+        # The pattern first: it is ASCII only, so a key that passes can be encoded.
+        if not KEY_RE.fullmatch(key) or len(key.encode()) > self._settings.max_key_bytes:
             raise InvalidInput(
                 f"key must be 1-{self._settings.max_key_bytes} bytes of A-Z a-z 0-9 and . _ : @ = + ~ , -",
                 errors=[{"field": "key", "message": "invalid key", "type": "value_error"}],
@@ -87,7 +111,7 @@ class KVService:
         ttl: int | None = None,
         tags: dict[str, str] | None = None,
         mode: WriteMode = "put",
-        expected_version: int | None = None,
+        expected_version: Expected = None,
         if_none_match: bool = False,
     ) -> StoredEntry:
         """Create or update ``key``; mode 'create' refuses an existing key, 'update' a missing one."""
@@ -146,40 +170,49 @@ class KVService:
         raise RevisionNotFound(f"revision {revision} of key {key!r} is not kept (any more)")
 
     @counted("delete")
-    async def delete(self, tenant_id: str, bucket: str, key: str, expected_version: int | None = None) -> int:
+    async def delete(self, tenant_id: str, bucket: str, key: str, expected_version: Expected = None) -> int:
         """Delete ``key``; returns the bucket revision of the deletion."""
         self.check_key(key)
         return await self._store.delete(tenant_id, bucket, key, expected_version)
 
     @counted("patch")
     async def patch(
-        self, tenant_id: str, bucket: str, key: str, patch: Any, expected_version: int | None = None
+        self, tenant_id: str, bucket: str, key: str, patch: Any, expected_version: Expected = None
     ) -> StoredEntry:
         """RFC 7396 merge of ``patch`` into the stored value, as a compare-and-swap: a concurrent
-        writer makes it retry on the new value (or fail with 412 when the client gave a version)."""
+        writer makes it retry on the new value (or fail with 412 when the client gave a version).
+        Patches of one key in this process take turns, so they never make each other retry; only
+        writers elsewhere can, and a patch without a precondition that loses every attempt to them
+        is a 409 (never a 412: the client stated no precondition)."""
         try:
             check_json_depth(patch, self._settings.max_json_depth)
         except ValueError as exc:
             errors = [{"field": "body", "message": str(exc), "type": "value_error"}]
             raise InvalidInput(str(exc), errors=errors) from exc
-        for _ in range(self._settings.merge_patch_max_retries):
-            current, _ = await self.get(tenant_id, bucket, key)
-            if expected_version is not None and current.version != expected_version:
-                raise VersionConflict(
-                    f"key {key!r} is at version {current.version}, not {expected_version}",
-                    current_version=current.version,
-                )
-            if current.encoding:
-                raise InvalidInput("a base64 (binary) value cannot be merge-patched")
-            merged = merge_patch(json.loads(current.value_json), patch)
-            try:
-                return await self.put(
-                    tenant_id, bucket, key, dumps(merged), mode="update", expected_version=current.version
-                )
-            except VersionConflict:
-                if expected_version is not None:
-                    raise
-        raise VersionConflict(f"key {key!r} changed under every merge attempt; retry")
+        async with self._patch_turns.turn((tenant_id, bucket, key)):
+            for _ in range(self._settings.merge_patch_max_retries):
+                current, _ = await self.get(tenant_id, bucket, key)
+                accepted = expected_versions(expected_version)
+                if accepted is not None and current.version not in accepted:
+                    raise VersionConflict(
+                        f"key {key!r} is at version {current.version}, not the expected one",
+                        current_version=current.version,
+                    )
+                if current.encoding:
+                    raise InvalidInput("a base64 (binary) value cannot be merge-patched")
+                try:
+                    merged = json_text(merge_patch(json.loads(current.value_json), patch))
+                except ValueError as exc:
+                    errors = [{"field": "body", "message": str(exc), "type": "value_error"}]
+                    raise InvalidInput(f"the merged value: {exc}", errors=errors) from exc
+                try:
+                    return await self.put(
+                        tenant_id, bucket, key, merged, mode="update", expected_version=current.version
+                    )
+                except VersionConflict:
+                    if expected_version is not None:
+                        raise
+        raise Conflict(f"key {key!r} changed under every merge attempt; retry")
 
     @counted("history")
     async def history(self, tenant_id: str, bucket: str, key: str, limit: int) -> list[HistoryRecord]:

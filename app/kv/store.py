@@ -17,7 +17,18 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from app.config import Settings
-from app.kv.model import BucketInfo, ExpiredEntry, HistoryRecord, Page, PutItem, StoredEntry, SweepStep, WriteMode
+from app.kv.model import (
+    BucketInfo,
+    Expected,
+    ExpiredEntry,
+    HistoryRecord,
+    Page,
+    PutItem,
+    StoredEntry,
+    SweepStep,
+    WriteMode,
+    expected_versions,
+)
 from app.platform import keyspace as keys
 from app.platform.errors import (
     BucketExists,
@@ -61,6 +72,12 @@ def write_header(settings: Settings, tenant_id: str, bucket: str) -> list[Script
         settings.quota_max_keys,
         settings.quota_max_kv_bytes,
     ]
+
+
+def expected_arg(expected: Expected) -> str:
+    """The script argument of a compare-and-swap: '' (none) or the accepted versions joined by ','."""
+    versions = expected_versions(expected)
+    return "" if versions is None else ",".join(map(str, versions))
 
 
 def translate(error: ScriptError, bucket: str, key: str = "") -> KVStoreError:
@@ -190,7 +207,7 @@ class KVStore:
         ttl: int | None,
         tags: dict[str, str] | None,
         mode: WriteMode,
-        expected_version: int | None,
+        expected_version: Expected,
         if_none_match: bool,
     ) -> StoredEntry:
         """Write one key (``ttl`` None keeps the expiry, 0 removes it; ``tags`` None keeps them)."""
@@ -206,7 +223,7 @@ class KVStore:
                 "" if ttl is None else ttl * 1000,
                 "" if tags is None else dumps(tags),
                 mode,
-                "" if expected_version is None else expected_version,
+                expected_arg(expected_version),
                 "1" if if_none_match else "",
             ],
             key,
@@ -226,13 +243,13 @@ class KVStore:
         now = int(values[1]) if len(values) > 1 else 0  # no time when the `default` bucket does not exist yet
         return [_entry(k, f) if f else None for k, f in zip(key_list, found, strict=True)], now
 
-    async def delete(self, tenant_id: str, bucket: str, key: str, expected_version: int | None) -> int:
+    async def delete(self, tenant_id: str, bucket: str, key: str, expected_version: Expected) -> int:
         """Delete one key; returns the bucket revision of the deletion."""
         values = await self._call(
             KV_DELETE,
             tenant_id,
             bucket,
-            [*self._header(tenant_id, bucket), key, "" if expected_version is None else expected_version],
+            [*self._header(tenant_id, bucket), key, expected_arg(expected_version)],
             key,
         )
         return int(values[0])

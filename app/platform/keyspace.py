@@ -92,8 +92,14 @@ class KeySchema:
 
     def bucket(self, name: str) -> str:
         """Hash ``t:{tid}:bucket:<name>``: id, rev, keys, bytes, history, ttl, max_value_size,
-        description, created_at."""
+        description, created_at; vfloor (a new key's version starts above it), vmax (the highest
+        version given out)."""
         return f"{self.prefix}bucket:{name}"
+
+    def version_floors(self) -> str:
+        """Hash ``t:{tid}:vfloor``: bucket name -> the highest key version its deleted incarnations
+        gave out; a bucket created again under that name starts its keys' versions above it."""
+        return f"{self.prefix}vfloor"
 
     def ttl_buckets(self) -> str:
         """Sorted set ``t:{tid}:ttl_buckets``: bucket name, score its earliest expiry (ms)."""
@@ -158,6 +164,12 @@ class KeySchema:
         """Sorted set ``t:{tid}:b:<id>:gone``: deleted or expired keys whose history is still kept,
         score when that history expires (ms); a bucket purge finds those histories here."""
         return f"{self.bucket_prefix(bucket_id)}gone"
+
+    def version_floors_by_slot(self, bucket_id: int | str) -> str:
+        """Hash ``t:{tid}:b:<id>:vslots``: slot (a djb2 hash of a key name mod 4096)
+        -> the highest version a deleted or expired key of that slot had. A key created with no
+        history left starts above its slot's floor (at most 4096 fields)."""
+        return f"{self.bucket_prefix(bucket_id)}vslots"
 
     def feed(self, bucket_id: int | str) -> str:
         """Stream ``t:{tid}:b:<id>:feed``: change events, entry id ``<revision>-0``."""
@@ -251,12 +263,14 @@ _LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("tag_registry_key", "tag_registry", ("bid",)),
     ("deleted_keys_key", "deleted_keys", ("bid",)),
     ("feed_key", "feed", ("bid",)),
+    ("version_slots_key", "version_floors_by_slot", ("bid",)),
     ("bucket_key", "bucket", ("name",)),
     ("buckets_key", "buckets", ()),
     ("usage_key", "usage", ()),
     ("limits_key", "limits", ()),
     ("seq_key", "sequences", ()),
     ("ttl_buckets_key", "ttl_buckets", ()),
+    ("version_floors_key", "version_floors", ()),
     ("ttl_scheduled_key", "ttl_scheduled", ()),
     ("trash_key", "trash", ()),
     ("obuckets_key", "object_buckets", ()),

@@ -56,23 +56,44 @@ end
 -- existence on its first write when `create_default` is true.
 local function load_bucket(tp, name, create_default, default_history)
   local bkey = bucket_key(tp, name)
-  local meta = redis.call('HMGET', bkey, 'id', 'history', 'ttl', 'max_value_size')
+  local meta = redis.call('HMGET', bkey, 'id', 'history', 'ttl', 'max_value_size', 'vfloor', 'vmax')
   if meta[1] then
     return {name = name, bkey = bkey, id = meta[1], history = tonumber(meta[2]),
-            ttl = tonumber(meta[3]) or 0, maxv = tonumber(meta[4]) or 0}
+            ttl = tonumber(meta[3]) or 0, maxv = tonumber(meta[4]) or 0,
+            vfloor = tonumber(meta[5]) or 0, vmax = tonumber(meta[6]) or 0}
   end
   if name ~= 'default' or not create_default then return nil end
   local id = redis.call('HINCRBY', seq_key(tp), 'bucket', 1)
+  local vfloor = tonumber(redis.call('HGET', version_floors_key(tp), name)) or 0
   redis.call('HSET', bkey, 'id', id, 'rev', 0, 'keys', 0, 'bytes', 0, 'history', default_history,
-             'ttl', 0, 'max_value_size', 0, 'description', 'The default bucket', 'created_at', server_ms())
+             'ttl', 0, 'max_value_size', 0, 'description', 'The default bucket', 'created_at', server_ms(),
+             'vfloor', vfloor, 'vmax', vfloor)
   redis.call('ZADD', buckets_key(tp), 0, name)
-  return {name = name, bkey = bkey, id = tostring(id), history = default_history, ttl = 0, maxv = 0}
+  return {name = name, bkey = bkey, id = tostring(id), history = default_history, ttl = 0, maxv = 0,
+          vfloor = vfloor, vmax = vfloor}
+end
+
+-- A bucket is deleted: remember the highest version it gave out, so that keys of a bucket created
+-- again under its name never reuse a version (an old ETag cannot match them).
+local function retire_versions(tp, b)
+  local top = math.max(b.vfloor, b.vmax)
+  -- A bucket written before `vmax` was kept: its revision bounds every version (one put, one step).
+  if not redis.call('HGET', b.bkey, 'vmax') then top = math.max(top, tonumber(redis.call('HGET', b.bkey, 'rev'))) end
+  if top > 0 then redis.call('HSET', version_floors_key(tp), b.name, top) end
 end
 
 local function read_entry(tp, b, key)
   local cur = redis.call('HMGET', entry_key(tp, b.id, key), unpack(ENTRY_FIELDS))
   if not cur[3] then return nil end
   return cur
+end
+
+-- Whether version `ver` is one of `expected`, the versions a compare-and-swap accepts joined by ','.
+local function version_matches(expected, ver)
+  for v in string.gmatch(expected, '%d+') do
+    if tonumber(v) == tonumber(ver) then return true end
+  end
+  return false
 end
 
 local function is_expired(cur, now)
@@ -132,12 +153,23 @@ local function history_push(tp, b, key, record)
   return hk
 end
 
--- Versions continue across delete and re-create (the history keeps the last one), so an
--- old ETag can never match a new incarnation of the key.
+-- A key's version slot: deletions raise their slot's floor, a bounded stand-in for the key's own
+-- last version once its history has expired.
+local function version_slot(key)
+  local h = 5381
+  for i = 1, #key do h = (h * 33 + string.byte(key, i)) % 4096 end  -- djb2, kept exact in a double
+  return h
+end
+
+-- The version a new incarnation of `key` continues from, so an old ETag can never match it: the
+-- last one its history kept; never below its slot's floor, which every deletion or expiry raises
+-- to the version removed (the history of a deleted key expires, the floor stays); never below
+-- the bucket's floor, inherited from a deleted bucket of the same name.
 local function last_version(tp, b, key)
   local head = redis.call('LINDEX', history_key(tp, b.id, key), 0)
-  if not head then return 0 end
-  return tonumber(string.match(head, '^{"version":(%d+)')) or 0
+  if head then return math.max(tonumber(string.match(head, '^{"version":(%d+)')) or 0, b.vfloor) end
+  local slot = tonumber(redis.call('HGET', version_slots_key(tp, b.id), version_slot(key))) or 0
+  return math.max(slot, b.vfloor)
 end
 
 local function feed_append(cfg, b, rev, fields)
@@ -154,6 +186,8 @@ local function remove_entry(cfg, b, key, cur, op, now)
   account(tp, b, -1, -(#key + #cur[1]))
   local rev = redis.call('HINCRBY', b.bkey, 'rev', 1)
   local ver = tonumber(cur[3])
+  local slots, slot = version_slots_key(tp, b.id), version_slot(key)
+  if ver > (tonumber(redis.call('HGET', slots, slot)) or 0) then redis.call('HSET', slots, slot, ver) end
   local hk = history_push(tp, b, key, history_record(ver, rev, op, nil, nil, nil, now, nil))
   redis.call('PEXPIRE', hk, cfg.deleted_history_ms)
   -- The history outlives the key: note it for a bucket purge, forgetting those already gone.
@@ -161,6 +195,15 @@ local function remove_entry(cfg, b, key, cur, op, now)
   redis.call('ZREMRANGEBYSCORE', gone, '-inf', now)
   redis.call('ZADD', gone, now + cfg.deleted_history_ms, key)
   feed_append(cfg, b, rev, {'op', op, 'key', key, 'ver', ver, 'u', now})
+  if op == 'expire' then
+    -- Audited in this same atomic step, whoever removes the key (the sweep, or a write that met it
+    -- expired): exactly one event per expiry. The tenant is due in the global TTL schedule since
+    -- the key's expiry (it moves only when a sweep has run), so its next sweep moves the outbox
+    -- into the audit stream.
+    redis.call('RPUSH', audit_outbox_key(tp), cjson.encode({
+      eid = 'expire:' .. b.id .. ':' .. rev, ts = tostring(now), action = 'kv.expire',
+      bucket = b.name, key = key, outcome = 'success', status = '0'}))
+  end
   return {rev, ver}
 end
 
@@ -179,7 +222,7 @@ end
 
 -- Creates or updates one entry.
 --   mode: 'create' (key_exists when present), 'put' (upsert), 'update' (key_not_found when absent)
---   expected: '' or the version the entry must have; if_none_match: '1' = must not exist
+--   expected: '' or the versions the entry may have (joined by ','); if_none_match: '1' = must not exist
 --   ttl_ms: '' keeps the expiry (new keys get the bucket default), '0' removes it, N sets it
 --   tags_json: '' keeps the tags (new keys get none), else a JSON object of strings
 -- Returns {'OK', version, revision, created_ms, updated_ms, expires_ms|'', created 1|0, schedule 1|0, tags}
@@ -194,13 +237,13 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   if cur then
     if mode == 'create' then return {'E', 'key_exists', ''} end
     if if_none_match == '1' then return {'E', 'precondition_failed', 'exists'} end
-    if expected ~= '' and tonumber(expected) ~= tonumber(cur[3]) then
+    if expected ~= '' and not version_matches(expected, cur[3]) then
       return {'E', 'version_conflict', cur[3]}
     end
   else
     if mode == 'update' then return {'E', 'key_not_found', ''} end
     -- Version 0 is "no such key" (as in etcd): expecting it is a create-only write.
-    if expected ~= '' and tonumber(expected) ~= 0 then return {'E', 'version_conflict', '0'} end
+    if expected ~= '' and not version_matches(expected, 0) then return {'E', 'version_conflict', '0'} end
   end
   if b.maxv > 0 and #value > b.maxv then return {'E', 'value_too_large', tostring(b.maxv)} end
   if not cfg.skip_quota then
@@ -231,6 +274,10 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   if not cur or tags ~= cur[8] then index_tags(tp, b, key, tags, true) end
 
   local rev = redis.call('HINCRBY', b.bkey, 'rev', 1)
+  if ver > b.vmax then
+    b.vmax = ver
+    redis.call('HSET', b.bkey, 'vmax', ver)
+  end
   local ek = entry_key(tp, b.id, key)
   redis.call('HSET', ek, 'v', value, 'enc', enc, 'ver', ver, 'rev', rev, 'c', created, 'u', now, 'tags', tags)
   local schedule = 0
@@ -251,7 +298,7 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   return {'OK', ver, rev, created, now, x or '', cur and 0 or 1, schedule, tags}
 end
 
--- Deletes one entry; expected '' or the version it must have.
+-- Deletes one entry; expected '' or the versions it may have (joined by ',').
 -- Returns {'OK', revision, version} or {'E', code, detail}.
 local function delete_entry(cfg, b, key, expected, now)
   local cur = read_entry(cfg.tp, b, key)
@@ -260,7 +307,7 @@ local function delete_entry(cfg, b, key, expected, now)
     cur = nil
   end
   if not cur then return {'E', 'key_not_found', ''} end
-  if expected ~= '' and tonumber(expected) ~= tonumber(cur[3]) then
+  if expected ~= '' and not version_matches(expected, cur[3]) then
     return {'E', 'version_conflict', cur[3]}
   end
   local res = remove_entry(cfg, b, key, cur, 'delete', now)
@@ -294,6 +341,6 @@ local function purge_bucket_keys(tp, bid, batch)
     for _, tk in ipairs(redis.call('SPOP', registry, budget)) do redis.call('DEL', tk) end
   end
   local left = redis.call('ZCARD', idx) + redis.call('ZCARD', gone) + redis.call('SCARD', registry)
-  if left == 0 then redis.call('DEL', ttl_index_key(tp, bid)) end
+  if left == 0 then redis.call('DEL', ttl_index_key(tp, bid), version_slots_key(tp, bid)) end
   return left
 end

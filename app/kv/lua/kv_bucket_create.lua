@@ -13,8 +13,10 @@ if name ~= 'default' then
 end
 local id = redis.call('HINCRBY', seq_key(tp), 'bucket', 1)
 local now = server_ms()
+-- Keys of a bucket created again under a deleted one's name continue above its versions.
+local vfloor = tonumber(redis.call('HGET', version_floors_key(tp), name)) or 0
 redis.call('HSET', bkey, 'id', id, 'rev', 0, 'keys', 0, 'bytes', 0, 'history', ARGV[3], 'ttl', ARGV[4],
-           'max_value_size', ARGV[5], 'description', ARGV[6], 'created_at', now)
+           'max_value_size', ARGV[5], 'description', ARGV[6], 'created_at', now, 'vfloor', vfloor, 'vmax', vfloor)
 redis.call('ZADD', buckets_key(tp), 0, name)
 if name ~= 'default' then redis.call('HINCRBY', usage_key(tp), 'buckets', 1) end
 return {'OK', id, now}

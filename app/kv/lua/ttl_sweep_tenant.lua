@@ -26,10 +26,7 @@ for _, name in ipairs(due) do
     for _, key in ipairs(expired) do
       local cur = read_entry(tp, b, key)
       if cur and is_expired(cur, now) then
-        local res = remove_entry(cfg, b, key, cur, 'expire', now)
-        redis.call('RPUSH', audit_outbox_key(tp), cjson.encode({
-          eid = 'expire:' .. b.id .. ':' .. res[1], ts = tostring(now), action = 'kv.expire',
-          bucket = name, key = key, outcome = 'success', status = '0'}))
+        local res = remove_entry(cfg, b, key, cur, 'expire', now)  -- queues its kv.expire audit event
         budget = budget - 1
         out[#out + 1] = name; out[#out + 1] = key; out[#out + 1] = res[2]; out[#out + 1] = res[1]
       elseif cur and cur[7] then
