@@ -9,7 +9,7 @@ import pytest
 
 import app.objects.content as content_module
 from app.objects.content import Segment, parse_segments, plan_reads
-from tests.objects.conftest import API, object_url, payload
+from tests.support.objects import API, object_url, payload
 
 
 def materialise(segments: list[Segment], chunk_size: int) -> tuple[dict[tuple[str, int], bytes], bytes]:

@@ -14,8 +14,7 @@ import pytest
 
 from app.platform.redis import create_sync_data_redis
 from app.platform.scripts import Scripts
-from tests.watch.conftest import Served
-from tests.watch.helpers import API, delete, new_tenant, put, watching
+from tests.support.watch_client import API, Served, delete, new_tenant, put, watching
 
 pytestmark = pytest.mark.contract
 

@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.watch.conftest import Served
-from tests.watch.helpers import API, Tenant, delete, new_tenant, put, wait_until, watching
+from tests.support.polling import wait_until
+from tests.support.watch_client import API, Served, Tenant, delete, new_tenant, put, watching
 
 pytestmark = pytest.mark.contract
 
