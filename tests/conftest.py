@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("ENVIRONMENT", "test")
 from tests.support.tenants import SECRET_KEY
 
+# Before the app's modules: app.main builds an app from the environment when it is imported.
+os.environ.setdefault("ENVIRONMENT", "test")
 os.environ.setdefault("SECRET_KEY", SECRET_KEY)
 
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +30,7 @@ from app.platform.embedded_redis import (
 )
 from app.platform.redis import SyncDataRedis, create_sync_data_redis
 from tests.support.apps import asgi_client
+from tests.support.route_contexts import share_route_contexts
 from tests.support.tenants import register
 
 
@@ -59,6 +61,10 @@ def cluster_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) 
     cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
     yield cluster
     cluster.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    share_route_contexts()  # every test builds a fresh app: analyse each route once, not once per app
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
