@@ -30,8 +30,9 @@ from app.platform.embedded_redis import (
 )
 from app.platform.redis import SyncDataRedis, create_sync_data_redis
 from tests.support.apps import asgi_client
+from tests.support.objects import Store
 from tests.support.route_contexts import share_route_contexts
-from tests.support.tenants import register
+from tests.support.tenants import bearer, register
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +126,7 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
 async def tenant(client: httpx.AsyncClient) -> dict:
     """A registered tenant: its tenant_id, tokens and ready-made auth headers."""
     body = await register(client)
-    body["headers"] = {"Authorization": f"Bearer {body['access_token']}"}
+    body["headers"] = bearer(body)
     return body
 
 
@@ -155,3 +156,9 @@ def immediate(worker_settings: Settings) -> Iterator[Settings]:
         yield worker_settings
     finally:
         worker_settings.huey_immediate = False
+
+
+@pytest.fixture
+def store(sync_redis: SyncDataRedis, settings: Settings) -> Store:
+    """What the data Redis holds for a tenant's objects, and the garbage collector run by hand."""
+    return Store(sync_redis, settings)

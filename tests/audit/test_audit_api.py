@@ -9,7 +9,8 @@ import pytest
 
 from app.audit.tasks import drain_outboxes
 from app.platform.keyspace import AUDIT_OUTBOX_TENANTS, KeySchema
-from tests.support.tenants import PASSWORD, register
+from tests.support.apps import asgi_client
+from tests.support.tenants import PASSWORD, bearer, register
 
 pytestmark = pytest.mark.contract
 
@@ -21,10 +22,6 @@ async def audit_page(client: httpx.AsyncClient, app, headers: dict[str, str], **
     response = await client.get(AUDIT, headers=headers, params=params)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def bearer(body: dict) -> dict[str, str]:
-    return {"Authorization": f"Bearer {body['access_token']}"}
 
 
 async def test_auth_events_reach_the_tenants_audit_trail(immediate, app, client) -> None:
@@ -153,8 +150,7 @@ async def test_with_the_queue_down_writes_succeed_and_events_wait_in_the_outbox(
 ) -> None:
     app = app_without_queue
     data = app.state.data_redis
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with asgi_client(app) as client:
         alice = await register(client, "alice")
         assert (await client.put("/api/v1/kv/k", json={"value": 1}, headers=bearer(alice))).status_code == 201
         await app.state.audit.flush()

@@ -1,14 +1,12 @@
-"""Fixtures of the object store tests: a bucket with 64 KiB chunks and a look at what is stored
-(helpers in tests/support/objects.py)."""
+"""Fixtures of the object store tests: a bucket with 64 KiB chunks (helpers in tests/support/objects.py;
+the ``store`` fixture, shared with tests/tenancy, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from app.config import Settings
-from app.platform.redis import SyncDataRedis
-from tests.support.objects import API, BUCKET, CHUNK, Store
+from tests.support.objects import API, BUCKET, CHUNK
 
 
 @pytest.fixture
@@ -18,8 +16,3 @@ async def bucket(client: httpx.AsyncClient, tenant: dict) -> str:
     )
     assert response.status_code == 201, response.text
     return BUCKET
-
-
-@pytest.fixture
-def store(sync_redis: SyncDataRedis, settings: Settings) -> Store:
-    return Store(sync_redis, settings)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.main import create_app
 from app.platform.logging import JsonFormatter, TextFormatter, gunicorn_logconfig, setup_logging
+from tests.support.apps import asgi_client
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +35,7 @@ async def make_client(settings: Settings):  # type: ignore[no-untyped-def]
 
     async def make(**overrides: object) -> httpx.AsyncClient:
         app = create_app(settings.model_copy(update={"log_level": "INFO", **overrides}))
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        client = asgi_client(app)
         made.append((app, client))
         return client
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.tenants import bearer
+
 
 class Api:
     """The key endpoints of one tenant under one base path (the flat API or a bucket)."""
@@ -15,7 +17,7 @@ class Api:
         self.client = client
         self.tenant = tenant
         self.tenant_id: str = tenant["tenant_id"]
-        self.headers: dict[str, str] = {"Authorization": f"Bearer {tenant['access_token']}"}
+        self.headers: dict[str, str] = bearer(tenant)
         self.base = base
 
     def with_base(self, base: str) -> Api:

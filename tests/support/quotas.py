@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from app.kv.schemas import dumps
+from tests.support.tenants import bearer
 
 API = "/api/v1"
 
@@ -23,7 +24,7 @@ class Tenant:
     def __init__(self, client: httpx.AsyncClient, body: dict[str, Any]) -> None:
         self.client = client
         self.id: str = body["tenant_id"]
-        self.headers = {"Authorization": f"Bearer {body['access_token']}"}
+        self.headers = bearer(body)
 
     async def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return await self.client.request(method, API + path, headers={**self.headers, **kw.pop("headers", {})}, **kw)

@@ -17,11 +17,16 @@ async def register(client: httpx.AsyncClient, username: str = "alice", email: st
     return response.json()
 
 
+def bearer(tenant: dict) -> dict[str, str]:
+    """The auth header of a tenant as :func:`register` returned it."""
+    return {"Authorization": f"Bearer {tenant['access_token']}"}
+
+
 def register_sync(url: str, username: str) -> dict:
     """Registers a tenant over HTTP: its tenant_id, tokens and ready-made auth ``headers``."""
     body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
     response = httpx.post(f"{url}/api/v1/auth/register", json=body, timeout=10)
     assert response.status_code == 201, response.text
     tenant = response.json()
-    tenant["headers"] = {"Authorization": f"Bearer {tenant['access_token']}"}
+    tenant["headers"] = bearer(tenant)
     return tenant

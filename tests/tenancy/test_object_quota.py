@@ -7,9 +7,8 @@ import asyncio
 import pytest
 
 from app.platform.keyspace import KeySchema
-from app.platform.redis import create_sync_data_redis
 from tests.support.apps import app_client
-from tests.support.objects import CHUNK, Store, payload, stream_body
+from tests.support.objects import CHUNK, payload, stream_body
 from tests.support.quotas import Tenant, assert_quota_problem
 from tests.support.tenants import register
 
@@ -39,13 +38,6 @@ async def must_put(tenant: Tenant, name: str, size: int, bucket: str = "files") 
 async def object_usage(tenant: Tenant) -> tuple[int, int]:
     usage = await tenant.usage()
     return usage["objects"], usage["object_bytes"]
-
-
-@pytest.fixture
-def store(settings):
-    client = create_sync_data_redis(settings)
-    yield Store(client, settings)
-    client.close()
 
 
 async def test_object_bytes_exactly_at_the_limit_pass_one_byte_more_is_413(alice, usage_service, store) -> None:

@@ -14,7 +14,7 @@ import uvicorn
 from app.config import Settings
 from app.main import create_app
 from app.platform.embedded_redis import free_port
-from tests.support.watch_client import WATCH_DEFAULTS, Served
+from tests.support.watch_client import WATCH_DEFAULTS, Served, Tenant, new_tenant
 
 
 @pytest.fixture
@@ -46,3 +46,8 @@ async def served(watch_settings: Settings) -> AsyncIterator[Served]:
 async def http(served: Served) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def alice(http: httpx.AsyncClient) -> Tenant:
+    return await new_tenant(http, "alice")

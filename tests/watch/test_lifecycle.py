@@ -7,7 +7,6 @@ import asyncio
 import json
 import socket
 
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -16,11 +15,6 @@ from tests.support.polling import wait_until
 from tests.support.watch_client import API, Served, Tenant, new_tenant, put, watching
 
 pytestmark = pytest.mark.contract
-
-
-@pytest.fixture
-async def alice(http: httpx.AsyncClient) -> Tenant:
-    return await new_tenant(http, "alice")
 
 
 def open_gauge() -> float:

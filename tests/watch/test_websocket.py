@@ -15,14 +15,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.polling import wait_until
-from tests.support.watch_client import API, Served, Tenant, delete, new_tenant, put, watching
+from tests.support.watch_client import API, Served, delete, put, watching
 
 pytestmark = pytest.mark.contract
-
-
-@pytest.fixture
-async def alice(http: httpx.AsyncClient) -> Tenant:
-    return await new_tenant(http, "alice")
 
 
 def socket_url(served: Served, bucket: str = "default", **params: object) -> str:

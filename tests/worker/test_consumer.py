@@ -11,17 +11,14 @@ import pytest
 from app.main import create_app
 from app.platform.embedded_redis import RedisProcess
 from app.platform.keyspace import AUDIT_OUTBOX_TENANTS, KeySchema
+from tests.support.apps import serve
 from tests.support.consumer import run_consumer
 from tests.support.polling import wait_until
-from tests.support.tenants import register
+from tests.support.tenants import bearer, register
 
 pytestmark = pytest.mark.subprocess
 
 AUDIT = "/api/v1/audit"
-
-
-def bearer(body: dict) -> dict[str, str]:
-    return {"Authorization": f"Bearer {body['access_token']}"}
 
 
 def counter(metrics: str, task: str, status: str) -> float:
@@ -65,8 +62,7 @@ async def test_events_written_while_the_queue_is_down_arrive_after_it_restarts(
     app_settings = settings.model_copy(update={"huey_redis_url": own_queue.url, "audit_queue_retry_seconds": 0.2})
     app = create_app(app_settings)
     env = {"AUDIT_OUTBOX_DRAIN_SECONDS": "1"}
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with serve(app) as client:
         with run_consumer(settings.redis_url, own_queue.url, tmp_path / "consumer.log", env=env) as consumer:
             alice = await register(client, "alice")
             await wait_until(lambda: _actions_are(client, alice, ["auth.register"]))
