@@ -1,6 +1,7 @@
 """Fixtures shared by every folder: real redis-server processes for the whole session (data, queue
 and a Redis Cluster), a clean state per test, the app and an async httpx client over it, a registered
-tenant, a sync client of the data Redis, and the worker's task code bound to the test's Redis.
+tenant, a sync client of the data Redis (and a look at the objects stored there), and the worker's
+task code bound to the test's Redis.
 Helpers (plain functions and classes) live in tests/support."""
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 
 
 async def register(client: httpx.AsyncClient, username: str = "alice", email: str | None = None) -> dict:
+    """Registers ``username`` with :data:`PASSWORD`: the response body (tenant_id and tokens)."""
     response = await client.post(
         "/api/v1/auth/register",
         json={"username": username, "email": email or f"{username}@example.com", "password": PASSWORD},

@@ -138,6 +138,7 @@ def _run(fuzzing: Fuzzing, operation: Any, mode: GenerationMode, path_parameters
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # thousands of requests: over a minute of CPU, more on a busy machine
 def test_every_operation_survives_fuzzing_and_answers_as_documented(fuzzing: Fuzzing) -> None:
     operations = _operations(fuzzing.schema)
     labels = {op.label for op in operations}

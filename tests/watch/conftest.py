@@ -1,6 +1,6 @@
 """A real uvicorn server in the test's event loop, serving an app built with watch settings made for
 tests (short heartbeat, small queues, a low stream limit), on the test's Redis backend; the test can
-look inside the app (its hub) while it talks to it over real sockets."""
+look inside the app (its hub) while it talks to it over real sockets as tenant ``alice``."""
 
 from __future__ import annotations
 
