@@ -1,10 +1,11 @@
-# One command each: `make run` (the service on a fresh machine), `make test` (the whole suite).
+# One command each: `make run` (the service on a fresh machine), `make test` (the whole suite),
+# `make test-fast` (the in-process tier, on every core).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test test-fast lint fmt bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,10 @@ run: $(VENV)/.run-deps
 
 test: $(VENV)/.dev-deps
 	$(PY) -m pytest
+
+# No subprocesses (uvicorn, gunicorn, workers, kvctl, own redis-servers), no Redis Cluster leg, no fuzzing.
+test-fast: $(VENV)/.dev-deps
+	$(PY) -m pytest -n auto -m "not subprocess and not cluster and not slow"
 
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .

@@ -1,31 +1,39 @@
-"""Real redis-server processes for the whole session (data and queue), a clean state per test,
-and an async httpx client over the ASGI app."""
+"""Fixtures shared by every folder: real redis-server processes for the whole session (data, queue
+and a Redis Cluster), a clean state per test, the app and an async httpx client over it, a registered
+tenant, a sync client of the data Redis (and a look at the objects stored there), and the worker's
+task code bound to the test's Redis.
+Helpers (plain functions and classes) live in tests/support."""
 
 from __future__ import annotations
 
 import os
 
+from tests.support.tenants import SECRET_KEY
+
+# Before the app's modules: app.main builds an app from the environment when it is imported.
 os.environ.setdefault("ENVIRONMENT", "test")
-os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+os.environ.setdefault("SECRET_KEY", SECRET_KEY)
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import redis
-from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
+from app.platform import jobs
 from app.platform.embedded_redis import (
     LocalRedisCluster,
     RedisProcess,
     RedisServerNotFound,
     find_redis_server,
 )
-
-PASSWORD = "Secret123"
+from app.platform.redis import SyncDataRedis, create_sync_data_redis
+from tests.support.apps import asgi_client
+from tests.support.objects import Store
+from tests.support.route_contexts import share_route_contexts
+from tests.support.tenants import bearer, register
 
 
 @pytest.fixture(scope="session")
@@ -58,19 +66,18 @@ def cluster_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "contract: runs against a single data Redis and against a 3-master Redis Cluster"
-    )
-    config.addinivalue_line("markers", "cluster_only: runs against the 3-master Redis Cluster only")
+    share_route_contexts()  # every test builds a fresh app: analyse each route once, not once per app
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests marked `contract` run twice: on a single data Redis and on a Redis Cluster."""
+    """Tests marked `contract` run twice: on a single data Redis and on a Redis Cluster. The cluster
+    leg is marked `cluster`, so `make test-fast` can leave it (and the cluster's start) out."""
     if "backend" in metafunc.fixturenames:
         backends = ["single", "cluster"] if metafunc.definition.get_closest_marker("contract") else ["single"]
         if metafunc.definition.get_closest_marker("cluster_only"):
             backends = ["cluster"]
-        metafunc.parametrize("backend", backends, scope="session")
+        params = [pytest.param(b, marks=pytest.mark.cluster) if b == "cluster" else b for b in backends]
+        metafunc.parametrize("backend", params, scope="session")
 
 
 @pytest.fixture
@@ -112,34 +119,47 @@ async def app(settings: Settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with asgi_client(app) as http:
         yield http
-
-
-@asynccontextmanager
-async def serve(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app built in the test (own settings, extra routes), run with its lifespan."""
-    transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 40000))
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
-    ):
-        yield http
-
-
-async def register(client: httpx.AsyncClient, username: str = "alice", email: str | None = None) -> dict:
-    response = await client.post(
-        "/api/v1/auth/register",
-        json={"username": username, "email": email or f"{username}@example.com", "password": PASSWORD},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 @pytest.fixture
 async def tenant(client: httpx.AsyncClient) -> dict:
     """A registered tenant: its tenant_id, tokens and ready-made auth headers."""
     body = await register(client)
-    body["headers"] = {"Authorization": f"Bearer {body['access_token']}"}
+    body["headers"] = bearer(body)
     return body
+
+
+@pytest.fixture
+def sync_redis(settings: Settings) -> Iterator[SyncDataRedis]:
+    """A sync client of the test's data Redis (single server or cluster), for inspecting storage."""
+    client = create_sync_data_redis(settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def worker_settings(settings: Settings) -> Iterator[Settings]:
+    """Task code in this process uses the test's data Redis; back to the process settings afterwards."""
+    jobs.configure(settings)
+    try:
+        yield settings
+    finally:
+        jobs.configure(None)
+
+
+@pytest.fixture
+def immediate(worker_settings: Settings) -> Iterator[Settings]:
+    """Tasks the API enqueues run inline (``huey_immediate``) against the test's data Redis."""
+    worker_settings.huey_immediate = True
+    try:
+        yield worker_settings
+    finally:
+        worker_settings.huey_immediate = False
+
+
+@pytest.fixture
+def store(sync_redis: SyncDataRedis, settings: Settings) -> Store:
+    """What the data Redis holds for a tenant's objects, and the garbage collector run by hand."""
+    return Store(sync_redis, settings)

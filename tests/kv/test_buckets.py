@@ -9,9 +9,11 @@ from app.kv.tasks import purge_deleted_buckets
 from app.platform import keyspace as keys
 from app.platform.keyspace import KeySchema
 from app.platform.scripts import SyncScripts
-from tests.conftest import register
-from tests.kv.conftest import Api, app_client, bucket_id, force_expiry
-from tests.kv.test_keys import assert_problem
+from tests.support.apps import app_client
+from tests.support.kv_api import Api
+from tests.support.problems import assert_problem
+from tests.support.storage import bucket_id, force_expiry
+from tests.support.tenants import register
 
 pytestmark = pytest.mark.contract
 

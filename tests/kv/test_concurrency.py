@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.kv.conftest import Api
+from tests.support.kv_api import Api
 
 pytestmark = pytest.mark.contract
 

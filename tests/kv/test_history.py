@@ -8,8 +8,9 @@ from datetime import datetime
 import pytest
 
 from app.platform.keyspace import KeySchema
-from tests.kv.conftest import Api, bucket_id, force_expiry
-from tests.kv.test_keys import assert_problem
+from tests.support.kv_api import Api
+from tests.support.problems import assert_problem
+from tests.support.storage import bucket_id, force_expiry
 
 pytestmark = pytest.mark.contract
 

@@ -8,21 +8,11 @@ from datetime import datetime
 
 import pytest
 
-from tests.kv.conftest import Api, force_expiry
+from tests.support.kv_api import Api
+from tests.support.problems import assert_problem
+from tests.support.storage import force_expiry
 
 pytestmark = pytest.mark.contract
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
-    if code:
-        assert body["code"] == code, body
-    return body
 
 
 def parse_time(text: str) -> datetime:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kv.conftest import Api, force_expiry
-from tests.kv.test_keys import assert_problem
+from tests.support.kv_api import Api
+from tests.support.problems import assert_problem
+from tests.support.storage import force_expiry
 
 pytestmark = pytest.mark.contract
 

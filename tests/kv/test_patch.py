@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from app.kv.rules import merge_patch
-from tests.kv.conftest import Api
-from tests.kv.test_keys import assert_problem
+from tests.support.kv_api import Api
+from tests.support.problems import assert_problem
 
 pytestmark = pytest.mark.contract
 

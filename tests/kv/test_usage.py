@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kv.conftest import Api, force_expiry, usage
+from tests.support.kv_api import Api
+from tests.support.storage import force_expiry, stored_usage
 
 pytestmark = pytest.mark.contract
 
@@ -18,7 +19,7 @@ async def test_usage_counts_keys_and_bytes_exactly(api: Api, sync_redis):
     tid = api.tenant_id
 
     def current() -> tuple[int, int]:
-        counters = usage(sync_redis, tid)
+        counters = stored_usage(sync_redis, tid)
         return counters.get("keys", 0), counters.get("kv_bytes", 0)
 
     assert current() == (0, 0)
@@ -60,15 +61,15 @@ async def test_usage_drops_when_an_expired_key_is_replaced(api: Api, sync_redis)
     await api.must_put("k", "long value here", ttl=300)
     force_expiry(sync_redis, api.tenant_id, "k")
     await api.must_put("k", 1)
-    counters = usage(sync_redis, api.tenant_id)
+    counters = stored_usage(sync_redis, api.tenant_id)
     assert (counters["keys"], counters["kv_bytes"]) == (1, size("k", "1"))
 
 
 async def test_failed_writes_do_not_count(api: Api, sync_redis):
     await api.must_put("k", 1)
-    before = usage(sync_redis, api.tenant_id)
+    before = stored_usage(sync_redis, api.tenant_id)
     assert (await api.create("k", 2)).status_code == 409
     assert (await api.put("k", 3, headers={"If-Match": '"9"'})).status_code == 412
     assert (await api.put("big", "x" * (1024 * 1024))).status_code == 413
     assert (await api.delete("nope")).status_code == 404
-    assert usage(sync_redis, api.tenant_id) == before
+    assert stored_usage(sync_redis, api.tenant_id) == before

@@ -6,8 +6,9 @@ import pytest
 
 from app.main import create_app
 from app.platform.keyspace import KeySchema
-from tests.conftest import register, serve
-from tests.objects.conftest import API, CHUNK, object_url, payload, put_object, put_ok, stream_body
+from tests.support.apps import serve
+from tests.support.objects import API, CHUNK, object_url, payload, put_object, put_ok, stream_body
+from tests.support.tenants import register
 
 pytestmark = pytest.mark.contract
 

@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 
 from app.main import create_app
-from tests.conftest import register, serve
-from tests.objects.conftest import API, BUCKET, CHUNK, Store, object_url, payload
-from tests.workers.conftest import run_consumer, wait_until
+from tests.support.apps import serve
+from tests.support.consumer import run_consumer
+from tests.support.objects import API, BUCKET, CHUNK, Store, object_url, payload
+from tests.support.polling import wait_until
+from tests.support.tenants import register
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.subprocess]
 
 
-async def test_a_real_consumer_compacts_and_collects(settings, data, tmp_path: Path) -> None:
-    store = Store(data, settings)
+async def test_a_real_consumer_compacts_and_collects(settings, sync_redis, tmp_path: Path) -> None:
+    store = Store(sync_redis, settings)
     env = {"OBJECT_GC_INTERVAL_SECONDS": "1", "OBJECT_GC_GRACE_SECONDS": "0"}
     app = create_app(settings.model_copy(update={"object_gc_grace_seconds": 0}))
     with run_consumer(settings.redis_url, settings.huey_redis_url, tmp_path / "consumer.log", env=env) as consumer:

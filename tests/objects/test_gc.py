@@ -14,8 +14,8 @@ from app.objects.tasks import compact_object, visit_tenant
 from app.platform import keyspace as keys
 from app.platform.keyspace import KeySchema
 from app.platform.scripts import ScriptError
-from tests.conftest import register
-from tests.objects.conftest import API, BUCKET, CHUNK, object_url, payload, put_ok
+from tests.support.objects import API, BUCKET, CHUNK, object_url, payload, put_ok
+from tests.support.tenants import register
 
 pytestmark = pytest.mark.contract
 

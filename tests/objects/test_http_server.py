@@ -18,8 +18,8 @@ import uvicorn
 from app.config import Settings
 from app.main import create_app
 from app.platform.embedded_redis import free_port
-from tests.conftest import register
-from tests.objects.conftest import API, BUCKET, CHUNK, object_url, payload
+from tests.support.objects import API, BUCKET, CHUNK, object_url, payload
+from tests.support.tenants import register
 
 SIZE = 256 * CHUNK  # 16 MiB: far more than socket buffers hold, so the server is still reading when we act
 
@@ -76,7 +76,7 @@ async def test_a_reader_keeps_the_old_version_while_it_is_replaced(http) -> None
     assert bytes(received) == old
 
 
-async def test_chunks_vanishing_mid_download_truncate_it_without_a_traceback(http, data, caplog) -> None:
+async def test_chunks_vanishing_mid_download_truncate_it_without_a_traceback(http, sync_redis, caplog) -> None:
     caplog.set_level(logging.INFO)
     assert (await http.put(object_url("big"), content=payload(SIZE))).status_code == 201
     received = 0
@@ -85,8 +85,8 @@ async def test_chunks_vanishing_mid_download_truncate_it_without_a_traceback(htt
             assert response.status_code == 200
             stream = response.aiter_raw()
             received += len(await anext(stream))
-            for key in data.scan_iter(match=f"t:{{{http.tenant_id}}}:ch:*", count=1000):
-                data.delete(key)  # as if the collector took this version under a slow reader
+            for key in sync_redis.scan_iter(match=f"t:{{{http.tenant_id}}}:ch:*", count=1000):
+                sync_redis.delete(key)  # as if the collector took this version under a slow reader
             async for piece in stream:
                 received += len(piece)
     assert received < SIZE

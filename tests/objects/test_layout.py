@@ -11,7 +11,7 @@ import app.objects.content as content_module
 from app.objects.content import plan_reads
 from app.objects.model import Segment
 from app.objects.store import parse_segments
-from tests.objects.conftest import API, object_url, payload
+from tests.support.objects import API, object_url, payload
 
 
 def materialise(segments: list[Segment], chunk_size: int) -> tuple[dict[tuple[str, int], bytes], bytes]:

@@ -9,7 +9,7 @@ import pytest
 
 from app.objects.tasks import compact_objects
 from app.platform.keyspace import KeySchema
-from tests.objects.conftest import CHUNK, object_url, payload
+from tests.support.objects import CHUNK, object_url, payload
 
 pytestmark = pytest.mark.contract
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from tests.objects.conftest import CHUNK, object_url, payload, put_object, put_ok
+from tests.support.objects import CHUNK, object_url, payload, put_object, put_ok
 
 pytestmark = pytest.mark.contract
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from tests.objects.conftest import API, CHUNK, object_url, payload, put_object, put_ok, stream_body
+from tests.support.objects import API, CHUNK, object_url, payload, put_object, put_ok, stream_body
 
 pytestmark = pytest.mark.contract
 
@@ -90,7 +90,7 @@ async def test_overwrite_answers_200_and_bumps_the_version(client, tenant, bucke
     assert len(store.chunk_keys(tenant["tenant_id"])) == 3
 
 
-async def test_bucket_and_usage_count_objects_and_bytes(client, tenant, bucket, data) -> None:
+async def test_bucket_and_usage_count_objects_and_bytes(client, tenant, bucket, sync_redis) -> None:
     await put_ok(client, tenant, "a", payload(100))
     await put_ok(client, tenant, "b", payload(CHUNK + 1))
     await put_ok(client, tenant, "a", payload(50))  # overwrite: bytes change, count does not
@@ -100,7 +100,7 @@ async def test_bucket_and_usage_count_objects_and_bytes(client, tenant, bucket, 
     assert [(b["name"], b["objects"], b["bytes"], b["chunk_size"]) for b in buckets] == [("files", 2, 57, CHUNK)]
     from app.platform.keyspace import KeySchema
 
-    usage = data.hgetall(KeySchema(tenant["tenant_id"]).usage())
+    usage = sync_redis.hgetall(KeySchema(tenant["tenant_id"]).usage())
     assert int(usage[b"objects"]) == 2
     assert int(usage[b"object_bytes"]) == 57
 

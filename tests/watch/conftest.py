@@ -1,55 +1,26 @@
 """A real uvicorn server in the test's event loop, serving an app built with watch settings made for
 tests (short heartbeat, small queues, a low stream limit), on the test's Redis backend; the test can
-look inside the app (its hub) while it talks to it over real sockets."""
+look inside the app (its hub) while it talks to it over real sockets as tenant ``alice``."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
 from app.platform.embedded_redis import free_port
-from app.watch.hub import WatchHub
-
-WATCH_DEFAULTS: dict[str, Any] = {
-    "watch_heartbeat_seconds": 0.3,
-    "watch_queue_size": 64,
-    "max_watch_streams_per_tenant": 3,
-    "rate_limit_per_second": 0,
-}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "watch_settings(**overrides): settings of the app the test serves")
+from tests.support.watch_client import WATCH_DEFAULTS, Served, Tenant, new_tenant
 
 
 @pytest.fixture
 def watch_settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
     marker = request.node.get_closest_marker("watch_settings")
     return settings.model_copy(update={**WATCH_DEFAULTS, **(marker.kwargs if marker else {})})
-
-
-@dataclass
-class Served:
-    url: str
-    app: FastAPI
-    server: uvicorn.Server
-
-    @property
-    def hub(self) -> WatchHub:
-        return self.app.state.watch.hub
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://")
 
 
 @pytest.fixture
@@ -75,3 +46,8 @@ async def served(watch_settings: Settings) -> AsyncIterator[Served]:
 async def http(served: Served) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def alice(http: httpx.AsyncClient) -> Tenant:
+    return await new_tenant(http, "alice")

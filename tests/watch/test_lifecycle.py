@@ -7,20 +7,14 @@ import asyncio
 import json
 import socket
 
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 
 from app.platform.keyspace import KeySchema
-from tests.watch.conftest import Served
-from tests.watch.helpers import API, Tenant, new_tenant, put, wait_until, watching
+from tests.support.polling import wait_until
+from tests.support.watch_client import API, Served, Tenant, new_tenant, put, watching
 
 pytestmark = pytest.mark.contract
-
-
-@pytest.fixture
-async def alice(http: httpx.AsyncClient) -> Tenant:
-    return await new_tenant(http, "alice")
 
 
 def open_gauge() -> float:

@@ -14,8 +14,11 @@ import httpx
 import pytest
 
 from app.platform.embedded_redis import RedisProcess
-from tests.api_process import ApiProcess
-from tests.watch.helpers import API, new_tenant, put, wait_until, watching
+from tests.support.api_process import ApiProcess
+from tests.support.polling import wait_until
+from tests.support.watch_client import API, new_tenant, put, watching
+
+pytestmark = pytest.mark.subprocess
 
 
 def replica(data: RedisProcess, queue: RedisProcess, log_path: Path) -> ApiProcess:

@@ -8,21 +8,14 @@ import base64
 import time
 import uuid
 
-import httpx
 import jwt
 import pytest
 
 from app.platform.redis import create_sync_data_redis
 from app.platform.scripts import SyncScripts
-from tests.watch.conftest import Served
-from tests.watch.helpers import API, delete, new_tenant, put, watching
+from tests.support.watch_client import API, Served, delete, put, watching
 
 pytestmark = pytest.mark.contract
-
-
-@pytest.fixture
-async def alice(http: httpx.AsyncClient):
-    return await new_tenant(http, "alice")
 
 
 async def test_each_operation_is_one_event_in_revision_order(http, alice) -> None:

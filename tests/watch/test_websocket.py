@@ -14,15 +14,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.watch.conftest import Served
-from tests.watch.helpers import API, Tenant, delete, new_tenant, put, wait_until, watching
+from tests.support.polling import wait_until
+from tests.support.watch_client import API, Served, delete, put, watching
 
 pytestmark = pytest.mark.contract
-
-
-@pytest.fixture
-async def alice(http: httpx.AsyncClient) -> Tenant:
-    return await new_tenant(http, "alice")
 
 
 def socket_url(served: Served, bucket: str = "default", **params: object) -> str:

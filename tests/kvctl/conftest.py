@@ -1,0 +1,51 @@
+"""kvctl unit-test fixtures: an isolated config file and a fake API behind httpx.MockTransport."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kvctl.config import ConfigStore, Session
+from kvctl.main import main
+from tests.support.kvctl_fakes import URL, Result
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "kvctl" / "config.json"
+    monkeypatch.setenv("KVCTL_CONFIG", str(path))
+    for name in ("KVCTL_URL", "KVCTL_PASSWORD", "KVCTL_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@pytest.fixture
+def logged_in(config_file: Path) -> ConfigStore:
+    store = ConfigStore(config_file)
+    store.set_session(URL, Session("alice", "access-1", "refresh-1", time.time() + 600, "tenant-1"))
+    return store
+
+
+@pytest.fixture
+def kvctl(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run kvctl in-process against ``handler`` (a function Request -> Response)."""
+
+    def run(argv: list[str], handler: Callable[[httpx.Request], httpx.Response] | None = None) -> Result:
+        requests: list[httpx.Request] = []
+
+        def record(request: httpx.Request) -> httpx.Response:
+            request.read()
+            requests.append(request)
+            if handler is None:
+                raise AssertionError(f"unexpected request {request.method} {request.url}")
+            return handler(request)
+
+        code = main(["--url", URL, *argv], transport=httpx.MockTransport(record))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err, requests)
+
+    return run
