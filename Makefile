@@ -33,9 +33,12 @@ test: $(VENV)/.dev-deps
 test-fast: $(VENV)/.dev-deps
 	$(PY) -m pytest -n auto -m "not subprocess and not cluster and not slow"
 
+# ruff, the type checker (strict for app/ and kvctl/), the import contract (pyproject.toml [tool.importlinter]).
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 fmt: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check --fix .
