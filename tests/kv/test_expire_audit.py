@@ -10,7 +10,7 @@ from app.kv.tasks import sweep_expired
 from app.platform.keyspace import KeySchema
 from app.platform.redis import create_sync_data_redis
 from app.platform.scripts import SyncScripts
-from tests.kv.test_ttl_sweep import put
+from tests.support.kv_api import put
 from tests.support.storage import expire_for_sweep
 
 pytestmark = pytest.mark.contract

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.kv.conftest import Api
-from tests.kv.test_keys import assert_problem
+from tests.support.kv_api import Api
+from tests.support.problems import assert_problem
 
 pytestmark = pytest.mark.contract
 

@@ -11,20 +11,10 @@ from app.platform import keyspace as keys
 from app.platform.keyspace import KeySchema
 from app.platform.redis import create_sync_data_redis
 from app.platform.scripts import SyncScripts
+from tests.support.kv_api import put
 from tests.support.storage import PAST_MS, expire_for_sweep
 
 pytestmark = pytest.mark.contract
-
-
-async def put(client, tenant, key, ttl=None, tags=None):
-    body = {"value": {"k": key}}
-    if ttl is not None:
-        body["ttl"] = ttl
-    if tags:
-        body["tags"] = tags
-    response = await client.put(f"/api/v1/kv/{key}", json=body, headers=tenant["headers"])
-    assert response.status_code in (200, 201), response.text
-    return response.json()
 
 
 async def test_sweep_removes_expired_keys_from_every_index(client, tenant, settings, sync_redis):

@@ -8,8 +8,9 @@ import pytest
 
 from app.platform.keyspace import KeySchema
 from app.platform.redis import SyncDataRedis
-from tests.kv.conftest import Api, bucket_id
-from tests.kv.test_keys import assert_problem
+from tests.support.kv_api import Api
+from tests.support.problems import assert_problem
+from tests.support.storage import bucket_id
 
 pytestmark = pytest.mark.contract
 

@@ -69,3 +69,15 @@ class Api:
         response = await self.raw("POST", "/api/v1/kv/buckets", json={"name": name, **fields})
         assert response.status_code == 201, response.text
         return response.json()
+
+
+async def put(client, tenant, key, ttl=None, tags=None):  # type: ignore[no-untyped-def]
+    """PUT ``key`` on the flat API with ``{"k": key}`` as its value (and a TTL and tags when given)."""
+    body = {"value": {"k": key}}
+    if ttl is not None:
+        body["ttl"] = ttl
+    if tags:
+        body["tags"] = tags
+    response = await client.put(f"/api/v1/kv/{key}", json=body, headers=tenant["headers"])
+    assert response.status_code in (200, 201), response.text
+    return response.json()
