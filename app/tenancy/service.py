@@ -15,6 +15,8 @@ from app.platform.scripts import Scripts
 
 QUOTAS = ("max_keys", "max_kv_bytes", "max_object_bytes", "max_buckets", "max_watch_streams")
 COUNTERS = ("keys", "kv_bytes", "objects", "object_bytes", "buckets")
+# Object bytes held besides the current versions (kept by the object scripts; recount leaves them).
+HELD = ("object_pending_bytes", "object_garbage_bytes")
 SCAN_BATCH = 1000
 
 
@@ -52,14 +54,14 @@ class UsageService:
         """Exact counters (kept by the write scripts) and the tenant's effective limits: one round trip."""
         schema = KeySchema(tenant_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(schema.usage(), list(COUNTERS))
+            pipe.hmget(schema.usage(), [*COUNTERS, *HELD])
             pipe.hgetall(schema.limits())
             # Live leases only: the watch code treats a lease whose expiry has come as gone.
             pipe.zcount(schema.watch_streams(), f"({int(time.time() * 1000)}", "+inf")
             counters, overrides, watchers = await pipe.execute()
         limits = default_limits(self._settings)
         limits.update({k.decode(): int(v) for k, v in overrides.items() if k.decode() in limits})
-        return Usage(dict(zip(COUNTERS, map(_int, counters), strict=True)), int(watchers), limits)
+        return Usage(dict(zip((*COUNTERS, *HELD), map(_int, counters), strict=True)), int(watchers), limits)
 
     async def set_limits(self, tenant_id: str, limits: dict[str, int | None]) -> dict[str, int]:
         """Override quotas of one tenant (None = back to the default); returns the effective limits."""
