@@ -65,7 +65,7 @@ ContentLength = Annotated[int | None, Header(alias="Content-Length", ge=0)]
 OBJECT = "/buckets/{bucket}/objects/{name:object_name}"
 UPLOAD = OBJECT + "/uploads/{upload_id}"
 META_PREFIX = "x-object-meta-"
-RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")  # ASCII digits only: int() would take '١' too
+RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")  # ASCII digits only: int() would take Arabic-Indic digits too
 RANGE_NUMBER_DIGITS = 19  # a longer position is past the end of any object (and int() refuses > 4300 digits)
 BINARY_BODY: dict[str, Any] = {
     "requestBody": {

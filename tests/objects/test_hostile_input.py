@@ -24,8 +24,8 @@ def assert_client_error(response) -> None:
         (f"bytes=-{HUGE}", 206, b"0-all"),  # a suffix longer than the object: all of it
         (f"bytes={HUGE}-{HUGE}", 416, None),
         ("bytes=²-3", 200, b"all"),  # not a byte range: ignored
-        ("bytes=١-3", 200, b"all"),
-        ("bytes=1-٣", 200, b"all"),
+        ("bytes=\u0661-3", 200, b"all"),
+        ("bytes=1-\u0663", 200, b"all"),
     ],
 )
 async def test_absurd_ranges_are_ignored_or_416(client, tenant, bucket, header, status, content) -> None:
@@ -41,8 +41,19 @@ async def test_absurd_ranges_are_ignored_or_416(client, tenant, bucket, header, 
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=%C2%B2", "limit=%D9%A1%D9%A0", f"limit={HUGE}", f"limit=-{HUGE}", "cursor=%ED%A0%80",
-     "prefix=%ED%A0%80", "prefix=a%00b", "cursor=%25%25%25", "cursor=%00", "cursor=_w", "prefix=%FF"],
+    [
+        "limit=%C2%B2",
+        "limit=%D9%A1%D9%A0",
+        f"limit={HUGE}",
+        f"limit=-{HUGE}",
+        "cursor=%ED%A0%80",
+        "prefix=%ED%A0%80",
+        "prefix=a%00b",
+        "cursor=%25%25%25",
+        "cursor=%00",
+        "cursor=_w",
+        "prefix=%FF",
+    ],
 )
 async def test_list_parameters(client, tenant, bucket, query) -> None:
     url = f"{API}/buckets/{BUCKET}/objects?{query}"
@@ -64,9 +75,14 @@ async def test_hostile_object_names(client, tenant, bucket, name) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ['{"name": "\\ud800"}', '{"name": "ok", "description": "\\ud800"}', '{"name": "ok", "description": "a\\u0000b"}',
-     '{"name": "ok", "chunk_size": ' + HUGE + "}", '{"name": "ok", "max_object_size": 1' + "0" * 400 + "}",
-     '{"name": "ok", "chunk_size": 1e999}'],
+    [
+        '{"name": "\\ud800"}',
+        '{"name": "ok", "description": "\\ud800"}',
+        '{"name": "ok", "description": "a\\u0000b"}',
+        '{"name": "ok", "chunk_size": ' + HUGE + "}",
+        '{"name": "ok", "max_object_size": 1' + "0" * 400 + "}",
+        '{"name": "ok", "chunk_size": 1e999}',
+    ],
 )
 async def test_hostile_bucket_bodies(client, tenant, raw) -> None:
     headers = {**tenant["headers"], "Content-Type": "application/json"}
@@ -76,8 +92,14 @@ async def test_hostile_bucket_bodies(client, tenant, raw) -> None:
 
 @pytest.mark.parametrize(
     ("header", "value"),
-    [("X-Object-Meta-x", "\x00"), ("X-Object-Description", "é\xff"),
-     ("If-Match", '"' + HUGE + '"'), ("If-None-Match", "²"), ("Content-Length", HUGE), ("If-Modified-Since", HUGE)],
+    [
+        ("X-Object-Meta-x", "\x00"),
+        ("X-Object-Description", "é\xff"),
+        ("If-Match", '"' + HUGE + '"'),
+        ("If-None-Match", "²"),
+        ("Content-Length", HUGE),
+        ("If-Modified-Since", HUGE),
+    ],
 )
 async def test_hostile_headers(client, tenant, bucket, header, value) -> None:
     headers = {**tenant["headers"], header.encode("latin-1"): value.encode("latin-1")}

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
-
 from app.platform.keyspace import KeySchema
-from tests.objects.conftest import API, CHUNK, BUCKET, Store, object_url, payload, put_object
+from tests.objects.conftest import CHUNK, Store, object_url, payload, put_object
 
 MIB = 1_048_576
 FOOTPRINT_FACTOR = 3  # README "Quotas, rate limits and usage"
@@ -183,3 +181,23 @@ async def test_verify_of_an_unchanged_version_does_not_rehash(client, tenant, bu
     store.client.delete(KeySchema(tenant["tenant_id"]).chunk(meta[b"segs"].split(b":")[0].decode(), 2))
     gone = (await client.get(url, headers=tenant["headers"])).json()
     assert (gone["valid"], gone["missing_chunks"]) == (False, 1)
+
+
+async def test_uploads_of_a_redis_written_before_the_counters_never_go_negative(client, tenant, bucket, store) -> None:
+    """Parts and garbage written before these counters existed were never counted: releasing them
+    leaves the counters at 0, not below."""
+    tid = tenant["tenant_id"]
+    schema = KeySchema(tid)
+    upload = await start_upload(client, tenant, "m")
+    assert (await put_part(client, tenant, "m", upload, 1, payload(CHUNK))).status_code == 200
+    await put_object(client, tenant, "o", payload(CHUNK))
+    # As an older version left them: no pbytes on the upload, no held-bytes counters.
+    store.client.hdel(schema.upload(upload), "pbytes")
+    store.client.hdel(schema.usage(), "object_pending_bytes", "object_garbage_bytes")
+    assert (await client.delete(object_url("o"), headers=tenant["headers"])).status_code == 200
+    store.client.hdel(schema.usage(), "object_garbage_bytes")  # the deleted version: uncounted garbage
+    assert (await client.delete(f"{object_url('m')}/uploads/{upload}", headers=tenant["headers"])).status_code == 200
+    store.collect()
+    figures = await usage(client, tenant)
+    assert (figures["object_pending_bytes"], figures["object_garbage_bytes"]) == (0, 0)
+    assert store.chunk_keys(tid) == []
