@@ -201,3 +201,12 @@ async def test_uploads_of_a_redis_written_before_the_counters_never_go_negative(
     figures = await usage(client, tenant)
     assert (figures["object_pending_bytes"], figures["object_garbage_bytes"]) == (0, 0)
     assert store.chunk_keys(tid) == []
+
+
+async def test_an_empty_part_sent_again_is_replaced(client, tenant, bucket) -> None:
+    """Found by the fuzzer: replacing a part that counted 0 bytes must not send HINCRBY a "-0"."""
+    upload = await start_upload(client, tenant, "m")
+    for data in (b"", b"", b"xo", b""):
+        response = await put_part(client, tenant, "m", upload, 1, data)
+        assert response.status_code == 200, response.text
+    assert (await usage(client, tenant))["object_pending_bytes"] == 0

@@ -46,6 +46,7 @@ local function stage_pending(tp, id, kind, deadline, credit)
   redis.call('ZADD', garbage_key(tp), deadline, id)
 end
 
+-- (A delta of 0 is skipped: Lua's -0 would reach HINCRBY as "-0", which it refuses.)
 local function count_pending(tp, delta)
   if delta ~= 0 then redis.call('HINCRBY', usage_key(tp), 'object_pending_bytes', delta) end
 end

@@ -13,7 +13,7 @@ local old_id, old_size, old_chunks = parse_part(redis.call('HGET', up.key, field
 local due = 0
 if old_id then  -- its counted bytes (a part of a Redis written before may have none) become garbage
   local bytes = math.min(tonumber(old_size), tonumber(redis.call('HGET', up.key, 'pbytes')) or 0)
-  redis.call('HINCRBY', up.key, 'pbytes', -bytes)
+  if bytes > 0 then redis.call('HINCRBY', up.key, 'pbytes', -bytes) end  -- never "-0": HINCRBY refuses it
   count_pending(tp, -bytes)
   due = server_ms() + tonumber(ARGV[9])
   discard_id(tp, old_id, old_chunks, due, bytes)
