@@ -54,6 +54,7 @@ class StoredObject:
     updated_ms: int
     segments: list[Segment] = field(default_factory=list)
     created: bool = False
+    verified_ms: int = 0  # when GET .../verify last hashed these chunks and found them valid (0: never)
 
     @property
     def etag(self) -> str:
@@ -83,6 +84,7 @@ class Verification:
     actual: str | None
     size: int
     missing_chunks: int
+    hashed_ms: int = 0  # when the bytes were hashed (now, or a remembered earlier verification)
 
 
 @dataclass(slots=True)

@@ -93,7 +93,7 @@ class MultipartUploads:
         part_limit = self._settings.max_multipart_part_bytes
         check_length(content_length, part_limit, "Part")
         part_id = new_upload_id()
-        start = await self._store.begin_part(tenant_id, bucket, name, upload_id, part_id)
+        start = await self._store.begin_part(tenant_id, bucket, name, upload_id, part_id, content_length)
         limit = min(part_limit, self._rules.limit(start.max_object_size))
         try:
             await self._store.hint(tenant_id, start.deadline_ms)
@@ -121,7 +121,8 @@ class MultipartUploads:
         if_none_match: str = "",
     ) -> StoredObject:
         """Make the listed parts, in order, the object's content; its SHA-256 is computed here by
-        reading the parts back, and the script refuses if any part changed meanwhile."""
+        reading the parts back (only once the preconditions and the quota allow the completion), and
+        the script refuses if any part changed meanwhile."""
         if not part_numbers or any(b <= a for a, b in itertools.pairwise(part_numbers)):
             raise InvalidInput("parts must be a non-empty list of part numbers in ascending order")
         upload = await self.get(tenant_id, bucket, name, upload_id)
@@ -133,6 +134,11 @@ class MultipartUploads:
         size = sum(segment.size for segment in segments)
         limit = self._rules.limit(upload.max_object_size)
         check_length(size, limit)
+        parts = list(zip(part_numbers, segments, strict=True))
+        # The preconditions and the quota first: a completion that would be refused reads nothing.
+        await self._store.check_completion(
+            tenant_id, bucket, name, upload_id, parts, limit, if_match=if_match, if_none_match=if_none_match
+        )
         digest = hashlib.sha256()
         try:
             async for data in self._chunks.read(tenant_id, segments, upload.chunk_size, 0, size - 1):
@@ -144,7 +150,7 @@ class MultipartUploads:
             bucket,
             name,
             upload_id,
-            list(zip(part_numbers, segments, strict=True)),
+            parts,
             digest.hexdigest(),
             limit,
             if_match=if_match,

@@ -65,7 +65,8 @@ ContentLength = Annotated[int | None, Header(alias="Content-Length", ge=0)]
 OBJECT = "/buckets/{bucket}/objects/{name:object_name}"
 UPLOAD = OBJECT + "/uploads/{upload_id}"
 META_PREFIX = "x-object-meta-"
-RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")  # ASCII digits only: int() would take Arabic-Indic digits too
+RANGE_NUMBER_DIGITS = 19  # a longer position is past the end of any object (and int() refuses > 4300 digits)
 BINARY_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -124,7 +125,7 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
     match = RANGE_RE.fullmatch(value.strip())
     if not match or match.groups() == ("", ""):
         return None
-    first, last = match.groups()
+    first, last = (_position(group) if group else "" for group in match.groups())
     unsatisfiable = RangeNotSatisfiable(
         f"Range {value[:60]!r} is outside the object's {size} bytes", headers={"Content-Range": f"bytes */{size}"}
     )
@@ -139,6 +140,13 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise unsatisfiable
     return start, min(int(last), size - 1) if last else size - 1
+
+
+def _position(digits: str) -> str:
+    """A Range position as at most RANGE_NUMBER_DIGITS digits: a longer one (leading zeros apart)
+    means "past any object", and stays that way."""
+    digits = digits.lstrip("0") or "0"
+    return digits if len(digits) <= RANGE_NUMBER_DIGITS else "9" * RANGE_NUMBER_DIGITS
 
 
 def if_range_holds(value: str | None, obj: StoredObject) -> bool:

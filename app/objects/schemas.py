@@ -125,10 +125,16 @@ class VerifyOut(BaseModel):
     actual: str | None = Field(description="The SHA-256 of the stored chunks; null when chunks are missing")
     size: int = Field(description="Bytes found in the stored chunks")
     missing_chunks: int
+    hashed_at: datetime = Field(
+        description="When the chunks were hashed: now, or an earlier verification of the same chunks that found"
+        " them valid, remembered for 10 minutes (the chunks' presence and lengths are checked on every call)"
+    )
 
     @classmethod
     def of(cls, v: Verification) -> VerifyOut:
-        return cls(**asdict(v))
+        fields = asdict(v)
+        hashed_at = from_ms(fields.pop("hashed_ms"))
+        return cls(**fields, hashed_at=hashed_at)
 
 
 class PartOut(BaseModel):

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 
 from redis.exceptions import RedisError
@@ -39,6 +40,11 @@ from app.platform.redis import AsyncDataRedis
 from app.platform.scripts import Scripts
 
 logger = logging.getLogger("kvstore.objects")
+
+REVERIFY_AFTER_MS = 600_000
+"""How long a verification that found a version valid is remembered: within it, GET .../verify
+of the same chunks checks only that every chunk is there with its length (one STRLEN each, no
+content read), so repeated calls cost no hashing; after it the bytes are hashed again."""
 
 
 def encode_cursor(name: str) -> str:
@@ -190,8 +196,15 @@ class ObjectService:
 
     @counted("object_verify")
     async def verify_object(self, tenant_id: str, bucket: str, name: str) -> Verification:
-        """Recompute the SHA-256 from the stored chunks (every byte, whatever their length)."""
+        """Recompute the SHA-256 from the stored chunks (every byte, whatever their length), unless
+        these very chunks were found valid less than REVERIFY_AFTER_MS ago and are all still there
+        with their lengths (then that result is answered again)."""
         obj = await self.get_object(tenant_id, bucket, name)
+        now_ms = time.time_ns() // 1_000_000
+        if obj.verified_ms and now_ms - obj.verified_ms < REVERIFY_AFTER_MS:
+            lengths = await self._store.chunk_lengths(tenant_id, obj.segments)
+            if all(lengths) and sum(lengths) == obj.size:
+                return Verification(name, True, obj.sha256, obj.sha256, obj.size, 0, obj.verified_ms)
         digest = hashlib.sha256()
         size = missing = 0
         for segment in obj.segments:
@@ -204,7 +217,9 @@ class ObjectService:
                 size += len(data)
         actual = digest.hexdigest() if not missing else None
         valid = actual == obj.sha256 and size == obj.size
-        return Verification(name, valid, obj.sha256, actual, size, missing)
+        if valid:
+            await self._store.remember_verified(tenant_id, obj, now_ms)
+        return Verification(name, valid, obj.sha256, actual, size, missing, now_ms)
 
 
 def compaction_requester(task: QueuedTask) -> CompactionRequest:

@@ -57,6 +57,7 @@ OBJECT_PURGE_PAGE: Final = LuaScript("object_purge_page")
 OBJECT_GC_CLAIM: Final = LuaScript("object_gc_claim")
 OBJECT_GC_FINISH: Final = LuaScript("object_gc_finish")
 OBJECT_GC_NEXT: Final = LuaScript("object_gc_next")
+OBJECT_VERIFIED: Final = LuaScript("object_verified")
 
 UNLINK_BATCH: Final = 1000  # chunk keys per UNLINK
 
@@ -199,6 +200,7 @@ def _stored_object(bucket: str, name: str, f: dict[bytes, bytes]) -> StoredObjec
         created_ms=int(f[b"c"]),
         updated_ms=int(f[b"u"]),
         segments=parse_segments(f.get(b"segs")),
+        verified_ms=int(f.get(b"verified") or 0),
     )
 
 
@@ -333,9 +335,11 @@ class ObjectStore:
 
     async def write_chunk(self, tenant_id: str, upload_id: str, index: int, data: bytes, *, append: bool) -> None:
         """Store (or, ``append``, extend) chunk ``index`` of a pending upload; UploadExpired once it
-        is no longer pending."""
+        is no longer pending, StorageQuotaExceeded (nothing stored) when the bytes would pass the
+        tenant's object quota."""
         schema = KeySchema(tenant_id)
         args: list[ScriptArg] = [schema.prefix, upload_id, index, self._idle_ms, data, "1" if append else ""]
+        args.append(self._quota)
         await self._call(OBJECT_CHUNK_WRITE, [schema.upload(upload_id)], args)
 
     async def discard_upload(self, tenant_id: str, upload_id: str) -> None:
@@ -350,6 +354,26 @@ class ObjectStore:
         """Bytes ``start..end`` (inclusive) of a chunk (b'' when it is gone)."""
         key = KeySchema(tenant_id).chunk(upload_id, index)
         return cast(bytes, await self._redis.getrange(key, start, end))
+
+    async def chunk_lengths(self, tenant_id: str, segments: Sequence[Segment]) -> list[int]:
+        """The length of every chunk of the segments, in order (0 when it is gone): one round trip
+        per UNLINK_BATCH chunks, no content read."""
+        schema = KeySchema(tenant_id)
+        keys = [schema.chunk(s.upload_id, i) for s in segments for i in range(s.chunks)]
+        lengths: list[int] = []
+        for first in range(0, len(keys), UNLINK_BATCH):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys[first : first + UNLINK_BATCH]:
+                    pipe.strlen(key)
+                lengths += [int(n) for n in await pipe.execute()]
+        return lengths
+
+    async def remember_verified(self, tenant_id: str, obj: StoredObject, at_ms: int) -> None:
+        """Record that ``obj``'s chunks matched its SHA-256 at ``at_ms`` (nothing if it changed since)."""
+        schema = KeySchema(tenant_id)
+        stored = ",".join(f"{s.upload_id}:{s.size}:{s.chunks}" for s in obj.segments)
+        args: list[ScriptArg] = [schema.prefix, obj.bucket, obj.name, stored, obj.sha256, at_ms]
+        await self._call(OBJECT_VERIFIED, [schema.object_bucket(obj.bucket)], args)
 
     # -- objects
 
@@ -421,10 +445,14 @@ class ObjectStore:
         fields = await self._redis.hgetall(KeySchema(tenant_id).upload(upload_id))
         return _multipart_upload(upload_id, bucket, name, cast(dict[bytes, bytes], fields))
 
-    async def begin_part(self, tenant_id: str, bucket: str, name: str, upload_id: str, part_id: str) -> PartStart:
-        """Register the part's fresh upload id ``part_id`` as pending garbage before it is written."""
+    async def begin_part(
+        self, tenant_id: str, bucket: str, name: str, upload_id: str, part_id: str, content_length: int | None
+    ) -> PartStart:
+        """Register the part's fresh upload id ``part_id`` as pending garbage before it is written
+        (StorageQuotaExceeded when its declared length cannot fit the object quota)."""
         schema = KeySchema(tenant_id)
         args: list[ScriptArg] = [schema.prefix, upload_id, name, part_id, self._idle_ms, bucket]
+        args += ["" if content_length is None else content_length, self._quota]
         chunk_size, max_size, deadline = await self._call(OBJECT_PART_BEGIN, [schema.upload(upload_id)], args)
         return PartStart(int(chunk_size), int(max_size), int(deadline))
 
@@ -456,13 +484,46 @@ class ObjectStore:
     ) -> Completed:
         """Make the listed parts (number, where its bytes are), in order, the object's content,
         unless one was replaced meanwhile (PartsChanged) or they exceed ``limit`` bytes."""
+        values = await self._complete(
+            tenant_id, bucket, name, upload_id, parts, sha256, limit, if_match, if_none_match, check_only=False
+        )
+        return Completed(_installed(values), chunks=int(values[6]), segments=int(values[7]))
+
+    async def check_completion(
+        self,
+        tenant_id: str,
+        bucket: str,
+        name: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, Segment]],
+        limit: int,
+        *,
+        if_match: str,
+        if_none_match: str,
+    ) -> None:
+        """Raise what :meth:`complete_multipart` would refuse for anything but the SHA-256 (the
+        preconditions, the quota, the size limit, changed parts), without changing anything."""
+        await self._complete(tenant_id, bucket, name, upload_id, parts, "", limit, if_match, if_none_match, True)
+
+    async def _complete(
+        self,
+        tenant_id: str,
+        bucket: str,
+        name: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, Segment]],
+        sha256: str,
+        limit: int,
+        if_match: str,
+        if_none_match: str,
+        check_only: bool,
+    ) -> list[Any]:
         schema = KeySchema(tenant_id)
         args: list[ScriptArg] = [
             schema.prefix, upload_id, bucket, name, ",".join(f"{n}:{segment.upload_id}" for n, segment in parts),
-            sha256, if_match, if_none_match, self._grace_ms, limit, self._quota,
+            sha256, if_match, if_none_match, self._grace_ms, limit, self._quota, "1" if check_only else "",
         ]  # fmt: skip
-        values = await self._call(OBJECT_MULTIPART_COMPLETE, [schema.upload(upload_id)], args)
-        return Completed(_installed(values), chunks=int(values[6]), segments=int(values[7]))
+        return await self._call(OBJECT_MULTIPART_COMPLETE, [schema.upload(upload_id)], args)
 
     async def abort_multipart(self, tenant_id: str, bucket: str, name: str, upload_id: str) -> int:
         """Abort the upload; returns when its parts are due garbage (now)."""

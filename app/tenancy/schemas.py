@@ -18,6 +18,12 @@ class UsageOut(BaseModel):
     kv_bytes: int
     objects: int
     object_bytes: int
+    object_pending_bytes: int = Field(
+        default=0, description="Bytes of object uploads in progress: PUTs, parts of unfinished multipart uploads"
+    )
+    object_garbage_bytes: int = Field(
+        default=0, description="Bytes of replaced or deleted object content the worker has not collected yet"
+    )
     buckets: int = Field(description="Buckets created (the default bucket does not count)")
     watch_streams: int
     limits: Limits

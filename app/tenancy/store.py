@@ -18,6 +18,8 @@ RATELIMIT_TAKE: Final = LuaScript("ratelimit_take")
 USAGE_BUCKET_COUNTS: Final = LuaScript("usage_bucket_counts")
 
 COUNTERS: Final = ("keys", "kv_bytes", "objects", "object_bytes", "buckets")
+# Object bytes held besides the current versions (kept by the object scripts; a recount leaves them).
+HELD: Final = ("object_pending_bytes", "object_garbage_bytes")
 """The fields of a tenant's usage hash (``KeySchema.usage()``)."""
 
 SCAN_BATCH: Final = 1000  # index members per read of a recount
@@ -73,13 +75,13 @@ class TenancyStore:
         """The usage counters, the quota overrides and the live watch leases: one round trip."""
         schema = KeySchema(tenant_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(schema.usage(), list(COUNTERS))
+            pipe.hmget(schema.usage(), [*COUNTERS, *HELD])
             pipe.hgetall(schema.limits())
             # Live leases only: the watch code treats a lease whose expiry has come as gone.
             pipe.zcount(schema.watch_streams(), f"({now_ms}", "+inf")
             counters, overrides, watchers = await pipe.execute()
         return StoredUsage(
-            counters=dict(zip(COUNTERS, map(_int, counters), strict=True)),
+            counters=dict(zip((*COUNTERS, *HELD), map(_int, counters), strict=True)),
             overrides={text(name): int(value) for name, value in overrides.items()},
             watch_streams=int(watchers),
         )

@@ -29,6 +29,8 @@ async def test_usage_of_a_new_tenant_is_zero_with_the_default_limits(alice, sett
         "kv_bytes": 0,
         "objects": 0,
         "object_bytes": 0,
+        "object_pending_bytes": 0,
+        "object_garbage_bytes": 0,
         "buckets": 0,
         "watch_streams": 0,
         "limits": {

@@ -99,7 +99,9 @@ async def test_racing_uploads_never_overshoot_the_object_quota(alice, usage_serv
 async def test_completing_a_multipart_upload_is_checked_and_can_be_retried(alice, usage_service) -> None:
     await make_bucket(alice)
     await must_put(alice, "old", CHUNK)
-    await usage_service.set_limits(alice.id, {"max_object_bytes": 2 * CHUNK})
+    # Parts count against the quota while they wait (issue #14): they fit 3 chunks; the quota is
+    # lowered below what completing adds before the completion.
+    await usage_service.set_limits(alice.id, {"max_object_bytes": 3 * CHUNK})
     started = await alice.call("POST", object_path("multi") + "/uploads")
     assert started.status_code == 201, started.text
     upload = started.json()["upload_id"]
@@ -107,6 +109,7 @@ async def test_completing_a_multipart_upload_is_checked_and_can_be_retried(alice
         part = await alice.call("PUT", f"{object_path('multi')}/uploads/{upload}/parts/{number}", content=payload(size))
         assert part.status_code == 200, part.text
 
+    await usage_service.set_limits(alice.id, {"max_object_bytes": 2 * CHUNK})
     complete_url = f"{object_path('multi')}/uploads/{upload}/complete"
     refused = await alice.call("POST", complete_url, json={"parts": [1, 2]})
     assert_quota_problem(refused, 413, "max_object_bytes", 2 * CHUNK, CHUNK)

@@ -4,6 +4,12 @@
 -- not referenced by an object has an up:<id> hash (state, chunks) and a garbage entry whose
 -- score says when the worker may delete its chunks: the idle deadline of a pending upload, or
 -- now + grace for a replaced version so that its readers can finish.
+-- Accounting (the tenant's usage hash, all missing fields read as 0): object_bytes = current
+-- versions; object_pending_bytes = bytes written to uploads in progress (a PUT's upload, a part
+-- being written, the parts of an open multipart upload: its 'pbytes'); object_garbage_bytes =
+-- bytes handed to the collector and not deleted yet (an up:<id> hash's 'gbytes'). A pending
+-- upload's 'bytes' are what it counts in object_pending_bytes; its 'credit' the size of the
+-- object a PUT replaces (that much of the quota it may use besides the free part).
 -- Every script answers {'OK', ...} or, refusing, {'E', code, detail} (app/objects/store.py decodes both).
 
 local function server_ms()
@@ -33,29 +39,47 @@ local function each_segment(segs)
 end
 
 -- Register an upload id as pending: the worker collects it after `deadline` unless it commits.
-local function stage_pending(tp, id, kind, deadline)
-  redis.call('HSET', upload_key(tp, id), 'kind', kind, 'state', 'pending', 'chunks', 0)
+-- `credit`: see the accounting note above (0 for parts and compaction copies).
+local function stage_pending(tp, id, kind, deadline, credit)
+  redis.call('HSET', upload_key(tp, id), 'kind', kind, 'state', 'pending', 'chunks', 0, 'bytes', 0,
+             'credit', credit or 0)
   redis.call('ZADD', garbage_key(tp), deadline, id)
 end
 
+-- (A delta of 0 is skipped: Lua's -0 would reach HINCRBY as "-0", which it refuses.)
+local function count_pending(tp, delta)
+  if delta ~= 0 then redis.call('HINCRBY', usage_key(tp), 'object_pending_bytes', delta) end
+end
+
+local function count_garbage(tp, delta)
+  if delta ~= 0 then redis.call('HINCRBY', usage_key(tp), 'object_garbage_bytes', delta) end
+end
+
 -- The id is no longer garbage-to-be: its chunks now belong to an object (or a multipart part).
+-- Its bytes leave object_pending_bytes; returns them (the caller counts them where they go).
 local function adopt_pending(tp, id)
-  redis.call('DEL', upload_key(tp, id))
+  local ukey = upload_key(tp, id)
+  local bytes = tonumber(redis.call('HGET', ukey, 'bytes')) or 0
+  count_pending(tp, -bytes)
+  redis.call('DEL', ukey)
   redis.call('ZREM', garbage_key(tp), id)
+  return bytes
 end
 
 local function is_pending(tp, id)
   return redis.call('HGET', upload_key(tp, id), 'state') == 'pending'
 end
 
--- Hand an id's chunks to the garbage collector, due at `due` (ms).
-local function discard_id(tp, id, chunks, due)
-  redis.call('HSET', upload_key(tp, id), 'kind', 'garbage', 'state', 'garbage', 'chunks', chunks)
+-- Hand an id's chunks to the garbage collector, due at `due` (ms). `bytes` of them count in
+-- object_garbage_bytes until the collector deletes them (added now unless `counted` already).
+local function discard_id(tp, id, chunks, due, bytes, counted)
+  redis.call('HSET', upload_key(tp, id), 'kind', 'garbage', 'state', 'garbage', 'chunks', chunks, 'gbytes', bytes)
+  if not counted then count_garbage(tp, bytes) end
   redis.call('ZADD', garbage_key(tp), due, id)
 end
 
-local function discard_segments(tp, segs, due)
-  for id, _, chunks in each_segment(segs) do discard_id(tp, id, chunks, due) end
+local function discard_segments(tp, segs, due, counted)
+  for id, size, chunks in each_segment(segs) do discard_id(tp, id, chunks, due, tonumber(size), counted) end
 end
 
 -- `list` is '' (no condition), '*' or etags joined by ','.
@@ -86,16 +110,43 @@ local function account(tp, bkey, objects_delta, bytes_delta)
   end
 end
 
--- {'E', 'quota_exceeded', 'max_object_bytes <limit> <usage>'} when adding `growth` bytes would
--- pass the tenant's object bytes quota (its override in the limits hash, else `default`;
--- 0 = unlimited), else nil. A version no bigger than the one it replaces always passes.
+-- The tenant's object bytes quota: its override in the limits hash, else `default` (0 = unlimited).
+local function object_quota(tp, default)
+  return tonumber(redis.call('HGET', limits_key(tp), 'max_object_bytes') or default) or 0
+end
+
+-- {'E', 'quota_exceeded', 'max_object_bytes <limit> <usage>'} when adding `growth` bytes to the
+-- current versions would pass the quota, else nil. A version no bigger than the one it replaces
+-- always passes.
 local function check_object_quota(tp, growth, default)
   if growth <= 0 then return nil end
-  local limit = redis.call('HGET', limits_key(tp), 'max_object_bytes') or default
-  if tonumber(limit) <= 0 then return nil end
+  local limit = object_quota(tp, default)
+  if limit <= 0 then return nil end
   local used = redis.call('HGET', usage_key(tp), 'object_bytes') or '0'
-  if tonumber(used) + growth > tonumber(limit) then
+  if tonumber(used) + growth > limit then
     return err('quota_exceeded', 'max_object_bytes ' .. limit .. ' ' .. used)
+  end
+  return nil
+end
+
+local FOOTPRINT_FACTOR = 3
+
+-- Before `n` more bytes of an upload in progress are stored: current versions + uploads in
+-- progress may not pass the quota (plus `credit`, the size of the object a PUT replaces), and
+-- everything the tenant holds (those + garbage awaiting collection) may not pass
+-- FOOTPRINT_FACTOR x the quota. Returns the refusal or nil.
+local function check_write_quota(tp, n, credit, default)
+  if n <= 0 then return nil end
+  local limit = object_quota(tp, default)
+  if limit <= 0 then return nil end
+  local f = redis.call('HMGET', usage_key(tp), 'object_bytes', 'object_pending_bytes', 'object_garbage_bytes')
+  local used, pending, garbage = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0
+  if used + pending + n > limit + credit then
+    return err('quota_exceeded', 'max_object_bytes ' .. limit .. ' ' .. (used + pending))
+  end
+  local held = used + pending + garbage
+  if held + n > FOOTPRINT_FACTOR * limit then
+    return err('quota_exceeded', 'max_object_footprint_bytes ' .. FOOTPRINT_FACTOR * limit .. ' ' .. held)
   end
   return nil
 end
@@ -104,15 +155,24 @@ end
 -- object `name`, atomically. The replaced version's chunks become garbage after the grace period.
 -- `quota` is the default object bytes quota (see check_object_quota).
 -- Returns {'OK', created 1|0, version, created ms, updated ms, garbage due ms} or an error.
-local function install_version(tp, b, name, v, if_match, if_none_match, grace_ms, quota)
-  local mkey = object_meta_key(tp, b.id, name)
-  local cur = redis.call('HMGET', mkey, 'segs', 'size', 'sha256', 'ver', 'c')
+-- The checks of install_version: {cur fields} when a version of `size` bytes may replace the
+-- current one of `name`, or {nil, refusal}.
+local function check_install(tp, b, name, size, if_match, if_none_match, quota)
+  local cur = redis.call('HMGET', object_meta_key(tp, b.id, name), 'segs', 'size', 'sha256', 'ver', 'c')
   local exists = cur[2] ~= false
   if not conditions_hold(exists and cur[3] or nil, if_match, if_none_match) then
-    return err('precondition_failed', 'The object does not match If-Match / If-None-Match')
+    return nil, err('precondition_failed', 'The object does not match If-Match / If-None-Match')
   end
-  local over = check_object_quota(tp, v.size - (exists and tonumber(cur[2]) or 0), quota)
-  if over then return over end
+  local over = check_object_quota(tp, size - (exists and tonumber(cur[2]) or 0), quota)
+  if over then return nil, over end
+  return cur
+end
+
+local function install_version(tp, b, name, v, if_match, if_none_match, grace_ms, quota)
+  local mkey = object_meta_key(tp, b.id, name)
+  local cur, refusal = check_install(tp, b, name, v.size, if_match, if_none_match, quota)
+  if not cur then return refusal end
+  local exists = cur[2] ~= false
   local now = server_ms()
   local due = now + grace_ms
   local version, created = 1, now

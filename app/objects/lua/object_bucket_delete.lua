@@ -1,7 +1,7 @@
 -- include: _object_lib
 -- Delete an object bucket. KEYS[1] bucket hash. ARGV[1] tenant prefix ARGV[2] name ARGV[3] force '1'|''.
 -- Without force the bucket must be empty. With force its objects vanish at once (the usage
--- drops now) and the worker purges them: the bucket id goes to the tenant's object trash.
+-- drops now, the bytes count as garbage until collected) and the worker purges them: the bucket id goes to the tenant's object trash.
 -- Returns {'OK', objects, bytes, trash due ms or 0} or an error.
 local tp = ARGV[1]
 local b = load_obucket(tp, ARGV[2])
@@ -18,6 +18,8 @@ if objects == 0 then
   redis.call('DEL', object_index_key(tp, b.id))
   return {'OK', 0, 0, 0}
 end
+-- Their bytes are garbage from now on (object_purge_page hands them to the collector as counted).
+count_garbage(tp, bytes)
 local due = server_ms()
 redis.call('ZADD', object_trash_key(tp), due, b.id)
 return {'OK', objects, bytes, due}

@@ -13,5 +13,5 @@ if not f[2] or not string.find(f[1], ',', 1, true) then
   if not f[2] then return err('object_not_found') end
   return {'OK'}
 end
-stage_pending(tp, ARGV[2], 'compact', server_ms() + tonumber(ARGV[3]))
+stage_pending(tp, ARGV[2], 'compact', server_ms() + tonumber(ARGV[3]), 0)
 return {'OK', f[1], f[2], f[3], f[4]}
