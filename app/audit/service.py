@@ -97,11 +97,9 @@ class AuditService:
         if time.monotonic() >= self._queue_retry_at:
             try:
                 await self._task.enqueue(batch)
-            except RedisError as exc:
+            except RedisError:
+                # The task queue's outage log tells the outage once; the events go to the outbox.
                 self._queue_retry_at = time.monotonic() + self._settings.audit_queue_retry_seconds
-                logger.warning(
-                    "queue Redis unavailable for audit events (%s); using the outbox", exc.__class__.__name__
-                )
             else:
                 AUDIT_EVENTS.labels("queued").inc(len(batch))
                 return

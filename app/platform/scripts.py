@@ -20,7 +20,7 @@ redis-py's Script sends EVALSHA and falls back to EVAL once when the server lost
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -98,8 +98,8 @@ def unwrap(reply: Any) -> list[Any]:
         return reply[1:]
     if status in (b"E", "E"):
         index = int(reply[3]) if len(reply) > 3 and reply[3] not in (b"", "") else None
-        return_code, detail = text(reply[1]), text(reply[2]) if len(reply) > 2 else ""
-        raise ScriptError(return_code, detail, index)
+        detail = text(reply[2]) if len(reply) > 2 else ""
+        raise ScriptError(text(reply[1]), detail, index)
     raise TypeError(f"a script reply starts with 'OK' or 'E', not {status!r}")
 
 
@@ -122,19 +122,26 @@ def domain_error(error: ScriptError, translate: ErrorTranslator) -> KVStoreError
     return translate(error)
 
 
-class Scripts:
+class _Registered:
+    """Each script registered once on one client (redis-py's Script: EVALSHA, EVAL once on NOSCRIPT)."""
+
+    def __init__(self, client: AsyncDataRedis | SyncDataRedis) -> None:
+        self._client = client
+        self._registered: dict[str, Callable[..., Any]] = {}
+
+    def _script(self, script: LuaScript) -> Callable[..., Any]:
+        registered = self._registered.get(script.name)
+        if registered is None:
+            registered = cast(Callable[..., Any], self._client.register_script(script.source))
+            self._registered[script.name] = registered
+        return registered
+
+
+class Scripts(_Registered):
     """The scripts on the API's asyncio client of the data Redis."""
 
     def __init__(self, client: AsyncDataRedis) -> None:
-        self._client = client
-        self._registered: dict[str, Callable[..., Awaitable[Any]]] = {}
-
-    def _script(self, script: LuaScript) -> Callable[..., Awaitable[Any]]:
-        registered = self._registered.get(script.name)
-        if registered is None:
-            registered = cast(Callable[..., Awaitable[Any]], self._client.register_script(script.source))
-            self._registered[script.name] = registered
-        return registered
+        super().__init__(client)
 
     async def run(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         """The raw reply (for the few scripts whose reply is a plain value)."""
@@ -145,19 +152,11 @@ class Scripts:
         return unwrap(await self.run(script, keys, args))
 
 
-class SyncScripts:
+class SyncScripts(_Registered):
     """The scripts on the worker's (blocking) client of the data Redis."""
 
     def __init__(self, client: SyncDataRedis) -> None:
-        self._client = client
-        self._registered: dict[str, Callable[..., Any]] = {}
-
-    def _script(self, script: LuaScript) -> Callable[..., Any]:
-        registered = self._registered.get(script.name)
-        if registered is None:
-            registered = cast(Callable[..., Any], self._client.register_script(script.source))
-            self._registered[script.name] = registered
-        return registered
+        super().__init__(client)
 
     def run(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         """The raw reply (for the few scripts whose reply is a plain value)."""
