@@ -27,6 +27,8 @@ def main() -> int:
     started_redis: list[RedisProcess] = []
     children: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Started in the background by a script, SIGINT arrives ignored and Ctrl-C would stop nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # REDIS_APPENDFSYNC=always: no acknowledged write is lost even when the machine crashes.
     settings = get_settings()
     appendfsync = settings.redis_appendfsync
