@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -49,8 +50,15 @@ class Kvctl:
             stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
+            # Ctrl-C reaches kvctl as in a terminal even when the suite runs in a background job (which
+            # inherits SIGINT ignored).
+            preexec_fn=_default_sigint,
         )
         return LiveProcess(process)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class LiveProcess:
