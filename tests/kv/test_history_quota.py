@@ -17,6 +17,8 @@ from app.tenancy.service import UsageService
 from tests.support.kv_api import Api
 from tests.support.storage import bucket_id, expire_held, stored_usage, tenant_redis_bytes
 
+pytestmark = pytest.mark.contract
+
 QUOTA = 300_000
 FOOTPRINT_FACTOR = 3  # README "Quotas, rate limits and usage" and "Limits"
 
@@ -181,3 +183,21 @@ async def test_a_deleted_buckets_feed_counts_until_it_expires(
     assert release_held(sync_redis, SyncScripts(sync_redis), settings) == 1
     assert (await usage(api))["kv_feed_bytes"] == 0
     assert not sync_redis.exists(stream)
+
+
+async def test_a_batch_keeps_history_within_the_quota_and_is_refused_whole(api: Api, sync_redis: SyncDataRedis) -> None:
+    items = [{"key": f"k{i}", "value": "x" * 50_000} for i in range(4)]
+    for _ in range(3):  # overwrites of the same size always pass; their past fits as far as it can
+        response = await api.raw("POST", "/api/v1/kv/batch", json={"items": items})
+        assert response.status_code == 200, response.text
+    figures = await usage(api)
+    assert figures["kv_bytes"] == 4 * (2 + 50_002)
+    assert figures["kv_bytes"] + figures["kv_history_bytes"] <= QUOTA
+    stored = sum(sum(history_list_bytes(sync_redis, api.tenant_id, "default", f"k{i}")[1:]) for i in range(4))
+    assert figures["kv_history_bytes"] == stored
+    held = tenant_redis_bytes(sync_redis, api.tenant_id)
+    grown = [*items, {"key": "new", "value": "y" * 100_000}]
+    refused = await api.raw("POST", "/api/v1/kv/batch", json={"items": grown})
+    assert_refused(refused, figures["kv_bytes"] + figures["kv_history_bytes"])
+    assert refused.json()["index"] == 0
+    assert (await usage(api)) == figures and tenant_redis_bytes(sync_redis, api.tenant_id) == held

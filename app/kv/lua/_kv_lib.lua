@@ -261,9 +261,11 @@ local function feed_append(cfg, b, rev, fields, value)
     size = size + 1 + #value
   end
   local len = redis.call('XLEN', fk)
-  local freed, dropped, last, from = 0, 0, nil, '-'
+  -- Reads the oldest events one, then 2, 4 ... at a time: a write at the length cap reads one.
+  local freed, dropped, last, from, count = 0, 0, nil, '-', 1
   while len - dropped > 0 and (len - dropped >= cfg.feed_maxlen or (limit > 0 and used - freed + size > limit)) do
-    local batch = redis.call('XRANGE', fk, from, '+', 'COUNT', 16)
+    local batch = redis.call('XRANGE', fk, from, '+', 'COUNT', count)
+    count = math.min(count * 2, 64)
     if #batch == 0 then break end
     for _, entry in ipairs(batch) do
       if not (len - dropped >= cfg.feed_maxlen or (limit > 0 and used - freed + size > limit)) then break end
