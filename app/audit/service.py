@@ -142,7 +142,8 @@ class AuditService:
             position = parse_stream_id(cursor)
             if position is None:
                 raise InvalidInput(
-                    f"cursor is not a next_cursor returned by this endpoint (<ms>-<seq>, ASCII digits, each <= {MAX_PART})",
+                    "cursor is not a next_cursor returned by this endpoint "
+                    f"(<ms>-<seq>, ASCII digits, each at most {MAX_PART})",
                     errors=[{"field": "query.cursor", "message": "not a stream id", "type": "value_error"}],
                 )
             if position == (0, 0):

@@ -2,7 +2,7 @@
 
 Redis takes a stream id ``<ms>-<seq>`` whose parts are unsigned 64-bit integers; anything else is a
 Redis error, which would surface as a 500. So untrusted text is checked here first: ASCII digits only
-(``str.isdigit`` and ``int`` also take "²" or "١"), 1 to 20 of them, each part at most 2^64-1.
+(``str.isdigit`` also takes "²", ``int`` Arabic-Indic digits), 1 to 20 of them, each part at most 2^64-1.
 """
 
 from __future__ import annotations
