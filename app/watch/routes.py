@@ -68,7 +68,7 @@ SSE_DOC = """Server-Sent Events. Each change: `id: <revision>`, `event: put|dele
 `snapshot=true` (or when the revision to resume from is no longer kept) first `event: snapshot` per
 current entry, then `event: ready` with `{revision, entries, reason}`. A comment heartbeat keeps idle
 streams open. The stream ends with `event: error` `{code, detail, resume_from}` (token_expired,
-slow_consumer, shutting_down, unavailable) or after `purge` (the bucket was deleted)."""
+slow_consumer, shutting_down, unavailable, quota_exceeded) or after `purge` (the bucket was deleted)."""
 
 SSE_RESPONSES = {
     200: {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},

@@ -5,10 +5,14 @@ holding (a lapsed lease is taken back while the tenant has room, else its stream
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from contextlib import AsyncExitStack
 
 import pytest
 import redis.asyncio
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
 from app.platform.keyspace import KeySchema
@@ -69,3 +73,35 @@ async def test_leases_lapsed_in_a_redis_stall_leave_the_count_right_and_the_limi
         await put(http, alice, "k", {"value": 1})
         assert [(await stream.next()).id for stream in after] == [1, 1, 1]
     await pauser.aclose()
+
+
+@pytest.mark.contract
+async def test_a_socket_whose_lapsed_lease_finds_no_room_ends_with_4429(http, alice, served: Served) -> None:
+    async with connect(f"{served.ws_url}{API}/kv/watch/default", additional_headers=alice.headers) as ws:
+        await put(http, alice, "k", {"value": 1})
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["id"] == 1
+        # As after a stall: its lease was pruned, and other streams (of another process) took the slots.
+        streams = KeySchema(alice.tenant_id).watch_streams()
+        redis_client = served.app.state.data_redis
+        [stream_id] = served.hub.leases
+        far = int(time.time() * 1000) + 60_000
+        await redis_client.zadd(streams, {"elsewhere-1": far, "elsewhere-2": far, "elsewhere-3": far})
+        await redis_client.zrem(streams, stream_id)
+        error = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert (error["event"], error["data"]["code"], error["data"]["resume_from"]) == ("error", "quota_exceeded", 1)
+    assert ws.close_code == 4429
+    await wait_until(lambda: not served.hub.leases, what="the lease to go")
+    assert await open_leases(served, alice) == 3  # the other streams' leases only
+
+
+@pytest.mark.contract
+async def test_a_lapsed_lease_is_taken_back_while_the_tenant_has_room(http, alice, served: Served) -> None:
+    async with watching(http, tenant=alice) as stream:
+        await stream.wait_comment("heartbeat")
+        [stream_id] = served.hub.leases
+        await served.app.state.data_redis.zrem(KeySchema(alice.tenant_id).watch_streams(), stream_id)
+        await wait_until(lambda: open_leases(served, alice), what="the lease to be taken back")
+        await put(http, alice, "k", {"value": 1})
+        assert (await stream.next()).id == 1  # the stream goes on
