@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
 
@@ -32,6 +31,7 @@ from app.config import Settings
 from app.platform.errors import InvalidInput
 from app.platform.queue import QueuedTask
 from app.platform.redis import AsyncDataRedis
+from app.platform.stream_ids import MAX_PART, parse_stream_id
 
 logger = logging.getLogger("kvstore.audit")
 
@@ -42,7 +42,6 @@ AUDIT_EVENTS = Counter(
     ["delivery"],
 )
 
-CURSOR_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
 SCAN_CAP = 10_000  # stream entries one filtered page may read before it answers with a cursor
 RETRY_BACKOFF_MAX_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 5.0
@@ -138,10 +137,19 @@ class AuditService:
         ``action``/``key`` only the matching ones. The cursor of the next page is None at the end."""
         if limit < 1 or limit > self._settings.max_page_size:
             raise InvalidInput(f"limit must be between 1 and {self._settings.max_page_size}")
-        if cursor is not None and not CURSOR_RE.fullmatch(cursor):
-            raise InvalidInput("cursor is not a next_cursor returned by this endpoint")
+        upper = "+"
+        if cursor is not None:
+            position = parse_stream_id(cursor)
+            if position is None:
+                raise InvalidInput(
+                    "cursor is not a next_cursor returned by this endpoint "
+                    f"(<ms>-<seq>, ASCII digits, each at most {MAX_PART})",
+                    errors=[{"field": "query.cursor", "message": "not a stream id", "type": "value_error"}],
+                )
+            if position == (0, 0):
+                return [], None  # nothing is older than the first possible id (Redis refuses "(0-0")
+            upper = "({}-{}".format(*position)  # normalised: what Redis parses is what was checked
         oldest = f"{now_ms() - self._settings.audit_retention_days * 86_400_000}-0"
-        upper = "+" if cursor is None else f"({cursor}"
         filtered = action is not None or key is not None
         chunk = min(max(limit * 4, 100), 1000) if filtered else limit + 1
         items: list[StoredEvent] = []
