@@ -186,7 +186,7 @@ class RequestLimitMiddleware:
         length, content_type, chunked = None, "", False
         for name, value in scope["headers"]:
             if name == b"content-length":
-                length = int(value) if value.isdigit() else None
+                length = _content_length(value)
             elif name == b"content-type":
                 content_type = value.decode("latin-1").split(";")[0].strip().lower()
             elif name == b"transfer-encoding":
@@ -218,6 +218,18 @@ class RequestLimitMiddleware:
             return message
 
         await self.app(scope, receive_with_limit, send)
+
+
+MAX_LENGTH_DIGITS = 18  # a longer Content-Length is over any limit (and int() refuses over 4300 digits)
+
+
+def _content_length(value: bytes) -> int | None:
+    """A Content-Length of ASCII digits as a number (a huge one capped, still over every limit);
+    None when it is no number, which the body's own size then decides."""
+    if not value.isdigit():  # bytes.isdigit() is ASCII only
+        return None
+    digits = value.lstrip(b"0") or b"0"
+    return int(digits) if len(digits) <= MAX_LENGTH_DIGITS else 10**MAX_LENGTH_DIGITS
 
 
 def _utf8(data: bytes) -> bool:
