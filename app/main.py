@@ -55,6 +55,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.tokens = TokenService(settings)
     state.hasher = PasswordHasher(settings.bcrypt_rounds)
     state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
+    state.sessions = state.auth_service.sessions
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
     state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
     state.usage_service = UsageService(state.data_redis, state.scripts, settings)
@@ -77,7 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await warm_up_data_redis(app.state.data_redis)
+        app.state.sessions.start()  # follows ended sessions; until it has read them, tokens are checked in Redis
         yield
+        await app.state.sessions.aclose()
         await app.state.watch.aclose()  # before the clients it reads with
         await app.state.audit.aclose()
         await app.state.data_redis.aclose()

@@ -78,3 +78,9 @@ class Me(BaseModel):
     tenant_id: str
     is_active: bool
     created_at: datetime
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no string
+    current_password: LoginPassword
+    new_password: NewPassword

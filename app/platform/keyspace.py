@@ -31,6 +31,10 @@ OBJECT_GC_SCHEDULE = "objects:gc:schedule"
 """Sorted set: member tenant id, score (ms) when its object garbage, compactions or deleted
 object buckets may next need the worker; never later than the real due time."""
 
+SESSION_REVOCATIONS = "auth:session_revocations"
+"""Stream of ended sessions (``sid``) and tenant-wide session cut-offs (``tenant``, ``before``,
+``keep``), read by every API process; trimmed to the access-token lifetime."""
+
 
 def username_claim(username: str) -> str:
     """String ``user:{<username>}`` -> tenant id: the atomic claim of a username."""
@@ -73,6 +77,11 @@ class KeySchema:
     def refresh_family(self, family: str) -> str:
         """String ``t:{tid}:refresh_family:<family>``: "revoked" once a spent token was replayed."""
         return f"{self.prefix}refresh_family:{family}"
+
+    def sessions_revoked(self) -> str:
+        """Hash ``t:{tid}:sessions_revoked``: ``before`` (ms) ends every session begun earlier except
+        ``keep``; kept as long as a refresh token lives."""
+        return f"{self.prefix}sessions_revoked"
 
     def usage(self) -> str:
         """Hash ``t:{tid}:usage``: keys, kv_bytes, kv_history_bytes, kv_feed_bytes, buckets, objects,
