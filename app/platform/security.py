@@ -13,28 +13,41 @@ import jwt
 from passlib.context import CryptContext
 
 from app.config import Settings
-from app.platform.errors import InvalidToken
+from app.platform.context import client_ip_var
+from app.platform.errors import InvalidInput, InvalidToken
+from app.platform.gate import FairGate
 
 ALGORITHM = "HS256"
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores everything past 72 bytes; we refuse instead
 
 
 class PasswordHasher:
-    """bcrypt with the configured cost; the async methods run it in a worker thread."""
+    """bcrypt with the configured cost; the async methods run it in a worker thread.
 
-    def __init__(self, rounds: int) -> None:
+    At most ``max_concurrency`` hashes and verifications run at once in the process (the rest wait,
+    served round-robin by client address: app/platform/gate.py), so bcrypt never takes every core
+    or every thread of the event loop's default executor."""
+
+    def __init__(self, rounds: int, max_concurrency: int = 2) -> None:
         self._context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
         # Verified against when the user does not exist, so both failures take as long.
         self._dummy_hash = self._context.hash("not-a-real-password-0")
+        self.gate = FairGate(max_concurrency)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._context.hash, password)
+        if "\x00" in password:  # bcrypt refuses it; the request schemas do first
+            raise InvalidInput("password must not contain a NUL character")
+        async with self.gate.slot(client_ip_var.get() or ""):
+            return await asyncio.to_thread(self._context.hash, password)
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
-        if password_hash is None:
-            await asyncio.to_thread(self._context.verify, password, self._dummy_hash)
+        if "\x00" in password:  # no stored password holds one (bcrypt refuses it)
             return False
-        return await asyncio.to_thread(self._context.verify, password, password_hash)
+        async with self.gate.slot(client_ip_var.get() or ""):
+            if password_hash is None:
+                await asyncio.to_thread(self._context.verify, password, self._dummy_hash)
+                return False
+            return await asyncio.to_thread(self._context.verify, password, password_hash)
 
 
 @dataclass(frozen=True, slots=True)
