@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     # bcrypt hashes/verifications running at once in one API process (more wait, served round-robin
     # by client address), so bcrypt never takes every core or every thread of the event loop's pool.
     bcrypt_max_concurrency: int = Field(default=2, ge=1)
+    # How much lower the bcrypt threads' CPU priority (nice value, Linux) is than the event loop's.
+    bcrypt_niceness: int = Field(default=0, ge=0, le=19)
     # Proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client; the
     # address of any other peer is the client's. gunicorn.conf.py hands the same list to uvicorn.
     trusted_proxies: str = "127.0.0.1,::1"

@@ -56,7 +56,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.queue_redis = create_async_queue_redis(settings)
     state.scripts = Scripts(state.data_redis)
     state.tokens = TokenService(settings)
-    state.hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_max_concurrency)
+    state.hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_max_concurrency, settings.bcrypt_niceness)
     state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
     state.auth_limiter = AnonymousLimiter(AuthStore(state.data_redis, state.scripts), settings)
     state.kv_service = KVService(state.data_redis, state.scripts, settings)

@@ -119,9 +119,16 @@ async def test_bcrypt_runs_at_most_bcrypt_max_concurrency_at_once(settings):
                         running[0] -= 1
 
         application.state.hasher._context = Watching()
-        logins = [
-            http.post(f"{AUTH}/login", json={"username": f"user{i}", "password": PASSWORD}, headers=ATTACKER)
-            for i in range(12)
-        ]
-        assert {r.status_code for r in await asyncio.gather(*logins)} == {401}
+
+        def login(i: int, address: str) -> Any:
+            body = {"username": f"user{i}", "password": PASSWORD}
+            return http.post(f"{AUTH}/login", json=body, headers={"X-Forwarded-For": address})
+
+        many = [login(i, f"192.0.2.{i}") for i in range(12)]
+        assert {r.status_code for r in await asyncio.gather(*many)} == {401}
         assert most[0] == 2
+        # One address holds at most half the slots: the other half stays free for everyone else.
+        most[0] = 0
+        one = [login(i, "203.0.113.66") for i in range(12)]
+        assert {r.status_code for r in await asyncio.gather(*one)} == {401}
+        assert most[0] == 1

@@ -64,3 +64,17 @@ async def test_a_cancelled_waiter_gives_its_place_up():
         await waiter
     assert order == ["a", "c"]
     assert gate.active == 0
+
+
+async def test_one_key_holds_at_most_half_the_slots():
+    gate, order, release = FairGate(4), [], asyncio.Event()
+    flood = [asyncio.create_task(hold(gate, "flood", order, release)) for _ in range(6)]
+    await asyncio.sleep(0)
+    assert gate.active == 2 and gate.waiting == 4  # two slots stay free for everyone else
+    others = [asyncio.create_task(hold(gate, key, order, release)) for key in ("a", "b", "c")]
+    await asyncio.sleep(0)
+    assert order == ["flood", "flood", "a", "b"]  # at once, without waiting for the flood
+    release.set()
+    await asyncio.gather(*flood, *others)
+    assert sorted(order) == ["a", "b", "c"] + ["flood"] * 6
+    assert gate.active == 0 and gate.waiting == 0
