@@ -17,6 +17,7 @@ address.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -34,6 +35,7 @@ REFUSALS_KEPT = 100_000
 UNKNOWN_ADDRESS = "unknown"
 
 
+@functools.lru_cache(maxsize=8192)
 def address_key(client_ip: str | None) -> str:
     """What throttles count a client by: its IPv4 address, its IPv6 /64 network, else ``unknown``."""
     if not client_ip:

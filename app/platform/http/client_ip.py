@@ -9,14 +9,15 @@ peer that is not a trusted proxy is the client whatever headers it sends. ``TRUS
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterable
 
 from app.config import IPNetwork
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@functools.lru_cache(maxsize=8192)  # every request parses its peer: a few distinct values, mostly
 def parse_address(value: str) -> IPAddress | None:
     """An address as a proxy or server writes it (``1.2.3.4``, ``1.2.3.4:5678``, ``::1``,
     ``[::1]:80``), an IPv4-mapped IPv6 address as IPv4; None for anything else."""
@@ -34,8 +35,15 @@ def parse_address(value: str) -> IPAddress | None:
     return address
 
 
-def _trusted(address: IPAddress, trusted: Iterable[IPNetwork]) -> bool:
+@functools.lru_cache(maxsize=8192)
+def _trusted(address: IPAddress, trusted: tuple[IPNetwork, ...]) -> bool:
     return any(address.version == network.version and address in network for network in trusted)
+
+
+@functools.lru_cache(maxsize=8192)
+def _canonical(peer: str) -> str:
+    address = parse_address(peer)
+    return peer if address is None else str(address)
 
 
 def client_ip(peer: str | None, forwarded_for: list[str], trusted: tuple[IPNetwork, ...]) -> str | None:
@@ -44,10 +52,12 @@ def client_ip(peer: str | None, forwarded_for: list[str], trusted: tuple[IPNetwo
     (a Unix socket), None without a peer."""
     if peer is None:
         return None
+    if not forwarded_for:
+        return _canonical(peer)
     address = parse_address(peer)
     if address is None:
         return peer
-    if not forwarded_for or not _trusted(address, trusted):
+    if not _trusted(address, trusted):
         return str(address)
     hops = [hop for value in forwarded_for for hop in value.split(",")]
     for hop in reversed(hops):
