@@ -1,13 +1,13 @@
 """`make bench` (auth under attack): 60 concurrent logins for unknown usernames from one client
-address (in a process of its own), against the stack as production runs it (gunicorn with one uvicorn worker per core, bcrypt
-cost 12, the default throttles), while a legitimate user logs in from another address and wrk reads
-a key. Reports the legitimate logins' latency (6 logins, one a second) and then the KV GET p50 (wrk,
-16 connections) under attack against their idle values, and the attackers' outcomes; writes
-bench/results/auth-*.json.
+address (in a process of its own), against the stack as production runs it (gunicorn with one
+uvicorn worker per core, bcrypt cost 12, the default throttles), while a legitimate user logs in
+from other addresses and wrk reads a key. Reports the legitimate logins' latency (6 logins, one a
+second) and then the KV GET p50 (wrk, 16 connections) under attack against their idle values, and
+the attacker's outcomes; writes bench/results/auth-*.json.
 
 Addresses: every request goes through 127.0.0.1, which TRUSTED_PROXIES trusts by default, with an
-X-Forwarded-For naming the client (as an ingress would). The attacker runs in a process of its own, at a lower
-CPU priority, so its client work does not slow the measuring one.
+X-Forwarded-For naming the client (as an ingress would). The attacker runs in a process of its own,
+at a lower CPU priority, so its client work does not slow the measuring one.
 
     python -m bench.auth_bench [--duration 10] [--attackers 60] [--app-dir DIR]
 
