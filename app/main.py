@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await app.state.watch.aclose()  # before the clients it reads with
         await app.state.audit.aclose()
+        app.state.hasher.close()
         await app.state.data_redis.aclose()
         await app.state.queue_redis.aclose()
 

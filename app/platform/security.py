@@ -56,6 +56,10 @@ class PasswordHasher:
             max_concurrency, thread_name_prefix="bcrypt", initializer=_lower_thread_priority, initargs=(niceness,)
         )
 
+    def close(self) -> None:
+        """Let the bcrypt threads end (at shutdown: nothing runs bcrypt any more)."""
+        self._threads.shutdown(wait=False)
+
     async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
         async with self.gate.slot(client_ip_var.get() or ""):
             return await asyncio.get_running_loop().run_in_executor(self._threads, func, *args)
