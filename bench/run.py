@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -152,7 +153,7 @@ def main() -> int:
     env = {
         **os.environ,
         "ENVIRONMENT": "production",
-        "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnop",
+        "SECRET_KEY": secrets.token_urlsafe(48),  # production refuses a key that looks like a placeholder
         "REDIS_URL": data.url,
         "HUEY_REDIS_URL": queue.url,
         "WEB_CONCURRENCY": str(args.workers),

@@ -32,7 +32,7 @@ def _pair(issued: IssuedTokens) -> TokenPair:
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=RegisterResponse,
-    responses=PROBLEM_RESPONSES(409, 422),
+    responses=PROBLEM_RESPONSES(409, 422, 429),
 )
 async def register(body: RegisterRequest, auth: AuthServiceDep) -> RegisterResponse:
     issued = await auth.register(body.username, str(body.email), body.password)
@@ -62,12 +62,12 @@ async def token(
     return _pair(await auth.login(body.username, body.password))
 
 
-@router.post("/refresh", response_model=TokenPair, responses=PROBLEM_RESPONSES(401, 422))
+@router.post("/refresh", response_model=TokenPair, responses=PROBLEM_RESPONSES(401, 422, 429))
 async def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenPair:
     return _pair(await auth.refresh(body.refresh_token))
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEM_RESPONSES(401, 422))
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEM_RESPONSES(401, 422, 429))
 async def logout(body: RefreshRequest, auth: AuthServiceDep) -> Response:
     await auth.logout(body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

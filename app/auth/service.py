@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from app.auth.model import IssuedTokens, User
 from app.auth.sessions import SessionRevocations
 from app.auth.store import AuthStore, Revocation
+from app.auth.throttle import LoginLimits, address_key
 from app.config import Settings
-from app.platform.context import audit_note
+from app.platform.context import audit_note, client_ip_var
 from app.platform.errors import (
     EmailTaken,
     InvalidCredentials,
@@ -38,6 +39,7 @@ class AuthService:
         self._tokens = tokens
         self._settings = settings
         self.sessions = SessionRevocations(self._store, settings)
+        self._login_limits = LoginLimits.from_settings(settings)
 
     async def _issue(self, tenant_id: str, username: str) -> IssuedTokens:
         """A new session: its id is the family of its refresh tokens and the ``sid`` of its access tokens."""
@@ -75,23 +77,36 @@ class AuthService:
         return await self._issue(tenant_id, username)
 
     async def login(self, username: str, password: str) -> IssuedTokens:
-        """Tokens for valid credentials; the same 401 for an unknown user and a wrong password."""
+        """Tokens for valid credentials; the same 401 for an unknown user and a wrong password.
+
+        The attempt is reserved (counted as a failure) before the password is checked, per username
+        and client address and per address (app/auth/throttle.py), so concurrent wrong passwords
+        cannot pass the limit; a success gives the reservation back."""
         audit_note(action="auth.login", username=username)  # also for the OAuth2 form of /auth/token
-        state = await self._store.login_state(username)
-        # A failed login of an existing user is an event of that user's tenant.
-        audit_note(tenant_id=state.tenant_id)
-        if state.failures >= self._settings.login_max_failures:
-            retry_after = max(state.failures_ttl, 1)
-            raise LoginThrottled(
-                f"Too many failed logins for this username; try again in {retry_after} s", retry_after=retry_after
-            )
-        tenant_id = state.tenant_id
+        tenant_id = await self._store.tenant_of(username)
+        # A failed or throttled login of an existing user is an event of that user's tenant.
+        audit_note(tenant_id=tenant_id)
+        address = await self._reserve_attempt(username)
         password_hash = await self._store.password_hash(tenant_id) if tenant_id is not None else None
         if not await self._hasher.verify(password, password_hash) or tenant_id is None:
-            await self._store.count_login_failure(username, self._settings.login_failure_window_seconds)
-            raise InvalidCredentials("Incorrect username or password")
-        await self._store.clear_login_failures(username)
+            raise InvalidCredentials("Incorrect username or password")  # the reservation stays a failure
+        await self._store.release_login(username, address)
         return await self._issue(tenant_id, username)
+
+    async def _reserve_attempt(self, username: str) -> str:
+        """Count a password check of ``username`` as a failure before it runs (429 past the limits);
+        returns the client's address key, for giving the attempt back on success."""
+        address = address_key(client_ip_var.get())
+        limits = self._login_limits
+        reservation = await self._store.reserve_login(
+            username, address, limits.max_per_username, limits.max_per_address, limits.window_seconds
+        )
+        if not reservation.granted:
+            raise LoginThrottled(
+                f"Too many failed logins from your address; try again in {reservation.retry_after} s",
+                retry_after=reservation.retry_after,
+            )
+        return address
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         """Spend ``refresh_token`` for a new pair; replaying a spent one revokes its family."""
@@ -139,18 +154,13 @@ class AuthService:
         """Replace the password after checking the current one; every other session ends (the
         caller's goes on). A wrong current password counts as a failed login of the user."""
         username = claims.username
-        state = await self._store.login_state(username)
-        if state.failures >= self._settings.login_max_failures:
-            retry_after = max(state.failures_ttl, 1)
-            raise LoginThrottled(
-                f"Too many failed logins for this username; try again in {retry_after} s", retry_after=retry_after
-            )
+        address = await self._reserve_attempt(username)
         password_hash = await self._store.password_hash(claims.tenant_id)
         if password_hash is None:
             raise InvalidToken("The account of this token no longer exists")
         if not await self._hasher.verify(current_password, password_hash):
-            await self._store.count_login_failure(username, self._settings.login_failure_window_seconds)
-            raise InvalidCredentials("The current password is incorrect")
+            raise InvalidCredentials("The current password is incorrect")  # the reservation stays a failure
+        await self._store.release_login(username, address)
         await self._store.set_password_hash(claims.tenant_id, await self._hasher.hash(new_password))
         await self._cut_off(claims.tenant_id, keep=claims.session_id or "")
 

@@ -1,9 +1,11 @@
-"""Every Redis access of auth: user records and the username/email claims, the failed-login counter
-(login_failure.lua), refresh tokens and their rotation (refresh_rotate.lua), ended sessions and the
-stream that tells every API process about them. This module is the only caller of those scripts.
+"""Every Redis access of auth: user records and the username/email claims, the login throttles
+(login_attempt.lua: failed logins per username and client address and per address; auth_rate.lua: the
+address's budget of anonymous /auth requests), refresh tokens and their rotation (refresh_rotate.lua),
+ended sessions and the stream that tells every API process about them. This module is the only caller
+of those scripts.
 
-A username's claim and its failure counter share the ``{username}`` hash tag (one slot, one round
-trip); a user record and its refresh tokens live in the tenant's slot.
+A username's claim has the ``{username}`` hash tag; every throttle counter of a client address has the
+``{address}`` tag (one slot, one script); a user record and its refresh tokens live in the tenant's slot.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from app.platform.keyspace import KeySchema
 from app.platform.redis import AsyncDataRedis, text
 from app.platform.scripts import LuaScript, ScriptError, Scripts, domain_error
 
-LOGIN_FAILURE: Final = LuaScript("login_failure")
+LOGIN_ATTEMPT: Final = LuaScript("login_attempt")
+AUTH_RATE: Final = LuaScript("auth_rate")
 REFRESH_ROTATE: Final = LuaScript("refresh_rotate")
 
 
@@ -48,12 +51,12 @@ class SessionCutoff:
 
 
 @dataclass(frozen=True, slots=True)
-class LoginState:
-    """What a login checks first: the username's tenant (None: no such user) and its recent failures."""
+class LoginReservation:
+    """A login attempt reserved before the password is checked (counted as a failure until it is
+    given back), or refused with the seconds until the window that refused it ends."""
 
-    tenant_id: str | None
-    failures: int
-    failures_ttl: int  # seconds until the failure window ends (< 0: no window)
+    granted: bool
+    retry_after: int
 
 
 class AuthStore:
@@ -115,28 +118,38 @@ class AuthStore:
 
     # -- logins ----------------------------------------------------------------------------------
 
-    async def login_state(self, username: str) -> LoginState:
-        failures_key = keys.login_failures(username)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.username_claim(username))
-            pipe.get(failures_key)
-            pipe.ttl(failures_key)
-            tenant_raw, failures_raw, failures_ttl = await pipe.execute()
-        return LoginState(
-            tenant_id=text(tenant_raw) if tenant_raw else None,
-            failures=int(failures_raw) if failures_raw is not None else 0,
-            failures_ttl=int(failures_ttl),
+    async def tenant_of(self, username: str) -> str | None:
+        """The tenant that claimed ``username``, None when nobody did."""
+        raw = await self._redis.get(keys.username_claim(username))
+        return text(raw) if raw else None
+
+    async def reserve_login(
+        self, username: str, address: str, max_per_username: int, max_per_address: int, window_seconds: int
+    ) -> LoginReservation:
+        """Count one login attempt of ``username`` from client ``address`` as a failure, unless either
+        limit is reached already (then nothing is counted): decided and counted in one step."""
+        granted, retry_after = await self._scripts.call(
+            LOGIN_ATTEMPT,
+            keys=[keys.login_failures(username, address), keys.login_address_failures(address)],
+            args=["reserve", max_per_username, max_per_address, window_seconds],
+        )
+        return LoginReservation(granted=bool(int(granted)), retry_after=int(retry_after))
+
+    async def release_login(self, username: str, address: str) -> None:
+        """A successful login: forget the username's failures from ``address`` and give the address
+        its reservation back."""
+        await self._scripts.call(
+            LOGIN_ATTEMPT,
+            keys=[keys.login_failures(username, address), keys.login_address_failures(address)],
+            args=["release"],
         )
 
-    async def count_login_failure(self, username: str, window_seconds: int) -> int:
-        """Count one failed login of ``username``; returns the failures of the current window."""
-        (failures,) = await self._scripts.call(
-            LOGIN_FAILURE, keys=[keys.login_failures(username)], args=[window_seconds]
+    async def take_anonymous(self, address: str, interval_ms: float, burst: int) -> int | None:
+        """Spend one anonymous /auth request of ``address``: None, or the ms until one is allowed."""
+        granted, wait_ms = await self._scripts.call(
+            AUTH_RATE, keys=[keys.auth_rate(address)], args=[interval_ms, burst]
         )
-        return int(failures)
-
-    async def clear_login_failures(self, username: str) -> None:
-        await self._redis.delete(keys.login_failures(username))
+        return None if int(granted) else int(wait_ms)
 
     # -- refresh tokens --------------------------------------------------------------------------
 

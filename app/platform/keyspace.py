@@ -46,9 +46,22 @@ def email_claim(email: str) -> str:
     return f"email:{{{email}}}"
 
 
-def login_failures(username: str) -> str:
-    """String counter ``login_failures:{<username>}``, expiring with the failure window."""
-    return f"login_failures:{{{username}}}"
+def login_failures(username: str, address: str) -> str:
+    """String counter ``login_failures:{<address>}:<username>``: failed logins of a username from one
+    client address (app/auth/throttle.py), expiring with the failure window."""
+    return f"login_failures:{{{address}}}:{username}"
+
+
+def login_address_failures(address: str) -> str:
+    """String counter ``login_failures:{<address>}``: failed logins from one client address, any
+    usernames; in the same slot as the address's per-username counters."""
+    return f"login_failures:{{{address}}}"
+
+
+def auth_rate(address: str) -> str:
+    """String ``auth_rate:{<address>}``: the GCRA theoretical arrival time (ms) of a client address's
+    budget of anonymous /auth requests."""
+    return f"auth_rate:{{{address}}}"
 
 
 def tenant_prefix(tenant_id: str) -> str:

@@ -600,6 +600,7 @@ async def slow_bcrypt_client(data_server: RedisProcess, queue_server: RedisProce
         redis_url=data_server.url,
         huey_redis_url=queue_server.url,
         bcrypt_rounds=12,
+        bcrypt_max_concurrency=6,  # the three logins below (one address: half the slots) run bcrypt at once
         log_level="WARNING",
     )
     application = create_app(slow)
