@@ -72,7 +72,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
         compaction_requester(state.task_queue.task(object_tasks.compact_objects)),
     )
     state.audit = AuditService(state.data_redis, settings, state.task_queue.task(audit_tasks.write_audit_events))
-    state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings)
+    state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings, state.sessions)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

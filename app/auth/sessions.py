@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.exceptions import RedisClusterException, RedisError
@@ -70,6 +71,8 @@ class SessionRevocations:
         self._synced_at = float("-inf")  # monotonic time of the last answer from the stream
         self._pruned_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+        # tenant id -> open watch streams: their session and what to call when it ends
+        self._watchers: dict[str, dict[object, tuple[str | None, Callable[[], None]]]] = {}
 
     # -- the check of every authenticated request ------------------------------------------------
     @property
@@ -79,11 +82,29 @@ class SessionRevocations:
 
     def ended(self, claims: AccessClaims) -> bool:
         """Whether this process's copy says the token's session ended."""
-        session_id = claims.session_id
+        return self._ended(claims.tenant_id, claims.session_id)
+
+    def _ended(self, tenant_id: str, session_id: str | None) -> bool:
         if session_id is not None and session_id in self._sessions:
             return True
-        cutoff = self._cutoffs.get(claims.tenant_id)
+        cutoff = self._cutoffs.get(tenant_id)
         return cutoff is not None and _cut(session_id, cutoff.before_ms, cutoff.keep)
+
+    def on_end(self, tenant_id: str, session_id: str | None, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` once this process learns that the session ended (an open watch stream
+        ends then); returns the function that forgets the callback."""
+        watchers = self._watchers.setdefault(tenant_id, {})
+        handle = object()
+        watchers[handle] = (session_id, callback)
+
+        def forget() -> None:
+            known = self._watchers.get(tenant_id)
+            if known is not None:
+                known.pop(handle, None)
+                if not known:
+                    del self._watchers[tenant_id]
+
+        return forget
 
     async def check(self, claims: AccessClaims) -> None:
         """Raise SessionEnded (401) for a token of an ended session; asks Redis while the copy is stale."""
@@ -97,6 +118,13 @@ class SessionRevocations:
 
     # -- keeping the copy current ----------------------------------------------------------------
     def apply(self, entries: list[Revocation]) -> None:
+        self._record(entries)
+        for tenant_id in {entry.tenant_id for entry in entries} & self._watchers.keys():
+            for session_id, callback in list(self._watchers.get(tenant_id, {}).values()):
+                if self._ended(tenant_id, session_id):
+                    callback()
+
+    def _record(self, entries: list[Revocation]) -> None:
         for entry in entries:
             if entry.session_id is not None:
                 self._sessions[entry.session_id] = entry.at_ms

@@ -46,6 +46,7 @@ CLOSE_CODES = {
     "slow_consumer": 1013,  # try again later: resume from resume_from
     "unavailable": 1013,
     "token_expired": 4401,
+    "session_ended": 4401,  # logout, logout-all, a password change or a replayed refresh token
     "quota_exceeded": 4429,  # its lease lapsed (Redis stalled) and the tenant's slots were taken meanwhile
 }
 TRANSPORT_ERRORS = (OSError, WebSocketDisconnect, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -98,6 +99,7 @@ async def open_session(
         claims.tenant_id,
         bucket,
         expires_at=claims.expires_at,
+        session_id=claims.session_id,
         key=params.key,
         prefix=params.prefix,
         since=since,

@@ -74,7 +74,13 @@ class WatchError(BaseModel):
     """`error`, always the last event of a stream."""
 
     code: Literal[
-        "token_expired", "slow_consumer", "shutting_down", "bucket_not_found", "unavailable", "quota_exceeded"
+        "token_expired",
+        "slow_consumer",
+        "shutting_down",
+        "bucket_not_found",
+        "unavailable",
+        "quota_exceeded",
+        "session_ended",
     ]
     detail: str
     resume_from: int = Field(description="Reconnect with since= (or Last-Event-ID) this revision: nothing is lost")

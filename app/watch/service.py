@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Final
 
+from app.auth.sessions import SessionRevocations
 from app.config import Settings
 from app.kv.model import StoredEntry
 from app.kv.service import KVService
@@ -69,8 +70,11 @@ class WatchSession:
         snapshot: bool,
         include_values: bool,
         expires_at: float,
+        session_id: str | None = None,
     ) -> None:
         self._store = service.store
+        self._sessions = service.sessions
+        self.session_id = session_id
         self._hub = service.hub
         self._kv = service.kv
         self.tenant_id = tenant_id
@@ -91,7 +95,7 @@ class WatchSession:
         self._last_sent = time.monotonic()
         self._last_id: int | None = None  # the last id the client got (its Last-Event-ID)
         self._closed = False
-        self.lease_lost = False  # its lease lapsed and the tenant had no room to take it back
+        self.pending_end: str | None = None  # why the stream must end: quota_exceeded, session_ended
 
     @staticmethod
     def _reset_reason(revision: int, first: int | None, since: int | None, snapshot: bool) -> str | None:
@@ -107,6 +111,11 @@ class WatchSession:
 
     async def messages(self) -> AsyncGenerator[WatchMessage, None]:
         self._hub.track(self.tenant_id, self.stream_id, self._lose_lease)
+        forget = (
+            self._sessions.on_end(self.tenant_id, self.session_id, lambda: self.end("session_ended"))
+            if self._sessions is not None
+            else None
+        )
         try:
             async for message in self._produce():
                 self._last_sent = time.monotonic()
@@ -116,6 +125,9 @@ class WatchSession:
         except REDIS_ERRORS as exc:
             logger.warning("watch stream %s ended: %s", self.stream_id, exc.__class__.__name__)
             yield self._error("unavailable", "the data store is unreachable; resume shortly")
+        finally:
+            if forget is not None:
+                forget()
 
     async def _produce(self) -> AsyncIterator[WatchMessage]:
         mode = "snapshot" if self.reset_reason else "live" if self.position == self.revision else "replay"
@@ -131,8 +143,8 @@ class WatchSession:
         subscription = self._subscription = self._hub.subscribe(
             self.tenant_id, self.bucket_id, self.position, self.key, self.prefix, self.cut_off
         )
-        if self.lease_lost:
-            subscription.fail("quota_exceeded")
+        if self.pending_end:
+            subscription.fail(self.pending_end)
         async for message in self._replay(upto=subscription.seen):  # what the reader sent before we joined
             yield message
         if not self.end_code:
@@ -274,11 +286,15 @@ class WatchSession:
         return WatchMessage("error", json_data({"code": code, "detail": detail, "resume_from": self.position}))
 
     def _lose_lease(self) -> None:
-        """The hub could not take this stream's lapsed lease back: end the stream (after the snapshot
-        or replay in progress, if any)."""
-        self.lease_lost = True
+        """The hub could not take this stream's lapsed lease back: end the stream."""
+        self.end("quota_exceeded")
+
+    def end(self, reason: str) -> None:
+        """End the stream with ``event: error`` {code: reason, resume_from} (after the snapshot or
+        replay in progress, if any): its lease lapsed, or its session ended (logout)."""
+        self.pending_end = self.pending_end or reason
         if self._subscription is not None:
-            self._subscription.fail("quota_exceeded")
+            self._subscription.fail(reason)
 
     async def close(self) -> None:
         """Release the queue, the reader (if this was its last watcher) and the lease. Idempotent."""
@@ -294,6 +310,7 @@ _FAILURE_DETAIL: Final = {
     "slow_consumer": "the client fell too far behind; resume from resume_from",
     "shutting_down": "the server is restarting; resume from resume_from",
     "unavailable": "the change feed could not be read; resume from resume_from",
+    "session_ended": "the session of this stream's access token ended (logout, password change); log in again",
     "quota_exceeded": "this stream's lease lapsed while the data store was unreachable and the tenant's "
     "watch streams reached max_watch_streams meanwhile; resume from resume_from once a stream closes",
 }
@@ -302,8 +319,16 @@ _FAILURE_DETAIL: Final = {
 class WatchService:
     """Opens watch streams; owns this process's hub."""
 
-    def __init__(self, redis: AsyncDataRedis, scripts: Scripts, kv: KVService, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: AsyncDataRedis,
+        scripts: Scripts,
+        kv: KVService,
+        settings: Settings,
+        sessions: SessionRevocations | None = None,
+    ) -> None:
         self.store = WatchStore(redis, scripts)
+        self.sessions = sessions  # ends a stream when its token's session ends
         self.kv = kv
         self._settings = settings
         self.hub = WatchHub(self.store, settings)
@@ -314,6 +339,7 @@ class WatchService:
         bucket: str,
         *,
         expires_at: float,
+        session_id: str | None = None,
         key: str | None = None,
         prefix: str | None = None,
         since: int | None = None,
@@ -359,6 +385,7 @@ class WatchService:
             snapshot=snapshot,
             include_values=include_values,
             expires_at=expires_at,
+            session_id=session_id,
         )
 
     async def aclose(self) -> None:
