@@ -179,6 +179,48 @@ def start_gunicorn(app: str, env: dict[str, str], port: int, work: Path, name: s
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
+def profile(master: subprocess.Popen[bytes], work: Path, name: str) -> subprocess.Popen[bytes]:
+    """py-spy on the first API worker for the scenario's run (200 Hz, raw collapsed stacks)."""
+    children = subprocess.run(["pgrep", "-P", str(master.pid)], capture_output=True, text=True).stdout.split()
+    out = work / f"profile-{name}.txt"
+    command = [
+        str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "-r",
+        "200",
+        "-f",
+        "raw",
+        "-o",
+        str(out),
+        "--nonblocking",
+        "--pid",
+        children[0],
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def report_profile(spy: subprocess.Popen[bytes], path: Path, worker_requests: float) -> None:
+    """Stop py-spy and print where one request's worker CPU goes (inclusive, by function)."""
+    spy.send_signal(signal.SIGINT)
+    spy.wait(30)
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        samples = int(count)
+        total += samples
+        for frame in set(stack.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+    seconds = total / 200
+    print(f"  profile: {total} samples ({seconds:.1f} s of one worker's CPU); top frames, inclusive:")
+    per_request_us = 1e6 * seconds / max(worker_requests, 1)
+    for frame, samples in sorted(inclusive.items(), key=lambda item: -item[1])[:40]:
+        print(f"    {100 * samples / total:5.1f}%  {frame[:150]}")
+    print(f"  ~{per_request_us:.0f} us of worker CPU per request")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, RESULTS / path.name)
+
+
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {name: round(statistics.median(run[name] for run in runs), 3) for name in runs[0]}
 
@@ -191,6 +233,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
+    parser.add_argument(
+        "--profile", default="", help="scenario to profile with py-spy (one API worker, first round), e.g. get"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print(WRK_MISSING, file=sys.stderr)
@@ -251,7 +296,10 @@ def main() -> int:
                     script = work / f"{name}.lua"
                     script.write_text(template.format(n=size))
                     meter.start()
+                    spy = profile(procs[1], work, name) if name == args.profile and round_number == 1 else None
                     figures = run_wrk(base, token, script, args.duration, args.connections)
+                    if spy is not None:
+                        report_profile(spy, work / f"profile-{name}.txt", figures["rps"] * args.duration / args.workers)
                     figures.update(meter.stop(figures["rps"] * args.duration))
                     runs[name].append(figures)
             row = {name: median_of(figures) for name, figures in runs.items()}
