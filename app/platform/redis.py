@@ -55,7 +55,6 @@ class HealthCheckedConnection(aioredis.Connection):
             await self.connect()  # type: ignore[no-untyped-call]  # Redis really down: the request gets its 503
             await self._send_ping()  # type: ignore[no-untyped-call]
 
-
     async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
         """redis-py's, without the task that ``asyncio.wait_for`` creates for every command on Python
         3.11 (its write runs under wait_for whenever a socket timeout is set): the command goes to the
