@@ -45,9 +45,10 @@ fmt: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# wrk against gunicorn (KV), then objects, the TTL sweep and the KV scale check.
+# wrk against gunicorn (KV), logins and KV under a login flood, then objects, the TTL sweep and the KV scale check.
 bench: $(VENV)/.dev-deps
 	$(PY) -m bench.run
+	$(PY) -m bench.auth_bench
 	$(PY) -m bench.objects_bench
 	$(PY) -m bench.ttl_sweep_bench
 	$(PY) -m bench.kv_scale

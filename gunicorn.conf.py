@@ -2,8 +2,9 @@
 
 Environment: PORT (8000), BIND_HOST (0.0.0.0), WEB_CONCURRENCY (workers, 2), GRACEFUL_TIMEOUT (30 s to
 finish in-flight requests on SIGTERM), WORKER_TIMEOUT (60 s without a heartbeat restarts a worker),
-KEEPALIVE (75 s, above the 60 s idle timeout of common load balancers), FORWARDED_ALLOW_IPS (127.0.0.1),
-PROMETHEUS_MULTIPROC_DIR (<tmp>/kvstore-prometheus). Every other setting comes from app.config.Settings.
+KEEPALIVE (75 s, above the 60 s idle timeout of common load balancers), PROMETHEUS_MULTIPROC_DIR
+(<tmp>/kvstore-prometheus). Every other setting comes from app.config.Settings; uvicorn believes the
+X-Forwarded-* headers of the same proxies as the app does (TRUSTED_PROXIES).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ worker_class = "uvicorn_worker.UvicornWorker"
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 timeout = int(os.environ.get("WORKER_TIMEOUT", "60"))
 keepalive = int(os.environ.get("KEEPALIVE", "75"))
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The app finds the client's address itself (app/platform/http/client_ip.py); uvicorn gets the same
+# list, so X-Forwarded-Proto is believed from the same peers and never from others.
+forwarded_allow_ips = get_settings().trusted_proxies
 # The heartbeat file on tmpfs: a read-only root filesystem and slow disks do not stall workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (tmpfs, not a shared file name)
 accesslog = None  # the app logs one access line per request

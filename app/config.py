@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
 import re
@@ -12,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(".data")
@@ -24,6 +25,23 @@ PLACEHOLDER_RE = re.compile(r"(?:^|[^a-z0-9])(replace|change|example|placeholder
 """A word templates use, at the start of the key or after a separator (a random key holds one by chance
 about once in a billion)."""
 GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=16)
+def parse_networks(value: str) -> tuple[IPNetwork, ...]:
+    """``"127.0.0.1, 10.0.0.0/8, ::1"`` as networks (an address is a network of one); ValueError
+    names an entry that is neither."""
+    networks = []
+    for entry in (item.strip() for item in value.split(",")):
+        if entry:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return tuple(networks)
 
 
 def secret_key_weakness(key: str) -> str | None:
@@ -121,8 +139,23 @@ class Settings(BaseSettings):
     access_token_expire_minutes: int = Field(default=30, ge=1)
     refresh_token_expire_days: int = Field(default=7, ge=1)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    # Failed logins (app/auth/throttle.py): at most login_max_failures per username and client address,
+    # and login_ip_max_failures per client address (any usernames), within the window.
     login_max_failures: int = Field(default=5, ge=1)
+    login_ip_max_failures: int = Field(default=50, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
+    # Anonymous /auth requests (register, login, token, refresh, logout) per client address: a GCRA
+    # budget of auth_rate_limit_burst requests refilled at auth_rate_limit_per_minute (0 = off).
+    auth_rate_limit_per_minute: float = Field(default=30.0, ge=0)
+    auth_rate_limit_burst: int = Field(default=10, ge=1)
+    # bcrypt hashes/verifications running at once in one API process (more wait, served round-robin
+    # by client address), so bcrypt never takes every core or every thread of the event loop's pool.
+    bcrypt_max_concurrency: int = Field(default=2, ge=1)
+    # How much lower the bcrypt threads' CPU priority (nice value, Linux) is than the event loop's.
+    bcrypt_niceness: int = Field(default=0, ge=0, le=19)
+    # Proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client; the
+    # address of any other peer is the client's. gunicorn.conf.py hands the same list to uvicorn.
+    trusted_proxies: str = "127.0.0.1,::1"
     token_cache_size: int = Field(default=10_000, ge=0)
 
     # GET and PUT of one key skip FastAPI's dependency resolution when the request is the plain case
@@ -207,6 +240,9 @@ class Settings(BaseSettings):
     audit_buffer_max_events: int = Field(default=100_000, ge=100)  # held in API memory if both Redis fail
     audit_queue_retry_seconds: float = Field(default=5.0, gt=0)  # after a queue failure, outbox only
     audit_batch_linger_seconds: float = Field(default=0.02, ge=0)  # gather events into fewer, larger tasks
+    # Failed and throttled auth requests of one username: the first is recorded, the rest of the window
+    # as one event with their count (app/audit/service.py), so anonymous traffic cannot flood a trail.
+    audit_auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
     # Observability
     log_level: str = "INFO"
@@ -230,6 +266,16 @@ class Settings(BaseSettings):
                 f"token: set it to a random value of your own (generate one with: {GENERATE_HINT})"
             )
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        parse_networks(value)  # a typo fails at start-up, not silently
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def data_redis_is_cluster(self) -> bool:

@@ -14,7 +14,10 @@ from app.audit import tasks as audit_tasks
 from app.audit.middleware import AuditMiddleware
 from app.audit.service import AuditService
 from app.auth import routes as auth_routes
+from app.auth.middleware import AnonymousAuthLimitMiddleware
 from app.auth.service import AuthService
+from app.auth.store import AuthStore
+from app.auth.throttle import AnonymousLimiter
 from app.config import Settings, get_settings
 from app.kv import bucket_routes, flat_routes
 from app.kv.service import KVService
@@ -53,8 +56,10 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.queue_redis = create_async_queue_redis(settings)
     state.scripts = Scripts(state.data_redis)
     state.tokens = TokenService(settings)
-    state.hasher = PasswordHasher(settings.bcrypt_rounds)
+    state.hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_max_concurrency, settings.bcrypt_niceness)
     state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
+    state.sessions = state.auth_service.sessions
+    state.auth_limiter = AnonymousLimiter(AuthStore(state.data_redis, state.scripts), settings)
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
     state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
     state.usage_service = UsageService(state.data_redis, state.scripts, settings)
@@ -77,9 +82,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await warm_up_data_redis(app.state.data_redis)
+        app.state.sessions.start()  # follows ended sessions; until it has read them, tokens are checked in Redis
         yield
+        await app.state.sessions.aclose()
         await app.state.watch.aclose()  # before the clients it reads with
         await app.state.audit.aclose()
+        app.state.hasher.close()
         await app.state.data_redis.aclose()
         await app.state.queue_redis.aclose()
 
@@ -120,12 +128,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_header_bytes=settings.max_request_header_bytes,
         api_prefix=prefix,
     )
+    # Anonymous /auth requests spend their client address's budget before anything parses them; a
+    # refusal is still audited (by the next one).
+    app.add_middleware(AnonymousAuthLimitMiddleware, limiter=app.state.auth_limiter, api_prefix=prefix)
     # Next: it sees the matched route, and the request id set by the request-context middleware.
     app.add_middleware(AuditMiddleware, audit=app.state.audit, api_prefix=prefix)
     # Inside the request-context middleware, so a request it turns into a 500 is counted too.
     install_metrics(app, excluded_paths=sorted(quiet_paths(prefix)))
     app.add_middleware(
-        RequestContextMiddleware, log_quiet_paths=settings.log_health_requests, quiet=quiet_paths(prefix)
+        RequestContextMiddleware,
+        log_quiet_paths=settings.log_health_requests,
+        quiet=quiet_paths(prefix),
+        trusted_proxies=settings.trusted_proxy_networks,
     )
     _install_openapi(app)
     return app

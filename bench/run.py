@@ -249,7 +249,7 @@ def main() -> int:
     env = {
         **os.environ,
         "ENVIRONMENT": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),  # production refuses placeholders
+        "SECRET_KEY": secrets.token_urlsafe(48),  # production refuses a key that looks like a placeholder
         "REDIS_URL": data.url,
         "HUEY_REDIS_URL": queue.url,
         "WEB_CONCURRENCY": str(args.workers),

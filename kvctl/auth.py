@@ -1,4 +1,4 @@
-"""Account commands: register, login, logout, whoami, token."""
+"""Account commands: register, login, logout (--all), passwd, whoami, token."""
 
 from __future__ import annotations
 
@@ -86,7 +86,10 @@ def cmd_logout(ctx: Context) -> int:
         raise CliError(f"not logged in to {ctx.url}")
     revoked = True
     try:
-        ctx.client.request("POST", f"{API}/auth/logout", auth=False, json={"refresh_token": session.refresh_token})
+        if ctx.args.all:  # every session of the account, on every machine
+            ctx.client.request("POST", f"{API}/auth/logout-all")
+        else:
+            ctx.client.request("POST", f"{API}/auth/logout", auth=False, json={"refresh_token": session.refresh_token})
     except (ApiError, ConnectionFailed) as exc:
         revoked = False  # still forget the tokens locally; the server lets them expire
         ctx.out.note(f"warning: the server did not revoke the session: {exc.message}")
@@ -96,6 +99,36 @@ def cmd_logout(ctx: Context) -> int:
         ctx.out.data({"url": ctx.url, "username": session.username, "logged_out": True, "revoked": revoked})
     else:
         ctx.out.line(f"logged out {session.username} from {ctx.url}")
+    return EXIT_OK
+
+
+def read_new_password(args: argparse.Namespace) -> str:
+    """--new-password, the second line of stdin with --password-stdin, else a prompt (twice)."""
+    if args.new_password is not None:
+        password = str(args.new_password)
+    elif args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("new password: ")
+        if getpass.getpass("new password again: ") != password:
+            raise CliError("the passwords do not match")
+    else:
+        raise CliError("no new password: use --new-password, a second line with --password-stdin, or a terminal")
+    if not password:
+        raise CliError("the new password is empty")
+    return password
+
+
+def cmd_passwd(ctx: Context) -> int:
+    """Change the password; the server ends every other session, this one goes on."""
+    session = ctx.client.session()
+    current = read_password(ctx.args, confirm=False)
+    new = read_new_password(ctx.args)
+    ctx.client.request("POST", f"{API}/auth/password", json={"current_password": current, "new_password": new})
+    if ctx.out.json_mode:
+        ctx.out.data({"url": ctx.url, "username": session.username, "password_changed": True})
+    else:
+        ctx.out.line(f"password of {session.username} on {ctx.url} changed; every other session has ended")
     return EXIT_OK
 
 

@@ -127,7 +127,7 @@ class ApiClient:
                 request_headers["Authorization"] = f"Bearer {token}"
             request = self.http.build_request(method, path, headers=request_headers, **kwargs)
             response = self.transmit(request, stream=stream)
-            if response.status_code == 401 and auth and attempt == 0:
+            if response.status_code == 401 and auth and attempt == 0 and not _refused_credentials(response):
                 # The access token expired or was revoked: rotate the pair once and try again.
                 response.close()
                 self.refresh(stale_access_token=token)
@@ -195,6 +195,16 @@ class ApiClient:
             self.store.set_session(self.url, session)
         self._session = session
         return session
+
+
+def _refused_credentials(response: httpx.Response) -> bool:
+    """A 401 about a password the user typed (``invalid_credentials``), not about the token."""
+    try:
+        response.read()
+        body = response.json()
+    except (ValueError, httpx.HTTPError):
+        return False
+    return isinstance(body, dict) and body.get("code") == "invalid_credentials"
 
 
 def session_from_tokens(tokens: Any, *, username: str, tenant_id: str | None) -> Session:

@@ -108,7 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_password_options(p)
     p.add_argument("-e", "--email")
     add_password_options(command("login", "log in and save the session", auth.cmd_login))
-    command("logout", "revoke the session and forget its tokens", auth.cmd_logout)
+    p = command("logout", "revoke the session and forget its tokens", auth.cmd_logout)
+    p.add_argument("--all", action="store_true", help="end every session of the account, on every machine")
+    p = command("passwd", "change the password (every other session ends)", auth.cmd_passwd)
+    p.add_argument(
+        "-p",
+        "--password",
+        help=f"the current one (visible to other local users: prefer --password-stdin or ${auth.PASSWORD_ENV})",
+    )
+    p.add_argument("--new-password", help="the new one (visible to other local users: prefer --password-stdin)")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the current password, then the new one, from stdin (a line each)",
+    )
     command("whoami", "show the logged-in user", auth.cmd_whoami)
     command("token", "print a valid access token (for curl)", auth.cmd_token)
 

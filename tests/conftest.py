@@ -13,6 +13,9 @@ from tests.support.tenants import SECRET_KEY
 # Before the app's modules: app.main builds an app from the environment when it is imported.
 os.environ.setdefault("ENVIRONMENT", "test")
 os.environ.setdefault("SECRET_KEY", SECRET_KEY)
+# The suite registers and logs in from one address far more often than a person would: the budget of
+# anonymous /auth requests per address is off, except in the tests of it (tests/auth/test_auth_rate_limit.py).
+os.environ.setdefault("AUTH_RATE_LIMIT_PER_MINUTE", "0")
 
 from collections.abc import AsyncIterator, Iterator
 

@@ -13,7 +13,8 @@ from datetime import datetime
 
 Event = dict[str, str]
 """An audit event in transit: string values only, absent fields left out. Keys: eid, ts (epoch ms),
-request_id, tenant_id, username, action, bucket, key, outcome (success|failure), status, client_ip."""
+request_id, tenant_id, username, action, bucket, key, outcome (success|failure), status, client_ip,
+count (how many requests one aggregated event stands for: app/audit/service.py; absent = 1)."""
 
 
 def now_ms() -> int:
@@ -95,3 +96,4 @@ class StoredEvent:
     outcome: str
     status: int
     client_ip: str | None
+    count: int = 1

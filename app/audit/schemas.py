@@ -22,6 +22,11 @@ class AuditEvent(BaseModel):
     outcome: Literal["success", "failure"]
     status: int = Field(description="HTTP status of the response (0 for worker actions)")
     client_ip: str | None
+    count: int = Field(
+        default=1,
+        description="How many requests the event stands for: repeated failed or throttled auth requests "
+        "of one username are recorded as one event per window with their count",
+    )
 
 
 class AuditPage(BaseModel):

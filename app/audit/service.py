@@ -13,15 +13,22 @@ shows up once.
 An event without a tenant (a failed login for an unknown username, a refused registration, a
 request with no valid token) belongs to no tenant's stream: it is written to the log (logger
 ``kvstore.audit``) and counted, never shown to any tenant.
+
+Failed and throttled auth requests (``auth.*`` actions answered 401 or 429) are aggregated, so that
+anonymous traffic cannot flood a tenant's trail (or the log): the first of a (tenant, username,
+action, status) opens a window of ``audit_auth_failure_window_seconds`` and is recorded as it is;
+the others in the window become one event when it ends: the last of them, with ``count`` (how many
+it stands for). So one API process records at most two such events per window, username, action and
+status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
+from dataclasses import dataclass
 
 from prometheus_client import Counter
 from redis.exceptions import RedisError
@@ -32,6 +39,7 @@ from app.config import Settings
 from app.platform.errors import InvalidInput
 from app.platform.queue import QueuedTask
 from app.platform.redis import AsyncDataRedis
+from app.platform.stream_ids import MAX_PART, parse_stream_id
 
 logger = logging.getLogger("kvstore.audit")
 
@@ -42,10 +50,20 @@ AUDIT_EVENTS = Counter(
     ["delivery"],
 )
 
-CURSOR_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
 SCAN_CAP = 10_000  # stream entries one filtered page may read before it answers with a cursor
 RETRY_BACKOFF_MAX_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 5.0
+AGGREGATED_STATUSES = frozenset({"401", "429"})
+MAX_OPEN_AGGREGATES = 10_000  # windows open at once per process; the oldest closes early beyond it
+
+
+@dataclass(slots=True)
+class _Aggregate:
+    """The failures of one (tenant, username, action, status) after the first one of the window."""
+
+    timer: asyncio.TimerHandle
+    count: int = 0
+    last: Event | None = None
 
 
 class AuditService:
@@ -58,11 +76,49 @@ class AuditService:
         self._buffer: deque[Event] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._queue_retry_at = 0.0
+        self._aggregates: dict[tuple[str, str, str, str], _Aggregate] = {}
 
     # -- recording ----------------------------------------------------------------------------
 
     def record(self, event: Event) -> None:
-        """Take an event for delivery; returns at once and never raises."""
+        """Take an event for delivery (or fold it into an open window of auth failures); returns at
+        once and never raises."""
+        if not self._folded(event):
+            self._take(event)
+
+    def _folded(self, event: Event) -> bool:
+        """Whether ``event`` is an auth failure that an open window now counts."""
+        action = event.get("action", "")
+        if not action.startswith("auth.") or event.get("status") not in AGGREGATED_STATUSES:
+            return False
+        key = (event.get("tenant_id", ""), event.get("username", ""), action, event["status"])
+        aggregate = self._aggregates.get(key)
+        if aggregate is None:
+            if len(self._aggregates) >= MAX_OPEN_AGGREGATES:
+                self._close_window(next(iter(self._aggregates)))
+            window = self._settings.audit_auth_failure_window_seconds
+            timer = asyncio.get_running_loop().call_later(window, self._close_window, key)
+            self._aggregates[key] = _Aggregate(timer)
+            return False  # the first of its window is recorded as it is
+        aggregate.count += 1
+        aggregate.last = event
+        return True
+
+    def _close_window(self, key: tuple[str, str, str, str]) -> None:
+        """End a window: its failures after the first become one event carrying their count."""
+        aggregate = self._aggregates.pop(key, None)
+        if aggregate is None:
+            return
+        aggregate.timer.cancel()
+        if aggregate.last is not None:
+            self._take({**aggregate.last, "count": str(aggregate.count)})
+
+    def close_windows(self) -> None:
+        """Record what every open window of auth failures holds now (shutdown, tests)."""
+        for key in list(self._aggregates):
+            self._close_window(key)
+
+    def _take(self, event: Event) -> None:
         if not event.get("tenant_id"):
             AUDIT_EVENTS.labels("untenanted").inc()
             logger.info("audit event without a tenant: %s", encode_event(event), extra={"event": "audit_untenanted"})
@@ -116,6 +172,7 @@ class AuditService:
 
     async def aclose(self) -> None:
         """Deliver what is buffered (bounded wait), then stop."""
+        self.close_windows()
         if self._flusher is None or self._flusher.done():
             return
         try:
@@ -138,10 +195,19 @@ class AuditService:
         ``action``/``key`` only the matching ones. The cursor of the next page is None at the end."""
         if limit < 1 or limit > self._settings.max_page_size:
             raise InvalidInput(f"limit must be between 1 and {self._settings.max_page_size}")
-        if cursor is not None and not CURSOR_RE.fullmatch(cursor):
-            raise InvalidInput("cursor is not a next_cursor returned by this endpoint")
+        upper = "+"
+        if cursor is not None:
+            position = parse_stream_id(cursor)
+            if position is None:
+                raise InvalidInput(
+                    "cursor is not a next_cursor returned by this endpoint "
+                    f"(<ms>-<seq>, ASCII digits, each at most {MAX_PART})",
+                    errors=[{"field": "query.cursor", "message": "not a stream id", "type": "value_error"}],
+                )
+            if position == (0, 0):
+                return [], None  # nothing is older than the first possible id (Redis refuses "(0-0")
+            upper = "({}-{}".format(*position)  # normalised: what Redis parses is what was checked
         oldest = f"{now_ms() - self._settings.audit_retention_days * 86_400_000}-0"
-        upper = "+" if cursor is None else f"({cursor}"
         filtered = action is not None or key is not None
         chunk = min(max(limit * 4, 100), 1000) if filtered else limit + 1
         items: list[StoredEvent] = []

@@ -55,6 +55,7 @@ def _stored_event(tenant_id: str, entry_id: bytes, raw: dict[bytes, bytes]) -> S
         outcome=fields.get("outcome", ""),
         status=int(fields.get("status") or 0),
         client_ip=optional("client_ip"),
+        count=int(fields.get("count") or 1),
     )
 
 

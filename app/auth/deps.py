@@ -9,9 +9,10 @@ from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
 from app.auth.service import AuthService
+from app.auth.sessions import SessionRevocations
 from app.config import Settings
 from app.platform.context import audit_note, response_headers_var, tenant_id_var, username_var
-from app.platform.errors import Unauthorized
+from app.platform.errors import SessionEnded, Unauthorized
 from app.platform.redis import AsyncDataRedis
 from app.platform.security import AccessClaims, TokenService
 
@@ -44,11 +45,17 @@ async def get_auth_service(request: Request) -> AuthService:
     return service
 
 
-def authenticate(tokens: TokenService, token: str | None) -> AccessClaims:
-    """The claims of a bearer access token; sets the tenant for logs. Raises 401 otherwise."""
+async def authenticate(tokens: TokenService, sessions: SessionRevocations, token: str | None) -> AccessClaims:
+    """The claims of a bearer access token of a session that has not ended; sets the tenant for logs.
+    Raises 401 otherwise. No Redis round trip while the process's copy of ended sessions is current."""
     if not token:
         raise Unauthorized("Not authenticated: send 'Authorization: Bearer <access token>'")
     claims = tokens.verify_access_token(token)
+    if sessions.current:
+        if sessions.ended(claims):
+            raise SessionEnded("The session of this token has ended; log in again")
+    else:
+        await sessions.check(claims)
     tenant_id_var.set(claims.tenant_id)
     username_var.set(claims.username)
     audit_note(tenant_id=claims.tenant_id, username=claims.username)
@@ -66,7 +73,8 @@ class BearerClaims(OAuth2PasswordBearer):
         super().__init__(tokenUrl=TOKEN_URL, scheme_name=SCHEME_NAME, auto_error=False)
 
     async def __call__(self, request: Request) -> AccessClaims:  # type: ignore[override]
-        claims = authenticate(request.app.state.tokens, bearer_token(request.headers.get("authorization")))
+        state = request.app.state
+        claims = await authenticate(state.tokens, state.sessions, bearer_token(request.headers.get("authorization")))
         await apply_rate_limit(request.app.state.rate_limiter, claims.tenant_id)
         return claims
 
@@ -105,7 +113,7 @@ def bearer_token(authorization: str | None) -> str | None:
 
 async def authenticate_stream(connection: HTTPConnection, token: str | None) -> AccessClaims:
     """Claims of a watch stream (SSE or WebSocket), rate-limited like any request."""
-    claims = authenticate(connection.app.state.tokens, token)
+    claims = await authenticate(connection.app.state.tokens, connection.app.state.sessions, token)
     await apply_rate_limit(connection.app.state.rate_limiter, claims.tenant_id)
     return claims
 

@@ -1,4 +1,4 @@
-"""/auth: register, login (JSON and OAuth2 form), refresh, logout, me."""
+"""/auth: register, login (JSON and OAuth2 form), refresh, logout, logout-all, password, me."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from pydantic import ValidationError
 
 from app.auth.deps import AuthServiceDep, CurrentClaims
 from app.auth.model import IssuedTokens
-from app.auth.schemas import LoginRequest, Me, RefreshRequest, RegisterRequest, RegisterResponse, TokenPair
+from app.auth.schemas import (
+    LoginRequest,
+    Me,
+    PasswordChange,
+    RefreshRequest,
+    RegisterRequest,
+    RegisterResponse,
+    TokenPair,
+)
 from app.platform.errors import InvalidCredentials
 from app.platform.http.schemas import PROBLEM_RESPONSES
 
@@ -24,7 +32,7 @@ def _pair(issued: IssuedTokens) -> TokenPair:
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=RegisterResponse,
-    responses=PROBLEM_RESPONSES(409, 422),
+    responses=PROBLEM_RESPONSES(409, 422, 429),
 )
 async def register(body: RegisterRequest, auth: AuthServiceDep) -> RegisterResponse:
     issued = await auth.register(body.username, str(body.email), body.password)
@@ -54,14 +62,38 @@ async def token(
     return _pair(await auth.login(body.username, body.password))
 
 
-@router.post("/refresh", response_model=TokenPair, responses=PROBLEM_RESPONSES(401, 422))
+@router.post("/refresh", response_model=TokenPair, responses=PROBLEM_RESPONSES(401, 422, 429))
 async def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenPair:
     return _pair(await auth.refresh(body.refresh_token))
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEM_RESPONSES(401, 422))
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEM_RESPONSES(401, 422, 429))
 async def logout(body: RefreshRequest, auth: AuthServiceDep) -> Response:
     await auth.logout(body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=PROBLEM_RESPONSES(401),
+    summary="End every session of the account, this one too",
+)
+async def logout_all(claims: CurrentClaims, auth: AuthServiceDep) -> Response:
+    """Every access and refresh token issued so far is refused from now on, on every replica within 1 s."""
+    await auth.logout_all(claims)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=PROBLEM_RESPONSES(401, 422, 429),
+    summary="Change the password; every other session ends",
+)
+async def change_password(body: PasswordChange, claims: CurrentClaims, auth: AuthServiceDep) -> Response:
+    """The current password is checked (a wrong one counts as a failed login); this session goes on."""
+    await auth.change_password(claims, body.current_password, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -21,7 +21,14 @@ def _username(value: str) -> str:
     return value
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("password must not contain a NUL character (bcrypt cannot hash it)")
+    return value
+
+
 def _new_password(value: str) -> str:
+    _no_nul(value)
     size = len(value.encode())
     if size < 8:
         raise ValueError("password must be at least 8 bytes")
@@ -33,6 +40,7 @@ def _new_password(value: str) -> str:
 
 
 def _login_password(value: str) -> str:
+    _no_nul(value)
     if len(value.encode()) > MAX_PASSWORD_BYTES:
         raise ValueError(f"password must be at most {MAX_PASSWORD_BYTES} bytes (bcrypt's limit)")
     return value
@@ -78,3 +86,9 @@ class Me(BaseModel):
     tenant_id: str
     is_active: bool
     created_at: datetime
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no string
+    current_password: LoginPassword
+    new_password: NewPassword

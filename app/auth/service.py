@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 
 from app.auth.model import IssuedTokens, User
-from app.auth.store import AuthStore
+from app.auth.sessions import SessionRevocations
+from app.auth.store import AuthStore, Revocation
+from app.auth.throttle import LoginLimits, address_key
 from app.config import Settings
-from app.platform.context import audit_note
-from app.platform.errors import EmailTaken, InvalidCredentials, InvalidToken, LoginThrottled, UsernameTaken
+from app.platform.context import audit_note, client_ip_var
+from app.platform.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidToken,
+    LoginThrottled,
+    TokenReused,
+    UsernameTaken,
+)
 from app.platform.redis import AsyncDataRedis
 from app.platform.scripts import Scripts
-from app.platform.security import PasswordHasher, TokenService
+from app.platform.security import AccessClaims, PasswordHasher, TokenService, new_session_id, session_started_ms
 
 
 class AuthService:
@@ -28,17 +38,20 @@ class AuthService:
         self._hasher = hasher
         self._tokens = tokens
         self._settings = settings
+        self.sessions = SessionRevocations(self._store, settings)
+        self._login_limits = LoginLimits.from_settings(settings)
 
-    async def _issue(self, tenant_id: str, username: str, family: str | None = None) -> IssuedTokens:
-        family = family or uuid.uuid4().hex
+    async def _issue(self, tenant_id: str, username: str) -> IssuedTokens:
+        """A new session: its id is the family of its refresh tokens and the ``sid`` of its access tokens."""
+        family = new_session_id()
         refresh, jti = self._tokens.create_refresh_token(tenant_id, family)
         await self._store.save_refresh_token(tenant_id, jti, family, self._tokens.refresh_ttl)
-        return self._pair(tenant_id, username, refresh)
+        return self._pair(tenant_id, username, refresh, family)
 
-    def _pair(self, tenant_id: str, username: str, refresh: str) -> IssuedTokens:
+    def _pair(self, tenant_id: str, username: str, refresh: str, session_id: str) -> IssuedTokens:
         return IssuedTokens(
             tenant_id=tenant_id,
-            access_token=self._tokens.create_access_token(tenant_id, username),
+            access_token=self._tokens.create_access_token(tenant_id, username, session_id),
             refresh_token=refresh,
             expires_in=self._tokens.access_ttl,
         )
@@ -64,42 +77,118 @@ class AuthService:
         return await self._issue(tenant_id, username)
 
     async def login(self, username: str, password: str) -> IssuedTokens:
-        """Tokens for valid credentials; the same 401 for an unknown user and a wrong password."""
+        """Tokens for valid credentials; the same 401 for an unknown user and a wrong password.
+
+        The attempt is reserved (counted as a failure) before the password is checked, per username
+        and client address and per address (app/auth/throttle.py), so concurrent wrong passwords
+        cannot pass the limit; a success gives the reservation back."""
         audit_note(action="auth.login", username=username)  # also for the OAuth2 form of /auth/token
-        state = await self._store.login_state(username)
-        # A failed login of an existing user is an event of that user's tenant.
-        audit_note(tenant_id=state.tenant_id)
-        if state.failures >= self._settings.login_max_failures:
-            retry_after = max(state.failures_ttl, 1)
-            raise LoginThrottled(
-                f"Too many failed logins for this username; try again in {retry_after} s", retry_after=retry_after
-            )
-        tenant_id = state.tenant_id
+        tenant_id = await self._store.tenant_of(username)
+        # A failed or throttled login of an existing user is an event of that user's tenant.
+        audit_note(tenant_id=tenant_id)
+        address = await self._reserve_attempt(username)
         password_hash = await self._store.password_hash(tenant_id) if tenant_id is not None else None
         if not await self._hasher.verify(password, password_hash) or tenant_id is None:
-            await self._store.count_login_failure(username, self._settings.login_failure_window_seconds)
-            raise InvalidCredentials("Incorrect username or password")
-        await self._store.clear_login_failures(username)
+            raise InvalidCredentials("Incorrect username or password")  # the reservation stays a failure
+        await self._store.release_login(username, address)
         return await self._issue(tenant_id, username)
+
+    async def _reserve_attempt(self, username: str) -> str:
+        """Count a password check of ``username`` as a failure before it runs (429 past the limits);
+        returns the client's address key, for giving the attempt back on success."""
+        address = address_key(client_ip_var.get())
+        limits = self._login_limits
+        reservation = await self._store.reserve_login(
+            username, address, limits.max_per_username, limits.max_per_address, limits.window_seconds
+        )
+        if not reservation.granted:
+            raise LoginThrottled(
+                f"Too many failed logins from your address; try again in {reservation.retry_after} s",
+                retry_after=reservation.retry_after,
+            )
+        return address
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         """Spend ``refresh_token`` for a new pair; replaying a spent one revokes its family."""
         claims = self._tokens.verify_refresh_token(refresh_token)
         audit_note(tenant_id=claims.tenant_id)
         new_refresh, new_jti = self._tokens.create_refresh_token(claims.tenant_id, claims.family)
-        username = await self._store.rotate_refresh_token(
-            claims.tenant_id, claims.jti, claims.family, new_jti, self._tokens.refresh_ttl
-        )
+        try:
+            username = await self._store.rotate_refresh_token(
+                claims.tenant_id,
+                claims.jti,
+                claims.family,
+                session_started_ms(claims.family),
+                new_jti,
+                self._tokens.refresh_ttl,
+            )
+        except TokenReused:
+            # The script revoked the family; its access tokens end everywhere too.
+            await self._store.announce_revoked_family(
+                claims.tenant_id, claims.family, stream_ttl_seconds=self.sessions.stream_ttl_seconds
+            )
+            self._ended_here(claims.tenant_id, session_id=claims.family)
+            raise
         audit_note(username=username or None)
-        return self._pair(claims.tenant_id, username, new_refresh)
+        return self._pair(claims.tenant_id, username, new_refresh, claims.family)
 
     async def logout(self, refresh_token: str) -> str:
-        """Revoke the session (token family) of ``refresh_token``; returns the tenant id."""
+        """End the session (token family) of ``refresh_token``; returns the tenant id."""
         claims = self._tokens.verify_refresh_token(refresh_token)
         audit_note(tenant_id=claims.tenant_id)
-        username = await self._store.revoke_family(claims.tenant_id, claims.family, self._tokens.refresh_ttl)
+        username = await self._store.revoke_family(
+            claims.tenant_id,
+            claims.family,
+            self._tokens.refresh_ttl,
+            stream_ttl_seconds=self.sessions.stream_ttl_seconds,
+        )
+        self._ended_here(claims.tenant_id, session_id=claims.family)
         audit_note(username=username)  # for the audit event
         return claims.tenant_id
+
+    async def logout_all(self, claims: AccessClaims) -> None:
+        """End every session of the tenant, the caller's too."""
+        await self._cut_off(claims.tenant_id, keep="")
+
+    async def change_password(self, claims: AccessClaims, current_password: str, new_password: str) -> None:
+        """Replace the password after checking the current one; every other session ends (the
+        caller's goes on). A wrong current password counts as a failed login of the user."""
+        username = claims.username
+        address = await self._reserve_attempt(username)
+        password_hash = await self._store.password_hash(claims.tenant_id)
+        if password_hash is None:
+            raise InvalidToken("The account of this token no longer exists")
+        if not await self._hasher.verify(current_password, password_hash):
+            raise InvalidCredentials("The current password is incorrect")  # the reservation stays a failure
+        await self._store.release_login(username, address)
+        await self._store.set_password_hash(claims.tenant_id, await self._hasher.hash(new_password))
+        await self._cut_off(claims.tenant_id, keep=claims.session_id or "")
+
+    async def _cut_off(self, tenant_id: str, keep: str) -> None:
+        before_ms = int(time.time() * 1000) + 1  # a session begun in this very millisecond ends too
+        await self._store.cut_off_sessions(
+            tenant_id,
+            before_ms,
+            keep,
+            self._tokens.refresh_ttl,
+            stream_ttl_seconds=self.sessions.stream_ttl_seconds,
+        )
+        self._ended_here(tenant_id, before_ms=before_ms, keep=keep)
+
+    def _ended_here(self, tenant_id: str, *, session_id: str | None = None, before_ms: int = 0, keep: str = "") -> None:
+        """This process knows at once; the others learn it from the stream."""
+        self.sessions.apply(
+            [
+                Revocation(
+                    entry_id="",
+                    at_ms=int(time.time() * 1000),
+                    tenant_id=tenant_id,
+                    session_id=session_id,
+                    before_ms=before_ms,
+                    keep=keep,
+                )
+            ]
+        )
 
     async def get_user(self, tenant_id: str) -> User:
         user = await self._store.user(tenant_id)

@@ -1,16 +1,20 @@
-"""Every Redis access of auth: user records and the username/email claims, the failed-login counter
-(login_failure.lua), refresh tokens and their rotation (refresh_rotate.lua). This module is the only
-caller of those scripts.
+"""Every Redis access of auth: user records and the username/email claims, the login throttles
+(login_attempt.lua: failed logins per username and client address and per address; auth_rate.lua: the
+address's budget of anonymous /auth requests), refresh tokens and their rotation (refresh_rotate.lua),
+ended sessions and the stream that tells every API process about them. This module is the only caller
+of those scripts.
 
-A username's claim and its failure counter share the ``{username}`` hash tag (one slot, one round
-trip); a user record and its refresh tokens live in the tenant's slot.
+A username's claim has the ``{username}`` hash tag; every throttle counter of a client address has the
+``{address}`` tag (one slot, one script); a user record and its refresh tokens live in the tenant's slot.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol, cast
 
 from app.auth.model import User
 from app.platform import keyspace as keys
@@ -19,17 +23,40 @@ from app.platform.keyspace import KeySchema
 from app.platform.redis import AsyncDataRedis, text
 from app.platform.scripts import LuaScript, ScriptError, Scripts, domain_error
 
-LOGIN_FAILURE: Final = LuaScript("login_failure")
+LOGIN_ATTEMPT: Final = LuaScript("login_attempt")
+AUTH_RATE: Final = LuaScript("auth_rate")
 REFRESH_ROTATE: Final = LuaScript("refresh_rotate")
 
 
 @dataclass(frozen=True, slots=True)
-class LoginState:
-    """What a login checks first: the username's tenant (None: no such user) and its recent failures."""
+class Revocation:
+    """One entry of the session-revocation stream: a session ended (``session_id``), or every session
+    of the tenant begun before ``before_ms`` except ``keep`` ended."""
 
-    tenant_id: str | None
-    failures: int
-    failures_ttl: int  # seconds until the failure window ends (< 0: no window)
+    entry_id: str
+    at_ms: int  # when it was written (the entry id's time)
+    tenant_id: str
+    session_id: str | None = None
+    before_ms: int = 0
+    keep: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCutoff:
+    """What Redis says of one session, for a process that cannot trust its copy of the stream."""
+
+    family_revoked: bool
+    before_ms: int
+    keep: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoginReservation:
+    """A login attempt reserved before the password is checked (counted as a failure until it is
+    given back), or refused with the seconds until the window that refused it ends."""
+
+    granted: bool
+    retry_after: int
 
 
 class AuthStore:
@@ -86,30 +113,43 @@ class AuthStore:
         raw = await self._redis.hget(KeySchema(tenant_id).user(), "password_hash")
         return text(raw) if raw else None
 
+    async def set_password_hash(self, tenant_id: str, password_hash: str) -> None:
+        await self._redis.hset(KeySchema(tenant_id).user(), "password_hash", password_hash)
+
     # -- logins ----------------------------------------------------------------------------------
 
-    async def login_state(self, username: str) -> LoginState:
-        failures_key = keys.login_failures(username)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.username_claim(username))
-            pipe.get(failures_key)
-            pipe.ttl(failures_key)
-            tenant_raw, failures_raw, failures_ttl = await pipe.execute()
-        return LoginState(
-            tenant_id=text(tenant_raw) if tenant_raw else None,
-            failures=int(failures_raw) if failures_raw is not None else 0,
-            failures_ttl=int(failures_ttl),
+    async def tenant_of(self, username: str) -> str | None:
+        """The tenant that claimed ``username``, None when nobody did."""
+        raw = await self._redis.get(keys.username_claim(username))
+        return text(raw) if raw else None
+
+    async def reserve_login(
+        self, username: str, address: str, max_per_username: int, max_per_address: int, window_seconds: int
+    ) -> LoginReservation:
+        """Count one login attempt of ``username`` from client ``address`` as a failure, unless either
+        limit is reached already (then nothing is counted): decided and counted in one step."""
+        granted, retry_after = await self._scripts.call(
+            LOGIN_ATTEMPT,
+            keys=[keys.login_failures(username, address), keys.login_address_failures(address)],
+            args=["reserve", max_per_username, max_per_address, window_seconds],
+        )
+        return LoginReservation(granted=bool(int(granted)), retry_after=int(retry_after))
+
+    async def release_login(self, username: str, address: str) -> None:
+        """A successful login: forget the username's failures from ``address`` and give the address
+        its reservation back."""
+        await self._scripts.call(
+            LOGIN_ATTEMPT,
+            keys=[keys.login_failures(username, address), keys.login_address_failures(address)],
+            args=["release"],
         )
 
-    async def count_login_failure(self, username: str, window_seconds: int) -> int:
-        """Count one failed login of ``username``; returns the failures of the current window."""
-        (failures,) = await self._scripts.call(
-            LOGIN_FAILURE, keys=[keys.login_failures(username)], args=[window_seconds]
+    async def take_anonymous(self, address: str, interval_ms: float, burst: int) -> int | None:
+        """Spend one anonymous /auth request of ``address``: None, or the ms until one is allowed."""
+        granted, wait_ms = await self._scripts.call(
+            AUTH_RATE, keys=[keys.auth_rate(address)], args=[interval_ms, burst]
         )
-        return int(failures)
-
-    async def clear_login_failures(self, username: str) -> None:
-        await self._redis.delete(keys.login_failures(username))
+        return None if int(granted) else int(wait_ms)
 
     # -- refresh tokens --------------------------------------------------------------------------
 
@@ -121,10 +161,12 @@ class AuthStore:
             pipe.expire(token_key, ttl_seconds)
             await pipe.execute()
 
-    async def rotate_refresh_token(self, tenant_id: str, jti: str, family: str, new_jti: str, ttl_seconds: int) -> str:
+    async def rotate_refresh_token(
+        self, tenant_id: str, jti: str, family: str, family_started_ms: int, new_jti: str, ttl_seconds: int
+    ) -> str:
         """Spend token ``jti`` and make ``new_jti`` its active successor; returns the username ('' if
         the user is gone). Raises TokenReused for a spent token (its family is revoked from now on)
-        and InvalidToken for a revoked or unknown one."""
+        and InvalidToken for a revoked or unknown one, or one of a session a cut-off ended."""
         schema = KeySchema(tenant_id)
         try:
             (username,) = await self._scripts.call(
@@ -134,21 +176,90 @@ class AuthStore:
                     schema.refresh_family(family),
                     schema.refresh_token(new_jti),
                     schema.user(),
+                    schema.sessions_revoked(),
                 ],
-                args=[family, ttl_seconds],
+                args=[family, ttl_seconds, family_started_ms],
             )
         except ScriptError as error:
             raise domain_error(error, _refresh_refusal) from None
         return text(username)
 
-    async def revoke_family(self, tenant_id: str, family: str, ttl_seconds: int) -> str | None:
-        """Revoke every token of ``family`` (a session); returns the username (None if the user is gone)."""
+    async def revoke_family(
+        self, tenant_id: str, family: str, ttl_seconds: int, *, stream_ttl_seconds: int
+    ) -> str | None:
+        """Revoke every token of ``family`` (a session) and tell every API process; returns the
+        username (None if the user is gone)."""
         schema = KeySchema(tenant_id)
-        async with self._redis.pipeline(transaction=False) as pipe:  # one slot: one round trip
+        async with self._redis.pipeline(transaction=False) as pipe:  # one round trip (two slots on a cluster)
             pipe.set(schema.refresh_family(family), "revoked", ex=ttl_seconds)
             pipe.hget(schema.user(), "username")
-            _, username = await pipe.execute()
+            _announce(pipe, {"tenant": tenant_id, "sid": family}, stream_ttl_seconds)
+            _, username, _ = await pipe.execute()
         return text(username) if username else None
+
+    async def announce_revoked_family(self, tenant_id: str, family: str, *, stream_ttl_seconds: int) -> None:
+        """Tell every API process that ``family`` ended (its marker is written already)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            _announce(pipe, {"tenant": tenant_id, "sid": family}, stream_ttl_seconds)
+            await pipe.execute()
+
+    async def cut_off_sessions(
+        self, tenant_id: str, before_ms: int, keep: str, ttl_seconds: int, *, stream_ttl_seconds: int
+    ) -> None:
+        """End every session of the tenant begun before ``before_ms`` except ``keep`` ('' for none),
+        and tell every API process."""
+        key = KeySchema(tenant_id).sessions_revoked()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping={"before": before_ms, "keep": keep})
+            pipe.expire(key, ttl_seconds)
+            _announce(pipe, {"tenant": tenant_id, "before": before_ms, "keep": keep}, stream_ttl_seconds)
+            await pipe.execute()
+
+    async def session_cutoff(self, tenant_id: str, family: str | None) -> SessionCutoff:
+        """Redis's word on one session, in one round trip (same slot)."""
+        schema = KeySchema(tenant_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(schema.refresh_family(family or "-"))
+            pipe.hmget(schema.sessions_revoked(), ["before", "keep"])
+            marker, (before, keep) = await pipe.execute()
+        return SessionCutoff(
+            family_revoked=text(marker) == "revoked" if marker else False,
+            before_ms=int(before) if before else 0,
+            keep=text(keep) if keep else "",
+        )
+
+
+class _StreamAdder(Protocol):
+    def xadd(self, name: str, fields: dict[str, str | int], *, minid: int, approximate: bool) -> object: ...
+
+
+def _announce(pipe: object, fields: Mapping[str, str | int], stream_ttl_seconds: int) -> None:
+    """Queue the XADD of one revocation, trimming entries older than any access token they could end."""
+    min_id = int(time.time() * 1000) - stream_ttl_seconds * 1000
+    cast(_StreamAdder, pipe).xadd(keys.SESSION_REVOCATIONS, dict(fields), minid=max(min_id, 0), approximate=False)
+
+
+async def read_revocations(
+    redis: AsyncDataRedis, after: str, block_ms: int | None, count: int = 1000
+) -> list[Revocation]:
+    """Revocations after stream id ``after`` ('0': all that are kept), waiting up to ``block_ms``."""
+    reply = await redis.xread({keys.SESSION_REVOCATIONS: after}, count=count, block=block_ms)
+    entries: list[Revocation] = []
+    for _stream, items in cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply or []):
+        for raw_id, raw_fields in items:
+            entry_id = text(raw_id)
+            fields = {text(name): text(value) for name, value in raw_fields.items()}
+            entries.append(
+                Revocation(
+                    entry_id=entry_id,
+                    at_ms=int(entry_id.partition("-")[0]),
+                    tenant_id=fields.get("tenant", ""),
+                    session_id=fields.get("sid"),
+                    before_ms=int(fields.get("before") or 0),
+                    keep=fields.get("keep", ""),
+                )
+            )
+    return entries
 
 
 def _refresh_refusal(error: ScriptError) -> KVStoreError:

@@ -58,6 +58,7 @@ KV_BUCKET_INFO = LuaScript("kv_bucket_info")
 KV_BUCKET_DELETE = LuaScript("kv_bucket_delete")
 KV_BUCKET_PURGE_STEP = LuaScript("kv_bucket_purge_step")
 TTL_SWEEP_TENANT = LuaScript("ttl_sweep_tenant")
+KV_RELEASE_HELD = LuaScript("kv_release_held")
 
 
 def write_header(settings: Settings, tenant_id: str, bucket: str) -> list[ScriptArg]:
@@ -195,6 +196,12 @@ class KVStore:
         """The tenant's earliest expiry moved earlier: tell the global sweep schedule."""
         await self._client.zadd(keys.TTL_SCHEDULE, {tenant_id: expires_ms}, lt=True)
 
+    async def _schedule_held(self, tenant_id: str, held_at: bytes | str | int) -> None:
+        """A write answered the time the tenant's earliest held-bytes release moved to (a deleted key's
+        history, a deleted bucket's feed): tell the global release schedule. '' = nothing moved."""
+        if held_at not in (b"", ""):
+            await self._client.zadd(keys.HELD_SCHEDULE, {tenant_id: int(held_at)}, lt=True)
+
     # -- keys ---------------------------------------------------------------------------------
     async def put(
         self,
@@ -228,10 +235,11 @@ class KVStore:
             ],
             key,
         )
-        *result, schedule, tags_json = values
+        *result, schedule, tags_json, held_at = values
         entry = _written(key, value_json, encoding, [*result, tags_json])
         if int(schedule) and entry.expires_ms is not None:
             await self._schedule_expiry(tenant_id, entry.expires_ms)
+        await self._schedule_held(tenant_id, held_at)
         return entry
 
     async def get_many(
@@ -252,6 +260,7 @@ class KVStore:
             [*self._header(tenant_id, bucket), key, expected_arg(expected_version)],
             key,
         )
+        await self._schedule_held(tenant_id, values[2])
         return int(values[0])
 
     async def history(self, tenant_id: str, bucket: str, key: str, limit: int) -> list[HistoryRecord]:
@@ -315,7 +324,7 @@ class KVStore:
                 "" if item.tags is None else dumps(item.tags),
             ]
         try:
-            schedule, results = await self._scripts.call(
+            schedule, results, held_at = await self._scripts.call(
                 KV_BATCH_PUT, keys=[KeySchema(tenant_id).bucket(bucket)], args=args
             )
         except ScriptError as error:
@@ -332,11 +341,13 @@ class KVStore:
         expiries = [e.expires_ms for e in entries if e.expires_ms is not None]
         if int(schedule) and expiries:
             await self._schedule_expiry(tenant_id, min(expiries))
+        await self._schedule_held(tenant_id, held_at)
         return entries
 
     async def batch_delete(self, tenant_id: str, bucket: str, key_list: Sequence[str]) -> list[bool]:
         """Delete the keys that exist; per key, whether it was deleted (False: it was not there)."""
         values = await self._call(KV_BATCH_DELETE, tenant_id, bucket, [*self._header(tenant_id, bucket), *key_list])
+        await self._schedule_held(tenant_id, values[1])
         return [bool(int(flag)) for flag in values[0]]
 
     # -- buckets ------------------------------------------------------------------------------
@@ -368,7 +379,7 @@ class KVStore:
 
     async def delete_bucket(self, tenant_id: str, name: str) -> None:
         """Delete a bucket; when it is too big to purge at once, the tenant goes to the worker's trash list."""
-        _, purged = await self._call(
+        _, purged, held_at = await self._call(
             KV_BUCKET_DELETE,
             tenant_id,
             name,
@@ -380,6 +391,7 @@ class KVStore:
         )
         if not int(purged):
             await self._client.sadd(keys.TRASH_TENANTS, tenant_id)
+        await self._schedule_held(tenant_id, held_at)
 
 
 class SyncKVStore:
@@ -399,7 +411,7 @@ class SyncKVStore:
 
     def sweep_step(self, tenant_id: str, limit: int) -> SweepStep:
         """Remove up to ``limit`` expired entries of one tenant (fewer removed: nothing more is due)."""
-        next_due, flat = self._scripts.call(
+        next_due, flat, held_at = self._scripts.call(
             TTL_SWEEP_TENANT,
             keys=[KeySchema(tenant_id).ttl_buckets()],
             args=[*write_header(self._settings, tenant_id, ""), limit],
@@ -408,6 +420,8 @@ class SyncKVStore:
             ExpiredEntry(tenant_id, text(flat[i]), text(flat[i + 1]), int(flat[i + 2]), int(flat[i + 3]))
             for i in range(0, len(flat), 4)
         ]
+        if held_at:
+            self._client.zadd(keys.HELD_SCHEDULE, {tenant_id: int(held_at)}, lt=True)
         return SweepStep(removed, int(float(next_due)) if next_due else None)
 
     def reschedule(self, tenant_id: str, next_due_ms: int | None) -> None:
@@ -420,6 +434,32 @@ class SyncKVStore:
         marker = self._client.get(KeySchema(tenant_id).ttl_scheduled())
         if marker is not None and (next_due_ms is None or int(float(marker)) < next_due_ms):
             self._client.zadd(keys.TTL_SCHEDULE, {tenant_id: int(float(marker))}, lt=True)
+
+    # -- release of held bytes (deleted keys' history, deleted buckets' feeds) -------------------
+    def held_due_tenants(self, now_ms: int, limit: int) -> list[str]:
+        """Up to ``limit`` tenants with a deleted key's history or a deleted bucket's feed expired by ``now_ms``."""
+        due = cast(list[bytes], self._client.zrangebyscore(keys.HELD_SCHEDULE, "-inf", now_ms, start=0, num=limit))
+        return [text(raw) for raw in due]
+
+    def release_step(self, tenant_id: str, limit: int) -> tuple[int, int | None]:
+        """Release up to ``limit`` expired held items of one tenant: (items released, next release ms)."""
+        next_at, released = self._scripts.call(
+            KV_RELEASE_HELD,
+            keys=[KeySchema(tenant_id).history_buckets()],
+            args=[keys.tenant_prefix(tenant_id), limit],
+        )
+        return int(released), int(next_at) if next_at else None
+
+    def reschedule_held(self, tenant_id: str, next_at: int | None) -> None:
+        """Set the tenant's score in the release schedule (or drop it), then re-read its marker: a
+        deletion that scheduled an earlier release meanwhile must not be overwritten."""
+        if next_at is None:
+            self._client.zrem(keys.HELD_SCHEDULE, tenant_id)
+        else:
+            self._client.zadd(keys.HELD_SCHEDULE, {tenant_id: next_at})
+        marker = self._client.get(KeySchema(tenant_id).held_scheduled())
+        if marker is not None and (next_at is None or int(float(marker)) < next_at):
+            self._client.zadd(keys.HELD_SCHEDULE, {tenant_id: int(float(marker))}, lt=True)
 
     # -- bucket purge -------------------------------------------------------------------------
     def trashed_tenants(self) -> list[str]:

@@ -1,6 +1,11 @@
-"""KV background work: the TTL sweep, and the purge of deleted buckets.
+"""KV background work: the TTL sweep, the release of held bytes, and the purge of deleted buckets.
 
 TTL sweep: remove expired entries from every index, append `expire` events, audit them.
+
+Release of held bytes: the history of a deleted key and the feed of a deleted bucket count against
+the tenant's max_kv_bytes until they expire; the release deletes them and gives their bytes back,
+through a schedule of its own (keys.HELD_SCHEDULE) that holds only tenants with such items, scored
+by the earliest, so it visits only tenants and buckets with something due.
 
 The global schedule (keys.TTL_SCHEDULE) holds only tenants that have expiring keys, scored by
 their earliest expiry, so a sweep visits exactly the tenants with something due and, inside
@@ -76,13 +81,38 @@ def sweep_expired(
     return total
 
 
+def release_held(client: SyncDataRedis, scripts: SyncScripts, settings: Settings, now_ms: int | None = None) -> int:
+    """Release every deleted key's history and deleted bucket's feed that expired by ``now_ms``;
+    returns the items released."""
+    now_ms = now_ms or int(time.time() * 1000)
+    store = SyncKVStore(client, scripts, settings)
+    released = 0
+    while True:
+        due = store.held_due_tenants(now_ms, TENANTS_PER_ROUND)
+        for tenant_id in due:
+            while True:
+                count, next_at = store.release_step(tenant_id, ENTRIES_PER_CALL)
+                released += count
+                if count < ENTRIES_PER_CALL:
+                    break
+            store.reschedule_held(tenant_id, next_at)
+        if len(due) < TENANTS_PER_ROUND:
+            break
+    if released:
+        logger.info("released the held bytes of %d deleted keys' histories and deleted buckets' feeds", released)
+    return released
+
+
 # -- the Huey task -------------------------------------------------------------------------------
 
 
 def ttl_sweep() -> int:
-    """Periodic: remove expired entries everywhere and audit each expiry (action kv.expire)."""
+    """Periodic: remove expired entries everywhere and audit each expiry (action kv.expire); then
+    release the deleted keys' histories and deleted buckets' feeds that expired."""
     context = worker_context()
-    return sweep_expired(context.data_redis, context.scripts, context.settings).removed
+    removed = sweep_expired(context.data_redis, context.scripts, context.settings).removed
+    release_held(context.data_redis, context.scripts, context.settings)
+    return removed
 
 
 # -- bucket purge: the keys of deleted buckets too big to purge inside the delete request --------

@@ -36,6 +36,12 @@ class InvalidToken(Unauthorized):
     code = "invalid_token"
 
 
+class SessionEnded(InvalidToken):
+    """The token's session ended: logout, logout-all, a password change or a replayed refresh token."""
+
+    code = "session_ended"
+
+
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
 

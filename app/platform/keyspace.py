@@ -23,9 +23,17 @@ TRASH_TENANTS = "trash:tenants"
 AUDIT_OUTBOX_TENANTS = "audit:outbox:tenants"
 """Set of tenant ids whose audit outbox holds undelivered events."""
 
+HELD_SCHEDULE = "kv:held:schedule"
+"""Sorted set: member tenant id, score the earliest time (ms) when the history of one of its deleted
+keys, or the change feed of one of its deleted buckets, expires: the worker releases those bytes."""
+
 OBJECT_GC_SCHEDULE = "objects:gc:schedule"
 """Sorted set: member tenant id, score (ms) when its object garbage, compactions or deleted
 object buckets may next need the worker; never later than the real due time."""
+
+SESSION_REVOCATIONS = "auth:session_revocations"
+"""Stream of ended sessions (``sid``) and tenant-wide session cut-offs (``tenant``, ``before``,
+``keep``), read by every API process; trimmed to the access-token lifetime."""
 
 
 def username_claim(username: str) -> str:
@@ -38,9 +46,22 @@ def email_claim(email: str) -> str:
     return f"email:{{{email}}}"
 
 
-def login_failures(username: str) -> str:
-    """String counter ``login_failures:{<username>}``, expiring with the failure window."""
-    return f"login_failures:{{{username}}}"
+def login_failures(username: str, address: str) -> str:
+    """String counter ``login_failures:{<address>}:<username>``: failed logins of a username from one
+    client address (app/auth/throttle.py), expiring with the failure window."""
+    return f"login_failures:{{{address}}}:{username}"
+
+
+def login_address_failures(address: str) -> str:
+    """String counter ``login_failures:{<address>}``: failed logins from one client address, any
+    usernames; in the same slot as the address's per-username counters."""
+    return f"login_failures:{{{address}}}"
+
+
+def auth_rate(address: str) -> str:
+    """String ``auth_rate:{<address>}``: the GCRA theoretical arrival time (ms) of a client address's
+    budget of anonymous /auth requests."""
+    return f"auth_rate:{{{address}}}"
 
 
 def tenant_prefix(tenant_id: str) -> str:
@@ -70,8 +91,14 @@ class KeySchema:
         """String ``t:{tid}:refresh_family:<family>``: "revoked" once a spent token was replayed."""
         return f"{self.prefix}refresh_family:{family}"
 
+    def sessions_revoked(self) -> str:
+        """Hash ``t:{tid}:sessions_revoked``: ``before`` (ms) ends every session begun earlier except
+        ``keep``; kept as long as a refresh token lives."""
+        return f"{self.prefix}sessions_revoked"
+
     def usage(self) -> str:
-        """Hash ``t:{tid}:usage``: keys, kv_bytes, buckets, objects, object_bytes, watch_streams."""
+        """Hash ``t:{tid}:usage``: keys, kv_bytes, kv_history_bytes, kv_feed_bytes, buckets, objects,
+        object_bytes, object_pending_bytes, object_garbage_bytes."""
         return f"{self.prefix}usage"
 
     def limits(self) -> str:
@@ -93,7 +120,8 @@ class KeySchema:
     def bucket(self, name: str) -> str:
         """Hash ``t:{tid}:bucket:<name>``: id, rev, keys, bytes, history, ttl, max_value_size,
         description, created_at; vfloor (a new key's version starts above it), vmax (the highest
-        version given out)."""
+        version given out); hbytes (the past-history bytes of its keys, live and deleted), fb (the
+        bytes of its change feed)."""
         return f"{self.prefix}bucket:{name}"
 
     def version_floors(self) -> str:
@@ -108,6 +136,20 @@ class KeySchema:
     def ttl_scheduled(self) -> str:
         """String ``t:{tid}:ttl_scheduled``: the score this tenant holds in ``ttl:schedule``."""
         return f"{self.prefix}ttl_scheduled"
+
+    def history_buckets(self) -> str:
+        """Sorted set ``t:{tid}:gone_buckets``: bucket name, score the earliest expiry (ms) of the
+        history of one of its deleted keys (the worker then releases those bytes)."""
+        return f"{self.prefix}gone_buckets"
+
+    def dead_feeds(self) -> str:
+        """Sorted set ``t:{tid}:dead_feeds``: ``<bucket id>:<bytes>`` of the change feed of a deleted
+        bucket, kept for its watchers, score when it expires (ms); its bytes count until then."""
+        return f"{self.prefix}dead_feeds"
+
+    def held_scheduled(self) -> str:
+        """String ``t:{tid}:held_scheduled``: the score this tenant holds in ``kv:held:schedule``."""
+        return f"{self.prefix}held_scheduled"
 
     def trash(self) -> str:
         """List ``t:{tid}:trash``: ids of deleted buckets whose keys the worker still purges."""
@@ -136,7 +178,8 @@ class KeySchema:
 
     def entry(self, bucket_id: int | str, key: str) -> str:
         """Hash ``t:{tid}:b:<id>:k:<key>``: v (JSON text), enc, ver, rev, c, u, x (expiry ms
-        or absent), tags (JSON object)."""
+        or absent), tags (JSON object); hb (bytes of the key's history list), hh (bytes of its first
+        record, the current revision's; absent on an entry written before they were kept)."""
         return f"{self.bucket_prefix(bucket_id)}k:{key}"
 
     def history(self, bucket_id: int | str, key: str) -> str:
@@ -164,6 +207,11 @@ class KeySchema:
         """Sorted set ``t:{tid}:b:<id>:gone``: deleted or expired keys whose history is still kept,
         score when that history expires (ms); a bucket purge finds those histories here."""
         return f"{self.bucket_prefix(bucket_id)}gone"
+
+    def deleted_history_bytes(self, bucket_id: int | str) -> str:
+        """Hash ``t:{tid}:b:<id>:gone_bytes``: deleted or expired key -> bytes of its history list
+        (counted in ``kv_history_bytes`` until it expires)."""
+        return f"{self.bucket_prefix(bucket_id)}gone_bytes"
 
     def version_floors_by_slot(self, bucket_id: int | str) -> str:
         """Hash ``t:{tid}:b:<id>:vslots``: slot (a djb2 hash of a key name mod 4096)
@@ -263,6 +311,10 @@ _LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("tag_registry_key", "tag_registry", ("bid",)),
     ("deleted_keys_key", "deleted_keys", ("bid",)),
     ("feed_key", "feed", ("bid",)),
+    ("deleted_history_bytes_key", "deleted_history_bytes", ("bid",)),
+    ("history_buckets_key", "history_buckets", ()),
+    ("dead_feeds_key", "dead_feeds", ()),
+    ("held_scheduled_key", "held_scheduled", ()),
     ("version_slots_key", "version_floors_by_slot", ("bid",)),
     ("bucket_key", "bucket", ("name",)),
     ("buckets_key", "buckets", ()),

@@ -15,7 +15,17 @@ class Limits(BaseModel):
 
 class UsageOut(BaseModel):
     keys: int
-    kv_bytes: int
+    kv_bytes: int = Field(description="Key names + stored JSON text of the values (counts against max_kv_bytes)")
+    kv_history_bytes: int = Field(
+        default=0,
+        description="History records kept besides each live key's current revision: past revisions, and "
+        "every record of a deleted key until its history expires (counts against max_kv_bytes)",
+    )
+    kv_feed_bytes: int = Field(
+        default=0,
+        description="Change-feed events of every bucket, and of deleted buckets until their feed expires "
+        "(kept within max_kv_bytes by trimming the oldest events)",
+    )
     objects: int
     object_bytes: int
     object_pending_bytes: int = Field(

@@ -66,10 +66,14 @@ class UsageService:
         totals = dict.fromkeys(COUNTERS, 0)
         for name, bucket_id in await self._store.kv_buckets(tenant_id):
             counted = await self._store.kv_bucket_size(tenant_id, bucket_id)
-            await self._store.set_bucket_counts(tenant_id, name, bucket_id, counted)
+            held = await self._store.kv_bucket_held(tenant_id, bucket_id)
+            await self._store.set_bucket_counts(tenant_id, name, bucket_id, counted, held)
             totals["keys"] += counted.members
             totals["kv_bytes"] += counted.size
+            totals["kv_history_bytes"] += held.history
+            totals["kv_feed_bytes"] += held.feed
             totals["buckets"] += name != "default"
+        totals["kv_feed_bytes"] += await self._store.dead_feed_bytes(tenant_id)
         for _name, bucket_id in await self._store.object_buckets(tenant_id):
             counted = await self._store.object_bucket_size(tenant_id, bucket_id)
             totals["objects"] += counted.members

@@ -17,7 +17,7 @@ from app.platform.scripts import LuaScript, Scripts
 RATELIMIT_TAKE: Final = LuaScript("ratelimit_take")
 USAGE_BUCKET_COUNTS: Final = LuaScript("usage_bucket_counts")
 
-COUNTERS: Final = ("keys", "kv_bytes", "objects", "object_bytes", "buckets")
+COUNTERS: Final = ("keys", "kv_bytes", "kv_history_bytes", "kv_feed_bytes", "objects", "object_bytes", "buckets")
 # Object bytes held besides the current versions (kept by the object scripts; a recount leaves them).
 HELD: Final = ("object_pending_bytes", "object_garbage_bytes")
 """The fields of a tenant's usage hash (``KeySchema.usage()``)."""
@@ -46,6 +46,14 @@ class StoredUsage:
 class IndexSize:
     members: int
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSize:
+    """What a KV bucket keeps besides its values: past history bytes (live and deleted keys) and its feed."""
+
+    history: int
+    feed: int
 
 
 def _int(raw: bytes | str | None) -> int:
@@ -149,13 +157,53 @@ class TenancyStore:
             start = b"(" + names[-1]
         return IndexSize(count, size)
 
-    async def set_bucket_counts(self, tenant_id: str, name: str, bucket_id: str, counted: IndexSize) -> bool:
-        """Store a KV bucket's recounted keys and bytes, unless the bucket is another incarnation by
-        now (deleted, or deleted and created again): then False, and nothing is written."""
+    async def kv_bucket_held(self, tenant_id: str, bucket_id: str) -> HeldSize:
+        """A KV bucket's past history bytes, from the history bytes each key keeps (hb - hh of a live
+        key, the deleted keys' gone_bytes), and the bytes of its change feed (every event read)."""
+        schema = KeySchema(tenant_id)
+        history = 0
+        start = b"-"
+        while True:
+            names = cast(
+                list[bytes],
+                await self._redis.zrangebylex(schema.key_index(bucket_id), start, b"+", start=0, num=SCAN_BATCH),
+            )
+            if not names:
+                break
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for raw in names:
+                    pipe.hmget(schema.entry(bucket_id, raw.decode()), ["hb", "hh"])
+                for hb, hh in await pipe.execute():
+                    history += _int(hb) - _int(hh) if hb else 0
+            start = b"(" + names[-1]
+        for raw in cast(list[bytes], await self._redis.hvals(schema.deleted_history_bytes(bucket_id))):
+            history += _int(raw)
+        feed, after = 0, "-"
+        while True:
+            reply = await self._redis.xrange(schema.feed(bucket_id), after, "+", count=SCAN_BATCH)
+            events = cast(list[tuple[bytes, dict[bytes, bytes]]], reply or [])
+            if not events:
+                break
+            for _entry_id, fields in events:
+                feed += sum(len(name) + len(value) for name, value in fields.items())
+            after = "(" + events[-1][0].decode()
+        return HeldSize(history, feed)
+
+    async def dead_feed_bytes(self, tenant_id: str) -> int:
+        """Bytes of the feeds of deleted buckets, kept for their watchers until they expire."""
+        members = cast(list[bytes], await self._redis.zrange(KeySchema(tenant_id).dead_feeds(), 0, -1))
+        return sum(int(member.rpartition(b":")[2] or 0) for member in members)
+
+    async def set_bucket_counts(
+        self, tenant_id: str, name: str, bucket_id: str, counted: IndexSize, held: HeldSize
+    ) -> bool:
+        """Store a KV bucket's recounted keys, bytes, history and feed bytes, unless the bucket is
+        another incarnation by now (deleted, or deleted and created again): then False, and nothing
+        is written."""
         (updated,) = await self._scripts.call(
             USAGE_BUCKET_COUNTS,
             keys=[KeySchema(tenant_id).bucket(name)],
-            args=[bucket_id, counted.members, counted.size],
+            args=[bucket_id, counted.members, counted.size, held.history, held.feed],
         )
         return bool(int(updated))
 

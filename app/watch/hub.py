@@ -6,6 +6,12 @@ A watcher whose queue is full is cut off at once (its queue emptied); a reader s
 watcher leaves. The tenant's ``watch_streams()`` sorted set holds one member per open stream with its
 lease expiry as score, so the per-tenant limit counts the live streams of every process, and a
 process that dies leaves leases that simply expire.
+
+A lease can also lapse while its stream is alive: the data Redis (or this process) stalled for longer
+than a lease, and another open pruned it. The renewal notices (the lease is gone) and takes it back
+if the tenant still has room; otherwise the stream ends (``quota_exceeded``), so the count stays right
+and the limit holds. A lease is removed from Redis before this process forgets it, and a renewal
+never brings back a lease that is being released.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Final
 
 from redis.exceptions import RedisClusterException, RedisError
@@ -188,7 +196,9 @@ class WatchHub:
         self._client_warm = False
         self._client_lock = asyncio.Lock()
         self.readers: dict[tuple[str, str], FeedReader] = {}
-        self.leases: dict[str, str] = {}  # stream id -> tenant id
+        self.leases: dict[str, str] = {}  # stream id -> tenant id, until the lease is gone from Redis
+        self._releasing: set[str] = set()  # stream ids whose lease is being removed: not renewed
+        self._on_lost: dict[str, Callable[[], None]] = {}  # stream id -> ends the stream
         self.shutting_down = False
         self._keeper: asyncio.Task[None] | None = None
 
@@ -248,18 +258,25 @@ class WatchHub:
     def lease_expiry_ms(self) -> int:
         return int(time.time() * 1000) + self.lease_ms
 
-    def track(self, tenant_id: str, stream_id: str) -> None:
-        """Renew this stream's lease from now on."""
+    def track(self, tenant_id: str, stream_id: str, on_lost: Callable[[], None]) -> None:
+        """Renew this stream's lease from now on; ``on_lost`` ends the stream if the lease lapsed and
+        the tenant has no room left to take it back."""
         self.leases[stream_id] = tenant_id
+        self._on_lost[stream_id] = on_lost
         if self._keeper is None or self._keeper.done():
             self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="watch:leases")
 
     async def release(self, tenant_id: str, stream_id: str) -> None:
-        self.leases.pop(stream_id, None)
+        """Remove the lease from Redis, then forget it: while ``leases`` holds a stream, Redis may count it."""
+        self._releasing.add(stream_id)
         try:
             await self._store.release_lease(tenant_id, stream_id)
         except REDIS_ERRORS as exc:  # the lease expires by itself
             logger.warning("could not release watch lease %s: %s", stream_id, exc.__class__.__name__)
+        finally:
+            self._releasing.discard(stream_id)
+            self.leases.pop(stream_id, None)
+            self._on_lost.pop(stream_id, None)
 
     async def _keep(self) -> None:
         renew_at = time.monotonic() + self.heartbeat
@@ -272,10 +289,40 @@ class WatchHub:
                 await self._renew()
 
     async def _renew(self) -> None:
+        held = {stream_id: tenant for stream_id, tenant in self.leases.items() if stream_id not in self._releasing}
+        if not held:
+            return
+        expiry_ms = self.lease_expiry_ms()
+        lapsed: list[str] = []
+        lost: list[str] = []
         try:
-            await self._store.renew_leases(dict(self.leases), self.lease_expiry_ms())
+            lapsed = await self._store.renew_leases(held, expiry_ms)
+            by_tenant: dict[str, list[str]] = {}
+            for stream_id in lapsed:
+                by_tenant.setdefault(held[stream_id], []).append(stream_id)
+            for tenant_id, stream_ids in by_tenant.items():
+                lost += await self._store.reacquire_leases(
+                    tenant_id,
+                    stream_ids,
+                    default_limit=self.settings.max_watch_streams_per_tenant,
+                    now_ms=int(time.time() * 1000),
+                    expiry_ms=expiry_ms,
+                )
         except REDIS_ERRORS as exc:
-            logger.warning("could not renew %d watch leases: %s", len(self.leases), exc.__class__.__name__)
+            logger.warning("could not renew %d watch leases: %s", len(held), exc.__class__.__name__)
+        if lapsed:
+            logger.warning(
+                "%d watch leases had lapsed; %d streams over their tenant's limit end", len(lapsed), len(lost)
+            )
+        for stream_id in set(lapsed) - set(lost):
+            if stream_id in self._releasing or stream_id not in self.leases:  # released meanwhile
+                with suppress(*REDIS_ERRORS):
+                    await self._store.release_lease(held[stream_id], stream_id)
+        for stream_id in lost:
+            self.leases.pop(stream_id, None)
+            on_lost = self._on_lost.pop(stream_id, None)
+            if on_lost is not None:
+                on_lost()
 
     # -- shutdown --------------------------------------------------------------------------------
     def begin_shutdown(self) -> None:

@@ -3,11 +3,12 @@ for the default bucket) and WebSocket (``WS /kv/watch/{bucket}``), the same even
 
 Everything that can fail (token, parameters, unknown bucket, the tenant's stream limit) fails before
 the stream starts: a problem+json response, or on the WebSocket an ``error`` message and a close code
-4000 + the HTTP status (4401, 4404, 4422, 4429, 4503) right after the handshake.
+4000 + the HTTP status (4401, 4404, 4422, 4429, 4503; 4500 for a bug) right after the handshake.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing, suppress
 from typing import Annotated
@@ -26,10 +27,13 @@ from app.platform.http.problems import validation_errors
 from app.platform.http.schemas import PROBLEM_RESPONSES
 from app.platform.metrics import track_watch_connection
 from app.platform.security import AccessClaims
+from app.platform.stream_ids import parse_part
 from app.watch.events import json_data, socket_message, sse_comment, sse_frame
 from app.watch.hub import REDIS_ERRORS
-from app.watch.schemas import WatchParams
+from app.watch.schemas import REVISION_RULE, WatchParams
 from app.watch.service import COMMENTS, WatchMessage, WatchService, WatchSession
+
+logger = logging.getLogger("kvstore.watch")
 
 router = APIRouter(tags=["watch"])
 
@@ -42,6 +46,7 @@ CLOSE_CODES = {
     "slow_consumer": 1013,  # try again later: resume from resume_from
     "unavailable": 1013,
     "token_expired": 4401,
+    "quota_exceeded": 4429,  # its lease lapsed (Redis stalled) and the tenant's slots were taken meanwhile
 }
 TRANSPORT_ERRORS = (OSError, WebSocketDisconnect, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
@@ -63,7 +68,7 @@ SSE_DOC = """Server-Sent Events. Each change: `id: <revision>`, `event: put|dele
 `snapshot=true` (or when the revision to resume from is no longer kept) first `event: snapshot` per
 current entry, then `event: ready` with `{revision, entries, reason}`. A comment heartbeat keeps idle
 streams open. The stream ends with `event: error` `{code, detail, resume_from}` (token_expired,
-slow_consumer, shutting_down, unavailable) or after `purge` (the bucket was deleted)."""
+slow_consumer, shutting_down, unavailable, quota_exceeded) or after `purge` (the bucket was deleted)."""
 
 SSE_RESPONSES = {
     200: {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
@@ -72,16 +77,17 @@ SSE_RESPONSES = {
 
 
 def resume_revision(last_event_id: str | None, since: int | None) -> int | None:
-    """Last-Event-ID (an EventSource reconnecting) wins over ``since`` (the URL it was opened with)."""
-    if last_event_id is None or not last_event_id.strip():
+    """Last-Event-ID (an EventSource reconnecting) wins over ``since`` (the URL it was opened with).
+    It must be a revision as Redis reads one (ASCII digits, at most 2^64-1), else a 422."""
+    if last_event_id is None or not last_event_id.strip(" \t"):
         return since
-    value = last_event_id.strip()
-    if not value.isdigit():
+    revision = parse_part(last_event_id.strip(" \t"))
+    if revision is None:
         raise InvalidInput(
-            "Last-Event-ID must be a revision (a non-negative integer)",
-            errors=[{"field": "header.Last-Event-ID", "message": "not a revision", "type": "int_parsing"}],
+            f"Last-Event-ID must be a revision: {REVISION_RULE}",
+            errors=[{"field": "header.Last-Event-ID", "message": REVISION_RULE, "type": "int_parsing"}],
         )
-    return int(value)
+    return revision
 
 
 async def open_session(
@@ -251,6 +257,10 @@ async def watch_socket(websocket: WebSocket, bucket: str) -> None:
         return
     except REDIS_ERRORS:
         await _refuse(websocket, 503, "storage_unavailable", "The data store is unreachable; retry shortly")
+        return
+    except Exception:  # a bug: the client still gets the error message and a close code, not a dropped socket
+        logger.exception("watch socket refused by an unexpected error")
+        await _refuse(websocket, 500, "internal_error", "An unexpected error occurred")
         return
 
     async def emit(message: WatchMessage) -> None:

@@ -3,11 +3,26 @@ renders them for the wire)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from app.platform.stream_ids import MAX_PART, parse_part
 
 EventName = Literal["put", "delete", "expire", "purge", "snapshot", "ready", "error"]
+
+REVISION_RULE = f"a revision is 1 to 20 ASCII digits, at most {MAX_PART}"
+
+
+def _revision_text(value: object) -> object:
+    """Query text must be a revision as Redis reads one: pydantic's int would also take "+1", " 1",
+    "1_000" or 4,000 digits."""
+    if isinstance(value, str) and parse_part(value) is None:
+        raise ValueError(REVISION_RULE)
+    return value
+
+
+Revision = Annotated[int, Field(ge=0, le=MAX_PART), BeforeValidator(_revision_text)]
 
 
 class WatchParams(BaseModel):
@@ -17,9 +32,8 @@ class WatchParams(BaseModel):
 
     key: str | None = Field(default=None, min_length=1, max_length=1024, description="Only this key")
     prefix: str | None = Field(default=None, min_length=1, max_length=1024, description="Only keys with this prefix")
-    since: int | None = Field(
+    since: Revision | None = Field(
         default=None,
-        ge=0,
         description="Replay every change after this bucket revision, then follow (Last-Event-ID wins over it)",
     )
     snapshot: bool = Field(
@@ -59,7 +73,9 @@ class WatchReady(BaseModel):
 class WatchError(BaseModel):
     """`error`, always the last event of a stream."""
 
-    code: Literal["token_expired", "slow_consumer", "shutting_down", "bucket_not_found", "unavailable"]
+    code: Literal[
+        "token_expired", "slow_consumer", "shutting_down", "bucket_not_found", "unavailable", "quota_exceeded"
+    ]
     detail: str
     resume_from: int = Field(description="Reconnect with since= (or Last-Event-ID) this revision: nothing is lost")
 

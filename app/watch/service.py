@@ -91,6 +91,7 @@ class WatchSession:
         self._last_sent = time.monotonic()
         self._last_id: int | None = None  # the last id the client got (its Last-Event-ID)
         self._closed = False
+        self.lease_lost = False  # its lease lapsed and the tenant had no room to take it back
 
     @staticmethod
     def _reset_reason(revision: int, first: int | None, since: int | None, snapshot: bool) -> str | None:
@@ -105,7 +106,7 @@ class WatchSession:
         return None
 
     async def messages(self) -> AsyncGenerator[WatchMessage, None]:
-        self._hub.track(self.tenant_id, self.stream_id)
+        self._hub.track(self.tenant_id, self.stream_id, self._lose_lease)
         try:
             async for message in self._produce():
                 self._last_sent = time.monotonic()
@@ -130,6 +131,8 @@ class WatchSession:
         subscription = self._subscription = self._hub.subscribe(
             self.tenant_id, self.bucket_id, self.position, self.key, self.prefix, self.cut_off
         )
+        if self.lease_lost:
+            subscription.fail("quota_exceeded")
         async for message in self._replay(upto=subscription.seen):  # what the reader sent before we joined
             yield message
         if not self.end_code:
@@ -270,6 +273,13 @@ class WatchSession:
         self.end_code = code
         return WatchMessage("error", json_data({"code": code, "detail": detail, "resume_from": self.position}))
 
+    def _lose_lease(self) -> None:
+        """The hub could not take this stream's lapsed lease back: end the stream (after the snapshot
+        or replay in progress, if any)."""
+        self.lease_lost = True
+        if self._subscription is not None:
+            self._subscription.fail("quota_exceeded")
+
     async def close(self) -> None:
         """Release the queue, the reader (if this was its last watcher) and the lease. Idempotent."""
         if self._closed:
@@ -284,6 +294,8 @@ _FAILURE_DETAIL: Final = {
     "slow_consumer": "the client fell too far behind; resume from resume_from",
     "shutting_down": "the server is restarting; resume from resume_from",
     "unavailable": "the change feed could not be read; resume from resume_from",
+    "quota_exceeded": "this stream's lease lapsed while the data store was unreachable and the tenant's "
+    "watch streams reached max_watch_streams meanwhile; resume from resume_from once a stream closes",
 }
 
 

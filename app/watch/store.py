@@ -1,5 +1,6 @@
-"""Every Redis access of watching: opening a stream (watch_open.lua, the only caller of that script),
-the bucket's change feed (XRANGE, and XREAD BLOCK for a bucket's reader) and the leases of open streams.
+"""Every Redis access of watching: opening a stream (watch_open.lua), the bucket's change feed (XRANGE,
+and XREAD BLOCK for a bucket's reader) and the leases of open streams (renewal, and watch_reacquire.lua
+for leases that lapsed); this module is the only caller of both scripts.
 
 The feed of a bucket incarnation is a Redis Stream (``KeySchema.feed``) with entry ids
 ``<revision>-0``; the tenant's ``watch_streams()`` sorted set holds one member per open stream,
@@ -8,7 +9,7 @@ scored by its lease expiry (ms).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -20,6 +21,7 @@ from app.platform.scripts import LuaScript, ScriptError, Scripts, domain_error
 from app.watch.events import FeedEvent
 
 WATCH_OPEN: Final = LuaScript("watch_open")
+WATCH_REACQUIRE: Final = LuaScript("watch_reacquire")
 
 READ_BATCH: Final = 500  # stream entries per XREAD / XRANGE call
 
@@ -112,13 +114,30 @@ class WatchStore:
     async def release_lease(self, tenant_id: str, stream_id: str) -> None:
         await self._redis.zrem(KeySchema(tenant_id).watch_streams(), stream_id)
 
-    async def renew_leases(self, leases: Mapping[str, str], expiry_ms: int) -> None:
-        """Move the expiry of each lease (stream id -> tenant id) to ``expiry_ms``, in one round trip."""
+    async def renew_leases(self, leases: Mapping[str, str], expiry_ms: int) -> list[str]:
+        """Move the expiry of each lease (stream id -> tenant id) to ``expiry_ms``, in one round trip.
+        Returns the stream ids whose lease was not there any more (it lapsed and was pruned)."""
+        stream_ids = list(leases)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for stream_id, tenant_id in leases.items():
-                # xx: a lease released while this pipeline is on its way is not brought back.
-                pipe.zadd(KeySchema(tenant_id).watch_streams(), {stream_id: expiry_ms}, xx=True)
-            await pipe.execute()
+            for stream_id in stream_ids:
+                # xx: a lease that is gone is not brought back here (see reacquire_leases); ch: the
+                # reply tells whether it was there.
+                pipe.zadd(KeySchema(leases[stream_id]).watch_streams(), {stream_id: expiry_ms}, xx=True, ch=True)
+            replies = await pipe.execute()
+        return [stream_id for stream_id, changed in zip(stream_ids, replies, strict=True) if not changed]
+
+    async def reacquire_leases(
+        self, tenant_id: str, stream_ids: Sequence[str], *, default_limit: int, now_ms: int, expiry_ms: int
+    ) -> list[str]:
+        """Take back the lapsed leases of the tenant's open streams while the tenant has room
+        (``default_limit`` unless its limits override it; 0 = unlimited). Returns the stream ids
+        left without a lease: those streams must end."""
+        (lost,) = await self._scripts.call(
+            WATCH_REACQUIRE,
+            keys=[KeySchema(tenant_id).watch_streams()],
+            args=[keys.tenant_prefix(tenant_id), default_limit, now_ms, expiry_ms, *stream_ids],
+        )
+        return [text(stream_id) for stream_id in cast(list[bytes], lost or [])]
 
 
 async def follow_feed(client: AsyncDataRedis, feed_key: str, after: int, block_ms: int) -> list[FeedEvent]:

@@ -164,3 +164,50 @@ async def test_with_the_queue_down_writes_succeed_and_events_wait_in_the_outbox(
         assert [e["action"] for e in items] == ["kv.put_key", "auth.register"]
         assert await data.llen(outbox) == 0
         assert not await data.sismember(AUDIT_OUTBOX_TENANTS, alice["tenant_id"])
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "99999999999999999999-0",  # ms over 2^64-1: Redis refuses the id
+        "18446744073709551616-0",
+        "0-18446744073709551616",
+        "\u0661-0",  # an Arabic-Indic digit: \d and int() take it, Redis does not
+        "²-0",
+        "1" * 30 + "-0",
+        "1-" + "1" * 30,
+        "-",
+        "+",
+        "1-0\x00",
+        "\x00",
+        "1",
+        "1-",
+        "-1",
+        " 1-0",
+        "+1-0",
+    ],
+)
+async def test_a_cursor_that_is_not_a_stream_id_is_a_422_problem(immediate, client, tenant, cursor) -> None:
+    response = await client.get(AUDIT, headers=tenant["headers"], params={"cursor": cursor})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "validation_error"
+
+
+async def test_a_5000_digit_cursor_is_a_422_problem(immediate, client, tenant) -> None:
+    response = await client.get(AUDIT, headers=tenant["headers"], params={"cursor": "9" * 5000 + "-0"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_extreme_stream_ids_are_cursors_of_an_empty_or_the_first_page(immediate, app, client) -> None:
+    alice = await register(client, "alice")
+    headers = bearer(alice)
+    first = await audit_page(client, app, headers)
+    assert [e["action"] for e in first["items"]] == ["auth.register"]
+    # Nothing is older than 0-0 (Redis itself refuses the exclusive bound "(0-0").
+    assert await audit_page(client, app, headers, cursor="0-0") == {"items": [], "next_cursor": None}
+    # Everything is older than the largest id: the first page.
+    assert await audit_page(client, app, headers, cursor=f"{2**64 - 1}-{2**64 - 1}") == first
+    # Leading zeros (within 20 digits) are read as Redis reads them.
+    assert await audit_page(client, app, headers, cursor="00000000000000000001-0") == {"items": [], "next_cursor": None}

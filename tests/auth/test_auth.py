@@ -535,7 +535,7 @@ def token_settings() -> Settings:
 def test_token_cache_never_serves_a_token_past_its_exp(token_settings):
     tokens = TokenService(token_settings)
     tokens.access_ttl = 1
-    token = tokens.create_access_token(str(uuid.uuid4()), "alice")
+    token = tokens.create_access_token(str(uuid.uuid4()), "alice", "session")
     claims = tokens.verify_access_token(token)
     assert tokens.verify_access_token(token) is claims  # served from the cache
     time.sleep(max(0.0, claims.expires_at - time.time()) + 0.05)
@@ -577,7 +577,7 @@ def test_token_issued_by_a_replica_whose_clock_runs_ahead_is_accepted(token_sett
 
 def test_token_cache_is_bounded(token_settings):
     tokens = TokenService(token_settings)
-    issued = [tokens.create_access_token(str(uuid.uuid4()), f"user{i}") for i in range(3)]
+    issued = [tokens.create_access_token(str(uuid.uuid4()), f"user{i}", "session") for i in range(3)]
     first = tokens.verify_access_token(issued[0])
     for token in issued[1:]:
         tokens.verify_access_token(token)
@@ -600,6 +600,7 @@ async def slow_bcrypt_client(data_server: RedisProcess, queue_server: RedisProce
         redis_url=data_server.url,
         huey_redis_url=queue_server.url,
         bcrypt_rounds=12,
+        bcrypt_max_concurrency=6,  # the three logins below (one address: half the slots) run bcrypt at once
         log_level="WARNING",
     )
     application = create_app(slow)

@@ -146,3 +146,33 @@ def test_corrupt_config_file_is_reported_not_a_traceback(kvctl, config_file) -> 
     result = kvctl(["list"])
     assert result.code == 1
     assert result.err == f"error: config file {config_file} is not valid JSON; fix or delete it\n"
+
+
+def test_logout_all_ends_every_session_and_forgets_this_one(kvctl, logged_in, config_file) -> None:
+    result = kvctl(["logout", "--all"], lambda r: httpx.Response(204))
+    assert result.code == 0, result.err
+    assert [r.url.path for r in result.requests] == ["/api/v1/auth/logout-all"]
+    assert result.requests[0].headers["Authorization"] == "Bearer access-1"
+    assert ConfigStore(config_file).session(URL) is None
+
+
+def test_passwd_sends_the_current_and_the_new_password_and_keeps_the_session(
+    kvctl, logged_in, config_file, monkeypatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("Secret123\nAnother456\n"))
+    result = kvctl(["passwd", "--password-stdin"], lambda r: httpx.Response(204))
+    assert result.code == 0, result.err
+    assert [r.url.path for r in result.requests] == ["/api/v1/auth/password"]
+    assert result.bodies() == [{"current_password": "Secret123", "new_password": "Another456"}]
+    assert result.out == f"password of alice on {URL} changed; every other session has ended\n"
+    assert ConfigStore(config_file).session(URL) is not None
+
+
+def test_passwd_reports_a_wrong_current_password(kvctl, logged_in, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("Wrong1234\nAnother456\n"))
+    result = kvctl(
+        ["passwd", "--password-stdin"],
+        lambda r: problem(401, "invalid_credentials", "The current password is incorrect"),
+    )
+    assert result.code == 1
+    assert "The current password is incorrect" in result.err

@@ -14,9 +14,10 @@ from app.main import create_app
 CLIENT_ADDRESS = ("127.0.0.1", 40000)
 
 
-def asgi_client(application: FastAPI) -> httpx.AsyncClient:
-    """An httpx client that calls ``application`` in-process (no lifespan: see :func:`serve`)."""
-    transport = httpx.ASGITransport(app=application, client=CLIENT_ADDRESS)
+def asgi_client(application: FastAPI, address: tuple[str, int] = CLIENT_ADDRESS) -> httpx.AsyncClient:
+    """An httpx client that calls ``application`` in-process (no lifespan: see :func:`serve`), as a
+    peer at ``address``."""
+    transport = httpx.ASGITransport(app=application, client=address)
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 

@@ -40,3 +40,26 @@ def expire_for_sweep(redis_client: SyncDataRedis, tenant_id: str, bucket: str, k
 def stored_usage(redis_client: SyncDataRedis, tenant_id: str) -> dict[str, int]:
     """The usage counters as the write scripts left them in Redis."""
     return {k.decode(): int(v) for k, v in redis_client.hgetall(KeySchema(tenant_id).usage()).items()}
+
+
+def tenant_redis_bytes(redis_client: SyncDataRedis, tenant_id: str) -> int:
+    """What the data Redis spends on one tenant: MEMORY USAGE (every element counted) of each of its
+    keys. A test-side scan; the service itself never scans."""
+    return sum(
+        int(redis_client.memory_usage(key, samples=0) or 0)
+        for key in redis_client.scan_iter(match=f"{keyspace.tenant_prefix(tenant_id)}*", count=1000)
+    )
+
+
+def expire_held(redis_client: SyncDataRedis, tenant_id: str) -> None:
+    """Move every held release of a tenant (deleted keys' histories, deleted buckets' feeds) into the
+    past, as if their time had passed, and make the tenant due for the worker's release."""
+    schema = KeySchema(tenant_id)
+    for name in redis_client.zrange(schema.history_buckets(), 0, -1):
+        gone = schema.deleted_keys(bucket_id(redis_client, tenant_id, name.decode()))
+        redis_client.zadd(gone, dict.fromkeys(redis_client.zrange(gone, 0, -1), PAST_MS))
+        redis_client.zadd(schema.history_buckets(), {name: PAST_MS})
+    for member in redis_client.zrange(schema.dead_feeds(), 0, -1):
+        redis_client.zadd(schema.dead_feeds(), {member: PAST_MS})
+    redis_client.set(schema.held_scheduled(), PAST_MS)
+    redis_client.zadd(keyspace.HELD_SCHEDULE, {tenant_id: PAST_MS})

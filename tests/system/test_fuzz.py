@@ -67,6 +67,14 @@ class Fuzzing:
         self.headers = headers
         self.upload_id = ""
 
+    def ensure_session(self) -> None:
+        """Log in again when a fuzzed call ended the session (POST /auth/logout-all)."""
+        if self.client.get("/api/v1/auth/me", headers=self.headers).status_code == 401:
+            body = {"username": "fuzzer", "password": PASSWORD}
+            response = self.client.post("/api/v1/auth/login", json=body)
+            assert response.status_code == 200, response.text
+            self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+
     def seed(self) -> None:
         """(Re)create the resources the third pass aims at (an earlier DELETE may have removed them)."""
         api, auth = "/api/v1", self.headers
@@ -156,6 +164,7 @@ def test_every_operation_survives_fuzzing_and_answers_as_documented(fuzzing: Fuz
         if names and names <= {*SEED, "upload_id"}:
             runs.append((GenerationMode.POSITIVE, {}))
         for mode, path_parameters in runs:
+            fuzzing.ensure_session()
             if path_parameters is not None:
                 fuzzing.seed()
                 path_parameters = {**SEED, "upload_id": fuzzing.upload_id}

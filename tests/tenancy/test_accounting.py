@@ -27,6 +27,8 @@ async def test_usage_of_a_new_tenant_is_zero_with_the_default_limits(alice, sett
     assert response.json() == {
         "keys": 0,
         "kv_bytes": 0,
+        "kv_history_bytes": 0,
+        "kv_feed_bytes": 0,
         "objects": 0,
         "object_bytes": 0,
         "object_pending_bytes": 0,

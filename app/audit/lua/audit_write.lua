@@ -3,10 +3,10 @@
 -- KEYS[1] stream t:{tid}:audit   KEYS[2] ids t:{tid}:audit_ids   KEYS[3] outbox t:{tid}:audit_outbox
 -- ARGV[1] max events (MAXLEN ~)  ARGV[2] oldest id to keep (ms, MINID ~)  ARGV[3] now (ms)
 -- ARGV[4] forget event ids recorded before this (ms)  ARGV[5] outbox events to move (0 = none)
--- ARGV[6..] events as JSON objects of strings (eid, ts, request_id, username, action, ...)
+-- ARGV[6..] events as JSON objects of strings (eid, ts, request_id, username, action, ..., count)
 -- Returns {'OK', recorded, left in the outbox, malformed events dropped}.
 local stream, ids, outbox = KEYS[1], KEYS[2], KEYS[3]
-local FIELDS = {'eid', 'ts', 'request_id', 'username', 'action', 'bucket', 'key', 'outcome', 'status', 'client_ip'}
+local FIELDS = {'eid', 'ts', 'request_id', 'username', 'action', 'bucket', 'key', 'outcome', 'status', 'client_ip', 'count'}
 local recorded, malformed = 0, 0
 
 local function record(json)

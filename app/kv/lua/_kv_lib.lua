@@ -4,11 +4,21 @@
 --   ARGV[4] feed max length  ARGV[5] largest value copied into the feed
 --   ARGV[6] how long (ms) the history of a deleted key is kept
 --   ARGV[7] default quota of keys  ARGV[8] default quota of KV bytes (0 = unlimited)
--- Entry fields: v enc ver rev c u x tags (see KeySchema.entry).
+-- Entry fields: v enc ver rev c u x tags hb hh (see KeySchema.entry).
+--
+-- What a tenant keeps counts against its max_kv_bytes (usage fields, kept exact by these scripts):
+--   kv_bytes          key names + stored values
+--   kv_history_bytes  history records other than a live key's current revision: past revisions of
+--                     live keys, every record of a deleted key until its history expires. A write
+--                     keeps a key's past revisions as far as they fit (kv_bytes + kv_history_bytes <=
+--                     max_kv_bytes): the key's own oldest revisions go first, never another key's.
+--   kv_feed_bytes     the change feeds (field names + values of every event), trimmed oldest first to
+--                     stay within max_kv_bytes; an event whose value cannot fit goes without it.
 
 local H = 8
 
 local ENTRY_FIELDS = {'v', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags'}
+local WRITE_FIELDS = {'v', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags', 'hb', 'hh'}
 
 local function server_ms()
   local t = redis.call('TIME')
@@ -31,10 +41,29 @@ local function quota(tp, name, default)
   return default
 end
 
+-- The tenant's max_kv_bytes (0 = unlimited), read once per script.
+local function kv_limit(cfg)
+  if not cfg.kv_limit then cfg.kv_limit = quota(cfg.tp, 'max_kv_bytes', cfg.max_kv_bytes) end
+  return cfg.kv_limit
+end
+
+-- What counts against max_kv_bytes now: values and past history.
+local function kv_used(cfg)
+  local usage = redis.call('HMGET', usage_key(cfg.tp), 'kv_bytes', 'kv_history_bytes')
+  return (tonumber(usage[1]) or 0) + (tonumber(usage[2]) or 0)
+end
+
+-- Starts the history budget of a script: the bytes its writes may still add to past history once
+-- `reserved` value bytes (checked already) are written. nil = unlimited.
+local function begin_room(cfg, reserved)
+  local limit = kv_limit(cfg)
+  if limit > 0 then cfg.room = limit - kv_used(cfg) - reserved else cfg.room = nil end
+end
+
 -- {'E', 'quota_exceeded', '<quota> <limit> <usage>'} when adding `new_keys` keys and `new_bytes`
--- bytes would pass the tenant's quota, else nil. Shrinking writes always pass.
+-- value bytes would pass the tenant's quota, else nil. Shrinking writes always pass.
 local function check_kv_quota(cfg, new_keys, new_bytes)
-  local usage = redis.call('HMGET', usage_key(cfg.tp), 'keys', 'kv_bytes')
+  local usage = redis.call('HMGET', usage_key(cfg.tp), 'keys', 'kv_bytes', 'kv_history_bytes')
   if new_keys > 0 then
     local limit = quota(cfg.tp, 'max_keys', cfg.max_keys)
     local used = tonumber(usage[1]) or 0
@@ -43,8 +72,8 @@ local function check_kv_quota(cfg, new_keys, new_bytes)
     end
   end
   if new_bytes > 0 then
-    local limit = quota(cfg.tp, 'max_kv_bytes', cfg.max_kv_bytes)
-    local used = tonumber(usage[2]) or 0
+    local limit = kv_limit(cfg)
+    local used = (tonumber(usage[2]) or 0) + (tonumber(usage[3]) or 0)
     if limit > 0 and used + new_bytes > limit then
       return {'E', 'quota_exceeded', 'max_kv_bytes ' .. limit .. ' ' .. used}
     end
@@ -83,7 +112,7 @@ local function retire_versions(tp, b)
 end
 
 local function read_entry(tp, b, key)
-  local cur = redis.call('HMGET', entry_key(tp, b.id, key), unpack(ENTRY_FIELDS))
+  local cur = redis.call('HMGET', entry_key(tp, b.id, key), unpack(WRITE_FIELDS))
   if not cur[3] then return nil end
   return cur
 end
@@ -132,6 +161,33 @@ local function account(tp, b, keys_delta, bytes_delta)
   end
 end
 
+local function account_history(tp, b, delta)
+  if delta ~= 0 then
+    redis.call('HINCRBY', b.bkey, 'hbytes', delta)
+    redis.call('HINCRBY', usage_key(tp), 'kv_history_bytes', delta)
+  end
+end
+
+-- The bytes of a key's history that count (kv_history_bytes): a live entry's list but its current
+-- record; 0 for an entry written before history bytes were kept (its records were never counted).
+local function past_bytes(cur)
+  local hb = tonumber(cur[9])
+  if not hb then return 0 end
+  return hb - (tonumber(cur[10]) or 0)
+end
+
+-- Deleted keys whose history is still kept: the worker releases their bytes when it expires
+-- (kv_release_held.lua). Returns the time to put in the global held schedule when the tenant's
+-- earliest release moved earlier (the caller's store does it), else nil.
+local function schedule_held(tp, at)
+  local scheduled = redis.call('GET', held_scheduled_key(tp))
+  if not scheduled or tonumber(scheduled) > at then
+    redis.call('SET', held_scheduled_key(tp), at)
+    return at
+  end
+  return nil
+end
+
 local function json_or_null(s)
   if s == nil or s == false or s == '' then return 'null' end
   return s
@@ -146,11 +202,25 @@ local function history_record(ver, rev, op, value, enc, tags, now, x)
     ',"updated_at":' .. now .. ',"expires_at":' .. json_or_null(x and tostring(x)) .. '}'
 end
 
-local function history_push(tp, b, key, record)
+-- Pushes `record` onto a key's history (newest first) and trims it to the bucket's depth. `known`
+-- is what the list counted so far (its records, as kept in hb; 0 when never counted). With a
+-- history budget `room` (bytes the key's other records may take; nil = unlimited), the key's own
+-- oldest records go until the rest fits, never the new one. Returns the bytes of the records kept
+-- besides the new one.
+local function history_push(tp, b, key, record, known, room)
   local hk = history_key(tp, b.id, key)
   redis.call('LPUSH', hk, record)
+  local rest = known
+  for _, old in ipairs(redis.call('LRANGE', hk, b.history, -1)) do rest = rest - #old end
   redis.call('LTRIM', hk, 0, b.history - 1)
-  return hk
+  if rest < 0 then rest = 0 end  -- records written before history bytes were kept
+  if room then
+    while rest > room and redis.call('LLEN', hk) > 1 do
+      rest = rest - #redis.call('RPOP', hk)
+      if rest < 0 then rest = 0 end
+    end
+  end
+  return rest
 end
 
 -- A key's version slot: deletions raise their slot's floor, a bounded stand-in for the key's own
@@ -172,28 +242,83 @@ local function last_version(tp, b, key)
   return math.max(slot, b.vfloor)
 end
 
-local function feed_append(cfg, b, rev, fields)
-  redis.call('XADD', feed_key(cfg.tp, b.id), 'MAXLEN', '~', cfg.feed_maxlen, rev .. '-0', unpack(fields))
+-- Appends an event to the bucket's change feed: at most feed_maxlen events, and the tenant's feeds
+-- together within max_kv_bytes (kv_feed_bytes: field names + values): the bucket's oldest events
+-- go first. `value`, when given, is copied into the event if it is small enough and can fit once
+-- the bucket's own feed is trimmed; otherwise the event goes without it (watchers read the key).
+local function feed_append(cfg, b, rev, fields, value)
+  local tp, fk = cfg.tp, feed_key(cfg.tp, b.id)
+  local size = 0
+  for i = 1, #fields do
+    fields[i] = tostring(fields[i])
+    size = size + #fields[i]
+  end
+  local limit = kv_limit(cfg)
+  local fb = tonumber(redis.call('HGET', b.bkey, 'fb')) or 0
+  local used = tonumber(redis.call('HGET', usage_key(tp), 'kv_feed_bytes')) or 0
+  if value and #value <= cfg.feed_value_max and (limit == 0 or size + 1 + #value <= limit - (used - fb)) then
+    fields[#fields + 1] = 'v'; fields[#fields + 1] = value
+    size = size + 1 + #value
+  end
+  local len = redis.call('XLEN', fk)
+  -- Reads the oldest events one, then 2, 4 ... at a time: a write at the length cap reads one.
+  local freed, dropped, last, from, count = 0, 0, nil, '-', 1
+  while len - dropped > 0 and (len - dropped >= cfg.feed_maxlen or (limit > 0 and used - freed + size > limit)) do
+    local batch = redis.call('XRANGE', fk, from, '+', 'COUNT', count)
+    count = math.min(count * 2, 64)
+    if #batch == 0 then break end
+    for _, entry in ipairs(batch) do
+      if not (len - dropped >= cfg.feed_maxlen or (limit > 0 and used - freed + size > limit)) then break end
+      for _, part in ipairs(entry[2]) do freed = freed + #part end
+      dropped, last = dropped + 1, entry[1]
+    end
+    from = '(' .. last
+  end
+  if last then
+    local top = tonumber(string.match(last, '^(%d+)'))
+    redis.call('XTRIM', fk, 'MINID', (top + 1) .. '-0')
+  end
+  freed = math.min(freed, fb)  -- events written before feed bytes were kept were never counted
+  redis.call('XADD', fk, rev .. '-0', unpack(fields))
+  local delta = size - freed
+  if delta ~= 0 then
+    redis.call('HINCRBY', b.bkey, 'fb', delta)
+    redis.call('HINCRBY', usage_key(tp), 'kv_feed_bytes', delta)
+  end
 end
 
 -- Removes an entry from every index (op = 'delete' or 'expire'); returns {revision, version}.
+-- Its value bytes are released; its history (now all past, with the deletion's record) counts in
+-- kv_history_bytes until it expires, as far as it fits (cfg.room, see begin_room). A deletion is
+-- never refused: its own record (~100 bytes) counts even when nothing else of the key fits.
 local function remove_entry(cfg, b, key, cur, op, now)
   local tp = cfg.tp
   index_tags(tp, b, key, cur[8], false)
   redis.call('DEL', entry_key(tp, b.id, key))
   redis.call('ZREM', key_index_key(tp, b.id), key)
   if cur[7] then redis.call('ZREM', ttl_index_key(tp, b.id), key) end
-  account(tp, b, -1, -(#key + #cur[1]))
+  local released = #key + #cur[1]
+  account(tp, b, -1, -released)
   local rev = redis.call('HINCRBY', b.bkey, 'rev', 1)
   local ver = tonumber(cur[3])
   local slots, slot = version_slots_key(tp, b.id), version_slot(key)
   if ver > (tonumber(redis.call('HGET', slots, slot)) or 0) then redis.call('HSET', slots, slot, ver) end
-  local hk = history_push(tp, b, key, history_record(ver, rev, op, nil, nil, nil, now, nil))
+  local record = history_record(ver, rev, op, nil, nil, nil, now, nil)
+  local before = past_bytes(cur)
+  local room = nil
+  if cfg.room then room = cfg.room + before + released - #record end
+  local rest = history_push(tp, b, key, record, tonumber(cur[9]) or 0, room)
+  local hk = history_key(tp, b.id, key)
   redis.call('PEXPIRE', hk, cfg.deleted_history_ms)
-  -- The history outlives the key: note it for a bucket purge, forgetting those already gone.
-  local gone = deleted_keys_key(tp, b.id)
-  redis.call('ZREMRANGEBYSCORE', gone, '-inf', now)
-  redis.call('ZADD', gone, now + cfg.deleted_history_ms, key)
+  local kept = rest + #record
+  redis.call('HSET', deleted_history_bytes_key(tp, b.id), key, kept)
+  account_history(tp, b, kept - before)
+  if cfg.room then cfg.room = cfg.room + released - (kept - before) end
+  -- The history outlives the key: note it for its release (the worker) and for a bucket purge.
+  local expires = now + cfg.deleted_history_ms
+  redis.call('ZADD', deleted_keys_key(tp, b.id), expires, key)
+  redis.call('ZADD', history_buckets_key(tp), 'LT', expires, b.name)
+  cfg.held_at = schedule_held(tp, expires) or cfg.held_at
   feed_append(cfg, b, rev, {'op', op, 'key', key, 'ver', ver, 'u', now})
   if op == 'expire' then
     -- Audited in this same atomic step, whoever removes the key (the sweep, or a write that met it
@@ -231,6 +356,7 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   local tp = cfg.tp
   local cur = read_entry(tp, b, key)
   if cur and is_expired(cur, now) then
+    if not cfg.skip_quota then begin_room(cfg, 0) end
     remove_entry(cfg, b, key, cur, 'expire', now)
     cur = nil
   end
@@ -246,11 +372,14 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
     if expected ~= '' and not version_matches(expected, 0) then return {'E', 'version_conflict', '0'} end
   end
   if b.maxv > 0 and #value > b.maxv then return {'E', 'value_too_large', tostring(b.maxv)} end
+  local added
+  if cur then added = #value - #cur[1] else added = #key + #value end
   if not cfg.skip_quota then
     local over
-    if cur then over = check_kv_quota(cfg, 0, #value - #cur[1])
-    else over = check_kv_quota(cfg, 1, #key + #value) end
+    if cur then over = check_kv_quota(cfg, 0, added)
+    else over = check_kv_quota(cfg, 1, added) end
     if over then return over end
+    begin_room(cfg, added)
   end
 
   local x = nil
@@ -288,19 +417,38 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
     redis.call('HDEL', ek, 'x')
     redis.call('ZREM', ttl_index_key(tp, b.id), key)
   end
-  local hk = history_push(tp, b, key, history_record(ver, rev, 'put', value, enc, tags, now, x))
-  if not cur and redis.call('PERSIST', hk) == 1 then redis.call('ZREM', deleted_keys_key(tp, b.id), key) end
-  local event = {'op', 'put', 'key', key, 'ver', ver, 'enc', enc, 'tags', tags, 'x', x or '', 'u', now}
-  if #value <= cfg.feed_value_max then
-    event[#event + 1] = 'v'; event[#event + 1] = value
+  -- History: the record of this revision, and the key's past as far as it fits (begin_room).
+  local hk = history_key(tp, b.id, key)
+  local before, known = 0, 0
+  if cur then
+    before, known = past_bytes(cur), tonumber(cur[9]) or 0
+  else
+    local gone_bytes = deleted_history_bytes_key(tp, b.id)
+    before = tonumber(redis.call('HGET', gone_bytes, key)) or 0  -- a deleted key's history, still counted
+    if before > 0 then redis.call('HDEL', gone_bytes, key) end
+    if redis.call('EXISTS', hk) == 1 then known = before end  -- else it expired: nothing of it is left
   end
-  feed_append(cfg, b, rev, event)
+  local record = history_record(ver, rev, 'put', value, enc, tags, now, x)
+  local room = nil
+  if cfg.room then room = cfg.room + before end
+  local rest = history_push(tp, b, key, record, known, room)
+  if not cur then
+    -- Live again: its history is no longer a deleted key's (whether or not it had expired yet).
+    redis.call('PERSIST', hk)
+    redis.call('ZREM', deleted_keys_key(tp, b.id), key)
+  end
+  redis.call('HSET', ek, 'hb', rest + #record, 'hh', #record)
+  account_history(tp, b, rest - before)
+  if cfg.room then cfg.room = cfg.room - (rest - before) end
+  local event = {'op', 'put', 'key', key, 'ver', ver, 'enc', enc, 'tags', tags, 'x', x or '', 'u', now}
+  feed_append(cfg, b, rev, event, value)
   return {'OK', ver, rev, created, now, x or '', cur and 0 or 1, schedule, tags}
 end
 
 -- Deletes one entry; expected '' or the versions it may have (joined by ',').
 -- Returns {'OK', revision, version} or {'E', code, detail}.
 local function delete_entry(cfg, b, key, expected, now)
+  begin_room(cfg, 0)
   local cur = read_entry(cfg.tp, b, key)
   if cur and is_expired(cur, now) then
     remove_entry(cfg, b, key, cur, 'expire', now)
@@ -341,6 +489,8 @@ local function purge_bucket_keys(tp, bid, batch)
     for _, tk in ipairs(redis.call('SPOP', registry, budget)) do redis.call('DEL', tk) end
   end
   local left = redis.call('ZCARD', idx) + redis.call('ZCARD', gone) + redis.call('SCARD', registry)
-  if left == 0 then redis.call('DEL', ttl_index_key(tp, bid), version_slots_key(tp, bid)) end
+  if left == 0 then
+    redis.call('DEL', ttl_index_key(tp, bid), version_slots_key(tp, bid), deleted_history_bytes_key(tp, bid))
+  end
   return left
 end

@@ -2,7 +2,9 @@
 -- Upsert many keys, all or nothing. KEYS[1] bucket hash. ARGV[1..H] header, then 5 fields per
 -- item: key, value, encoding, ttl ms|''|'0', tags JSON|''.
 -- Every check (value size, quota) runs before the first write, so a refused batch changes nothing.
--- Returns {'OK', schedule 1|0, {item results...}} or {'E', code, detail, item index (0-based)}.
+-- Past revisions are kept as far as they fit once the batch's values are written (see _kv_lib).
+-- Returns {'OK', schedule 1|0, {item results...}, held-bytes release time to schedule|''}
+-- or {'E', code, detail, item index (0-based)}.
 local cfg = read_config()
 local b = load_bucket(cfg.tp, cfg.bucket, true, cfg.default_history)
 if not b then return {'E', 'bucket_not_found', '', '0'} end
@@ -26,6 +28,7 @@ end
 local over = check_kv_quota(cfg, new_keys, new_bytes)
 if over then over[4] = '0' return over end
 cfg.skip_quota = true  -- checked for the whole batch above
+begin_room(cfg, new_bytes)
 
 local results, schedule = {}, 0
 for i = 0, n - 1 do
@@ -35,4 +38,4 @@ for i = 0, n - 1 do
   if res[8] == 1 then schedule = 1 end
   results[#results + 1] = {res[2], res[3], res[4], res[5], res[6], res[7], res[9]}
 end
-return {'OK', schedule, results}
+return {'OK', schedule, results, cfg.held_at or ''}

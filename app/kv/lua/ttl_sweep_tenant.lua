@@ -7,13 +7,15 @@
 -- Each removal also appends its `kv.expire` audit event to the tenant's audit outbox, in this same
 -- atomic step, so a worker killed between a sweep and its audit write loses no event: the sweep of
 -- the tenant (still due until it finishes) moves the outbox into the audit stream.
--- Returns {'OK', tenant's next expiry ms or '', {bucket, key, version, revision, ...}} (one
--- quadruple per removed entry: fewer than ARGV[H+1] of them means nothing more is due).
+-- Returns {'OK', tenant's next expiry ms or '', {bucket, key, version, revision, ...}, held-bytes
+-- release time to schedule or ''} (one quadruple per removed entry: fewer than ARGV[H+1] of them
+-- means nothing more is due).
 local cfg = read_config()
 local tp = cfg.tp
 local budget = tonumber(ARGV[H + 1])
 local now = server_ms()
 local out = {}
+begin_room(cfg, 0)
 local due = redis.call('ZRANGEBYSCORE', ttl_buckets_key(tp), '-inf', now)
 for _, name in ipairs(due) do
   if budget <= 0 then break end
@@ -46,7 +48,7 @@ end
 local next_due = redis.call('ZRANGE', ttl_buckets_key(tp), 0, 0, 'WITHSCORES')
 if next_due[2] then
   redis.call('SET', ttl_scheduled_key(tp), next_due[2])
-  return {'OK', next_due[2], out}
+  return {'OK', next_due[2], out, cfg.held_at or ''}
 end
 redis.call('DEL', ttl_scheduled_key(tp))
-return {'OK', '', out}
+return {'OK', '', out, cfg.held_at or ''}

@@ -11,7 +11,9 @@ from urllib.parse import unquote_to_bytes
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config import IPNetwork
 from app.platform.context import client_ip_var, request_id_var, response_headers_var, tenant_id_var, username_var
+from app.platform.http.client_ip import client_ip
 from app.platform.http.problems import problem_body, problem_response
 
 logger = logging.getLogger("kvstore.request")
@@ -45,24 +47,35 @@ def route_template(scope: Scope) -> str | None:
 
 class RequestContextMiddleware:
     """Gives every request an id (the client's X-Request-ID when well-formed), echoes it on the
-    response, logs one access line, and turns an unhandled exception into a 500 problem."""
+    response, logs one access line, and turns an unhandled exception into a 500 problem. The
+    client's address (``client_ip_var``) is the peer's, or X-Forwarded-For's when the peer is one of
+    ``trusted_proxies`` (app/platform/http/client_ip.py)."""
 
-    def __init__(self, app: ASGIApp, log_quiet_paths: bool = False, quiet: frozenset[str] = QUIET_PATHS) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        log_quiet_paths: bool = False,
+        quiet: frozenset[str] = QUIET_PATHS,
+        trusted_proxies: tuple[IPNetwork, ...] = (),
+    ) -> None:
         self.app = app
         self.log_quiet_paths = log_quiet_paths
         self.quiet = quiet
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         request_id = None
+        forwarded_for: list[str] = []
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if REQUEST_ID_RE.fullmatch(candidate):
-                    request_id = candidate
-                break
+                if request_id is None:
+                    candidate = value.decode("latin-1")
+                    request_id = candidate if REQUEST_ID_RE.fullmatch(candidate) else ""
+            elif name == b"x-forwarded-for":
+                forwarded_for.append(value.decode("latin-1"))
         request_id = request_id or uuid.uuid4().hex
         request_id_var.set(request_id)
         extra_headers: list[tuple[bytes, bytes]] = []
@@ -70,7 +83,7 @@ class RequestContextMiddleware:
         tenant_id_var.set(None)
         username_var.set(None)
         client = scope.get("client")
-        client_ip_var.set(client[0] if client else None)
+        client_ip_var.set(client_ip(client[0] if client else None, forwarded_for, self.trusted_proxies))
         started = time.perf_counter()
         status_holder = [0]
         header = (b"x-request-id", request_id.encode())
@@ -186,7 +199,7 @@ class RequestLimitMiddleware:
         length, content_type, chunked = None, "", False
         for name, value in scope["headers"]:
             if name == b"content-length":
-                length = int(value) if value.isdigit() else None
+                length = _content_length(value)
             elif name == b"content-type":
                 content_type = value.decode("latin-1").split(";")[0].strip().lower()
             elif name == b"transfer-encoding":
@@ -218,6 +231,18 @@ class RequestLimitMiddleware:
             return message
 
         await self.app(scope, receive_with_limit, send)
+
+
+MAX_LENGTH_DIGITS = 18  # a longer Content-Length is over any limit (and int() refuses over 4300 digits)
+
+
+def _content_length(value: bytes) -> int | None:
+    """A Content-Length of ASCII digits as a number (a huge one capped, still over every limit);
+    None when it is no number, which the body's own size then decides."""
+    if not value.isdigit():  # bytes.isdigit() is ASCII only
+        return None
+    digits = value.lstrip(b"0") or b"0"
+    return int(digits) if len(digits) <= MAX_LENGTH_DIGITS else 10**MAX_LENGTH_DIGITS
 
 
 def _utf8(data: bytes) -> bool:

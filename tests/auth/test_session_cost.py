@@ -1,0 +1,33 @@
+"""The session check costs no Redis round trip: an authenticated KV GET is one round trip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio.connection import Connection
+
+from tests.support.tenants import bearer, register
+
+
+async def test_an_authenticated_request_costs_one_round_trip(client, monkeypatch: pytest.MonkeyPatch):
+    """The session check is in memory: a KV GET sends one command (the script that serves it)."""
+    tenant = await register(client)
+    headers = bearer(tenant)
+    assert (await client.put("/api/v1/kv/k", json={"value": 1}, headers=headers)).status_code in (200, 201)
+    await client.get("/api/v1/kv/k", headers=headers)  # token cached, scripts loaded
+    sent: list[bytes] = []
+    original = Connection.send_packed_command
+
+    async def counting(self: Connection, command: Any, check_health: bool = True) -> None:
+        packed = b"".join(command) if isinstance(command, list) else bytes(command)
+        if b"XREAD" not in packed:  # the session follower's own read, on its own connection
+            sent.append(packed)
+        await original(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    response = await client.get("/api/v1/kv/k", headers=headers)
+    monkeypatch.undo()
+    assert response.status_code == 200
+    assert len(sent) == 1, sent
+    assert b"EVALSHA" in sent[0].upper()
