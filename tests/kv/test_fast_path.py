@@ -36,10 +36,20 @@ keys = st.one_of(
     st.text(min_size=1, max_size=12),
 )
 buckets = st.sampled_from([None, None, None, "default", "b1", "b1", "missing", "B@d", "x" * 300])
-queries = st.sampled_from(["", "", "", "", "revision=1", "revision=0", "expected_version=1", "expectedRevision=x", "junk=1"])
+queries = st.sampled_from(
+    ["", "", "", "", "revision=1", "revision=0", "expected_version=1", "expectedRevision=x", "junk=1"]
+)
 preconditions = st.sampled_from([None, None, None, '"1"', '"2"', 'W/"1"', "*", '"²"', '"1", "2"', "garbage"])
 content_types = st.sampled_from(
-    ["application/json", "application/json", "application/json", "application/json; charset=utf-8", "text/plain", "application/merge-patch+json", None]
+    [
+        "application/json",
+        "application/json",
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "application/merge-patch+json",
+        None,
+    ]
 )
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
