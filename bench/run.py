@@ -171,12 +171,14 @@ class RedisMeter:
         }
 
 
-def start_gunicorn(app: str, env: dict[str, str], port: int, work: Path, name: str) -> subprocess.Popen[bytes]:
+def start_gunicorn(
+    app: str, env: dict[str, str], port: int, work: Path, name: str, root: Path
+) -> subprocess.Popen[bytes]:
     bin_dir = Path(sys.executable).parent
     env = {**env, "PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(work / f"prom-{name}")}
     log = (work / f"{name}.log").open("wb")
     command = [str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", app]
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT)
 
 
 def profile(master: subprocess.Popen[bytes], work: Path, name: str) -> subprocess.Popen[bytes]:
@@ -225,6 +227,76 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {name: round(statistics.median(run[name] for run in runs), 3) for name in runs[0]}
 
 
+class Stack:
+    """One API under test, as production runs it: its own data and queue Redis, a Huey consumer and
+    gunicorn, from the checkout ``root`` (this one, or a baseline to compare with)."""
+
+    def __init__(self, name: str, root: Path, work: Path, workers: int) -> None:
+        self.name, self.root = name, root
+        self.data = RedisProcess(work / f"data-{name}").start()
+        self.queue = RedisProcess(work / f"queue-{name}").start()
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(root),
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": secrets.token_urlsafe(48),  # production refuses a key that looks like a placeholder
+            "REDIS_URL": self.data.url,
+            "HUEY_REDIS_URL": self.queue.url,
+            "WEB_CONCURRENCY": str(workers),
+            "BIND_HOST": "127.0.0.1",
+            "LOG_LEVEL": "WARNING",
+            "WORKER_METRICS_PORT": "0",
+            # The limiter and quota checks still run on every request, but never refuse the benchmark.
+            "RATE_LIMIT_PER_SECOND": "1000000",
+            "RATE_LIMIT_BURST": "1000000",
+            "QUOTA_MAX_KEYS": "0",
+            "QUOTA_MAX_KV_BYTES": "0",
+        }
+        bin_dir = Path(sys.executable).parent
+        self.procs = [
+            subprocess.Popen([str(bin_dir / "huey_consumer"), "app.worker.huey"], env=self.env, cwd=root,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            start_gunicorn("app.main:app", self.env, self.port, work, name, root),
+        ]  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.meter = RedisMeter(self.data.url)
+        self.log = work / f"{name}.log"
+        self.token = self.tenant_id = ""
+        self.loaded = 0
+
+    def ready(self) -> None:
+        wait_for(f"{self.url}/api/v1/health/live")
+        reg = httpx.post(
+            f"{self.url}/api/v1/auth/register",
+            json={"username": "bench", "email": "bench@example.com", "password": "Bench12345"},
+            timeout=30,
+        ).json()
+        self.token, self.tenant_id = reg["access_token"], reg["tenant_id"]
+
+    def load(self, size: int) -> None:
+        """Keys k00000000... written by the checkout's own kv_put script (its storage format)."""
+        code = "import sys; from bench.run import load_keys; load_keys(*sys.argv[1:3], *map(int, sys.argv[3:]))"
+        command = [sys.executable, "-c", code, self.data.url, self.tenant_id, str(size), str(self.loaded)]
+        subprocess.run(command, cwd=self.root, env=self.env, check=True)
+        self.loaded = size
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGINT if proc is self.procs[0] else signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.meter.client.close()
+        self.data.stop()
+        self.queue.stop()
+        problems = [line for line in self.log.read_text(errors="replace").splitlines() if '"ERROR"' in line]
+        if problems:
+            print(f"\n{self.name} logged {len(problems)} errors, the first ones:", *problems[:3], sep="\n  ")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000", help="tenant sizes (keys), ascending, e.g. 1000,100000,1000000")
@@ -233,6 +305,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
+    parser.add_argument(
+        "--baseline", default="", help="another checkout (e.g. a git worktree of main) measured in the same run"
+    )
     parser.add_argument(
         "--profile", default="", help="scenario to profile with py-spy (one API worker, first round), e.g. get"
     )
@@ -243,84 +318,57 @@ def main() -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     scenarios = {name: WRK_SCRIPTS[name] for name in (args.only.split(",") if args.only else WRK_SCRIPTS)}
     work = Path(tempfile.mkdtemp(prefix="kvstore-bench-"))
-    data = RedisProcess(work / "data").start()
-    queue = RedisProcess(work / "queue").start()
-    port, floor_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),  # production refuses a key that looks like a placeholder
-        "REDIS_URL": data.url,
-        "HUEY_REDIS_URL": queue.url,
-        "WEB_CONCURRENCY": str(args.workers),
-        "BIND_HOST": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "WORKER_METRICS_PORT": "0",
-        # The limiter and quota checks still run on every request, but never refuse the benchmark.
-        "RATE_LIMIT_PER_SECOND": "1000000",
-        "RATE_LIMIT_BURST": "1000000",
-        "QUOTA_MAX_KEYS": "0",
-        "QUOTA_MAX_KV_BYTES": "0",
-    }
-    bin_dir = Path(sys.executable).parent
-    procs = [
-        subprocess.Popen([str(bin_dir / "huey_consumer"), "app.worker.huey"], env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        start_gunicorn("app.main:app", env, port, work, "api"),
-        start_gunicorn("bench.floor_app:app", env, floor_port, work, "floor"),
-    ]  # fmt: skip
-    base, floor = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{floor_port}"
-    meter = RedisMeter(data.url)
+    stacks = [Stack("api", ROOT, work, args.workers)]
+    if args.baseline:
+        stacks.append(Stack("baseline", Path(args.baseline).resolve(), work, args.workers))
+    floor_port = free_port()
+    floor_proc = start_gunicorn("bench.floor_app:app", stacks[0].env, floor_port, work, "floor", ROOT)
+    floor = f"http://127.0.0.1:{floor_port}"
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
-        wait_for(f"{base}/api/v1/health/live")
         wait_for(f"{floor}/")
-        reg = httpx.post(
-            f"{base}/api/v1/auth/register",
-            json={"username": "bench", "email": "bench@example.com", "password": "Bench12345"},
-            timeout=30,
-        ).json()
-        token, tenant_id = reg["access_token"], reg["tenant_id"]
-        loaded = 0
+        for stack in stacks:
+            stack.ready()
         for size in sizes:
             print(f"loading {size:,} keys ...", flush=True)
             started = time.monotonic()
-            load_keys(data.url, tenant_id, size, loaded)
-            loaded = size
+            for stack in stacks:
+                stack.load(size)
             print(f"  loaded in {time.monotonic() - started:.1f} s", flush=True)
-            runs: dict[str, list[dict[str, float]]] = {"floor": [], **{name: [] for name in scenarios}}
+            runs: dict[str, list[dict[str, float]]] = {"floor": []}
             for round_number in range(1, args.rounds + 1):
                 print(f"  round {round_number}/{args.rounds}", flush=True)
                 runs["floor"].append(run_wrk(f"{floor}/", None, None, args.duration, args.connections))
                 for name, template in scenarios.items():
                     script = work / f"{name}.lua"
                     script.write_text(template.format(n=size))
-                    meter.start()
-                    spy = profile(procs[1], work, name) if name == args.profile and round_number == 1 else None
-                    figures = run_wrk(base, token, script, args.duration, args.connections)
-                    if spy is not None:
-                        report_profile(spy, work / f"profile-{name}.txt", figures["rps"] * args.duration / args.workers)
-                    figures.update(meter.stop(figures["rps"] * args.duration))
-                    runs[name].append(figures)
+                    # Alternate which stack goes first, so a drift of the machine favours neither.
+                    order = stacks if round_number % 2 else stacks[::-1]
+                    for stack in order:
+                        label = name if stack is stacks[0] else f"{name}@baseline"
+                        stack.meter.start()
+                        profiling = name == args.profile and round_number == 1 and stack is stacks[0]
+                        spy = profile(stack.procs[1], work, name) if profiling else None
+                        figures = run_wrk(stack.url, stack.token, script, args.duration, args.connections)
+                        if spy is not None:
+                            report_profile(
+                                spy, work / f"profile-{name}.txt", figures["rps"] * args.duration / args.workers
+                            )
+                        figures.update(stack.meter.stop(figures["rps"] * args.duration))
+                        runs.setdefault(label, []).append(figures)
             row = {name: median_of(figures) for name, figures in runs.items()}
             for figures in row.values():
                 figures["ratio_to_floor"] = round(figures["rps"] / row["floor"]["rps"], 3)
             results[str(size)] = row
             print_table(size, row)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT if proc is procs[0] else signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        data.stop()
-        queue.stop()
-        meter.client.close()
-        problems = [line for line in (work / "api.log").read_text(errors="replace").splitlines() if '"ERROR"' in line]
-        if problems:
-            print(f"\nthe API logged {len(problems)} errors, the first ones:", *problems[:3], sep="\n  ")
+        floor_proc.send_signal(signal.SIGTERM)
+        for stack in stacks:
+            stack.stop()
+        try:
+            floor_proc.wait(20)
+        except subprocess.TimeoutExpired:
+            floor_proc.kill()
         shutil.rmtree(work, ignore_errors=True)
     report = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -329,6 +377,7 @@ def main() -> int:
         "connections": args.connections,
         "duration_s": args.duration,
         "rounds": args.rounds,
+        "baseline": args.baseline or None,
         "results": results,
         "targets": check_targets(results),
     }
@@ -344,12 +393,12 @@ def main() -> int:
 def print_table(size: int, row: dict[str, dict[str, float]]) -> None:
     print(f"\n{size:,} keys in the tenant (median of the rounds; floor: a bare FastAPI app, same serving)")
     print(
-        f"  {'scenario':<12} {'req/s':>9} {'x floor':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f"  {'scenario':<20} {'req/s':>9} {'x floor':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
         f" {'Redis CPU us/req':>17} {'us/script':>10}"
     )
     for name, f in row.items():
         print(
-            f"  {name:<12} {f['rps']:>9.0f} {f['ratio_to_floor']:>8.2f} {f['p50_ms']:>8.2f} "
+            f"  {name:<20} {f['rps']:>9.0f} {f['ratio_to_floor']:>8.2f} {f['p50_ms']:>8.2f} "
             f"{f['p99_ms']:>8.2f} {int(f['errors']):>7} {f.get('redis_cpu_us_per_request', 0):>17.1f}"
             f" {f.get('redis_us_per_script_call', 0):>10.1f}"
         )
