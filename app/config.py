@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     trusted_proxies: str = "127.0.0.1,::1"
     token_cache_size: int = Field(default=10_000, ge=0)
 
+    # GET and PUT of one key skip FastAPI's dependency resolution when the request is the plain case
+    # (app/platform/http/fastpath.py); false sends every request through FastAPI's own handler.
+    kv_fast_paths: bool = True
+
     # KV limits
     max_key_bytes: int = Field(default=256, ge=1)
     max_value_bytes: int = Field(default=1_048_576, ge=1)

@@ -19,6 +19,9 @@ async def get_kv_service(request: Request) -> KVService:
 KVServiceDep = Annotated[KVService, Depends(get_kv_service)]
 
 
+BUCKET_PATH_MAX = 256  # the {bucket} path parameter's max_length
+
+
 @dataclass(frozen=True, slots=True)
 class KeyScope:
     """What a key endpoint works on: the caller's tenant, the KV service and the bucket."""
@@ -41,14 +44,26 @@ class KeyScopeDependency(BearerClaims):
         claims = await super().__call__(request)
         return KeyScope(claims.tenant_id, request.app.state.kv_service, self.fixed_bucket)
 
+    async def fast(self, request: Request) -> KeyScope | None:
+        """The scope, called as FastAPI would (fast-path routes); None if FastAPI must resolve it."""
+        return await self(request)
+
 
 class PathKeyScopeDependency(BearerClaims):
     """Like KeyScopeDependency, with the bucket from the path (/kv/buckets/{bucket}/keys/...)."""
 
     async def __call__(  # type: ignore[override]
-        self, request: Request, bucket: Annotated[str, Path(max_length=256, description="Bucket name")]
+        self, request: Request, bucket: Annotated[str, Path(max_length=BUCKET_PATH_MAX, description="Bucket name")]
     ) -> KeyScope:
         kv: KVService = request.app.state.kv_service
         kv.check_bucket(bucket)
         claims = await super().__call__(request)
         return KeyScope(claims.tenant_id, kv, bucket)
+
+    async def fast(self, request: Request) -> KeyScope | None:
+        """The scope, called as FastAPI would (fast-path routes); None when the bucket parameter
+        fails its declared validation, which FastAPI then reports."""
+        bucket = request.path_params["bucket"]
+        if len(bucket) > BUCKET_PATH_MAX:
+            return None
+        return await self(request, bucket)

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
-from app.auth.deps import BearerClaims
-from app.kv.deps import KeyScope
+from app.kv.deps import KeyScope, KeyScopeDependency, PathKeyScopeDependency
 from app.kv.model import Expected, HistoryRecord, Page, PutItem, StoredEntry
 from app.kv.schemas import (
     TAG_NAME_RE,
@@ -30,6 +29,7 @@ from app.kv.schemas import (
 )
 from app.platform.context import audit_note, audit_skip
 from app.platform.errors import BadRequest, InvalidInput, KeyNotFound, PreconditionFailed, UnsupportedMediaType
+from app.platform.http.fastpath import fast_path_route
 from app.platform.http.problems import validation_errors
 from app.platform.http.schemas import PROBLEM_RESPONSES, Message
 from app.platform.jsonutil import dumps, iso_ms
@@ -49,6 +49,13 @@ def entry_response(entry: StoredEntry, now_ms: int, status_code: int = 200) -> R
     return Response(
         entry.render(now_ms), status_code=status_code, media_type=JSON, headers={"ETag": f'"{entry.version}"'}
     )
+
+
+def read_response(entry: StoredEntry, now_ms: int, if_none_match: str | None) -> Response:
+    """A read of one key: 304 when If-None-Match names its version (or is *), else the entry."""
+    if if_none_match and if_none_match.strip() in ("*", f'"{entry.version}"', f'W/"{entry.version}"'):
+        return Response(status_code=304, headers={"ETag": f'"{entry.version}"'})
+    return entry_response(entry, now_ms)
 
 
 def json_response(body: bytes | str, status_code: int = 200) -> Response:
@@ -143,7 +150,9 @@ def _encode(value: Any, encoding: str | None, max_depth: int, field: str = "body
         raise InvalidInput(str(exc), errors=[{"field": field, "message": str(exc), "type": "value_error"}]) from exc
 
 
-def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "", key_param: str = "{key}") -> APIRouter:
+def build_key_router(
+    scope_dependency: KeyScopeDependency | PathKeyScopeDependency, tag: str, prefix: str = "", key_param: str = "{key}"
+) -> APIRouter:
     """The key endpoints, with tenant, service and bucket from ``scope_dependency`` and the key
     from the path parameter ``key_param`` (a template such as ``{key}`` or ``{key:convertor}``)."""
     router = APIRouter(prefix=prefix, tags=[tag])
@@ -250,12 +259,17 @@ def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "",
     async def count_keys(scope: Scope) -> Count:
         return Count(count=await scope.kv.count(scope.tenant_id, scope.bucket))
 
-    @router.get(
-        key_path,
-        response_model=Entry,
-        responses={304: {"description": "Not modified (If-None-Match)"}, **PROBLEM_RESPONSES(401, 404, 422)},
-        summary="Read a key (ETag = its version); ?revision=N reads a past revision",
-    )
+    async def fast_get(request: Request) -> Response | None:
+        """GET without a query string: get_key's work, without FastAPI's resolution pass."""
+        if request.scope["query_string"]:
+            return None  # ?revision=N (and anything else FastAPI validates)
+        scope = await scope_dependency.fast(request)
+        if scope is None:
+            return None
+        key = request.path_params["key"]
+        entry, now = await scope.kv.get(scope.tenant_id, scope.bucket, key, None)
+        return read_response(entry, now, request.headers.get("if-none-match"))
+
     async def get_key(
         key: str,
         scope: Scope,
@@ -263,16 +277,37 @@ def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "",
         if_none_match: IfNoneMatch = None,
     ) -> Response:
         entry, now = await scope.kv.get(scope.tenant_id, scope.bucket, key, revision)
-        if if_none_match and if_none_match.strip() in ("*", f'"{entry.version}"', f'W/"{entry.version}"'):
-            return Response(status_code=304, headers={"ETag": f'"{entry.version}"'})
-        return entry_response(entry, now)
+        return read_response(entry, now, if_none_match)
 
-    @router.put(
+    router.add_api_route(
         key_path,
+        get_key,
+        methods=["GET"],
         response_model=Entry,
-        responses={201: {"description": "Created", "model": Entry}, **PROBLEM_RESPONSES(401, 404, 412, 413, 422)},
-        summary="Create (201) or update (200); If-Match / expected_version = compare-and-swap",
+        responses={304: {"description": "Not modified (If-None-Match)"}, **PROBLEM_RESPONSES(401, 404, 422)},
+        summary="Read a key (ETag = its version); ?revision=N reads a past revision",
+        route_class_override=fast_path_route(fast_get),
     )
+
+    async def fast_put(request: Request) -> Response | None:
+        """PUT of a JSON body without a query string: put_key's work, without FastAPI's resolution
+        pass. The body is parsed and validated as FastAPI does (json.loads, then the model) before
+        anything else; any failure goes to FastAPI, which reports it."""
+        headers = request.headers
+        if request.scope["query_string"] or headers.get("content-type") != JSON:
+            return None
+        try:
+            body = KVPut.model_validate(json.loads(await request.body()))
+        except (ValueError, ValidationError, RecursionError):
+            return None
+        scope = await scope_dependency.fast(request)
+        if scope is None:
+            return None
+        expected, must_exist = resolve_expected(headers.get("if-match"))
+        if_none_match = headers.get("if-none-match")
+        create_only = if_none_match is not None and if_none_match.strip() == "*"
+        return await write(request.path_params["key"], body, scope, expected, must_exist, create_only)
+
     async def put_key(
         key: str,
         body: KVPut,
@@ -284,6 +319,11 @@ def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "",
     ) -> Response:
         expected, must_exist = resolve_expected(if_match, expected_version, expected_revision)
         create_only = if_none_match is not None and if_none_match.strip() == "*"
+        return await write(key, body, scope, expected, must_exist, create_only)
+
+    async def write(
+        key: str, body: KVPut, scope: KeyScope, expected: Expected, must_exist: bool, create_only: bool
+    ) -> Response:
         try:
             entry = await scope.kv.put(
                 scope.tenant_id,
@@ -300,6 +340,16 @@ def build_key_router(scope_dependency: BearerClaims, tag: str, prefix: str = "",
         except KeyNotFound as exc:  # only with If-Match: *, which no absent key matches (RFC 9110)
             raise PreconditionFailed(f"key {key!r} does not exist (If-Match: *)") from exc
         return entry_response(entry, entry.updated_ms, 201 if entry.created else 200)
+
+    router.add_api_route(
+        key_path,
+        put_key,
+        methods=["PUT"],
+        response_model=Entry,
+        responses={201: {"description": "Created", "model": Entry}, **PROBLEM_RESPONSES(401, 404, 412, 413, 422)},
+        summary="Create (201) or update (200); If-Match / expected_version = compare-and-swap",
+        route_class_override=fast_path_route(fast_put),
+    )
 
     @router.patch(
         key_path,

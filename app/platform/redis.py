@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -53,6 +54,43 @@ class HealthCheckedConnection(aioredis.Connection):
             await self.disconnect()
             await self.connect()  # type: ignore[no-untyped-call]  # Redis really down: the request gets its 503
             await self._send_ping()  # type: ignore[no-untyped-call]
+
+    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+        """redis-py's, without the task that ``asyncio.wait_for`` creates for every command on Python
+        3.11 (its write runs under wait_for whenever a socket timeout is set): the command goes to the
+        socket at once, and only a write the kernel did not take waits, under the same timeout.
+        Errors are redis-py's: TimeoutError, ConnectionError, and the connection is dropped."""
+        if not self.is_connected:
+            await self.connect_check_health(check_health=False)
+        if check_health:
+            await self.check_health()
+        writer = self._writer
+        if writer is None:  # connect() failed without raising: let redis-py report it
+            await super().send_packed_command(command, check_health=False)
+            return
+        try:
+            if isinstance(command, str):
+                command = command.encode()
+            if isinstance(command, bytes):
+                command = [command]
+            writer.writelines(command)
+            transport = writer.transport
+            if transport.get_write_buffer_size() or transport.is_closing():
+                if self.socket_timeout:
+                    async with asyncio.timeout(self.socket_timeout):
+                        await writer.drain()
+                else:
+                    await writer.drain()
+        except TimeoutError:
+            await self.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as e:
+            await self.disconnect(nowait=True)
+            err_no, errmsg = ("UNKNOWN", e.args[0]) if len(e.args) == 1 else (e.args[0], e.args[1])
+            raise RedisConnectionError(f"Error {err_no} while writing to socket. {errmsg}.") from e
+        except BaseException:
+            await self.disconnect(nowait=True)  # a half-sent command leaves the connection unusable
+            raise
 
 
 def _cluster_url(url: str) -> str:
