@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from redis.asyncio.connection import Connection
 
+from app.platform.redis import HealthCheckedConnection as Connection  # the API's connection class
 from tests.support.tenants import bearer, register
 
 

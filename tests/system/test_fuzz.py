@@ -16,13 +16,11 @@ check them by hand) and the WebSocket watch (not in OpenAPI).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -31,9 +29,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from app.config import Settings
-from app.main import create_app
 from app.platform.embedded_redis import RedisProcess
+from tests.support.apps import fuzz_target
 from tests.support.tenants import PASSWORD
 
 EXAMPLES_PER_RUN = 25
@@ -96,22 +93,7 @@ class Fuzzing:
 def fuzzing(data_server: RedisProcess, queue_server: RedisProcess) -> Iterator[Fuzzing]:
     """The app on the session's Redis servers (flushed), served in-process by schemathesis's ASGI
     client; rate limits high enough that the fuzzer meets the endpoints, not the limiter."""
-    for server in (data_server, queue_server):
-        client = redis.Redis(port=server.port)
-        client.flushall()
-        client.close()
-    app = create_app(
-        Settings(
-            environment="test",
-            secret_key=os.environ["SECRET_KEY"],
-            redis_url=data_server.url,
-            huey_redis_url=queue_server.url,
-            bcrypt_rounds=4,
-            log_level="CRITICAL",
-            rate_limit_per_second=1_000_000,
-            rate_limit_burst=1_000_000,
-        )
-    )
+    app = fuzz_target(data_server, queue_server)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     try:
         with asgi.get_client(app) as client:

@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 from hypothesis import HealthCheck, Phase, given, settings
 
 from app.config import Settings
 from app.main import create_app
 from app.platform.embedded_redis import RedisProcess
+from tests.support.apps import fuzz_target
 from tests.support.hostile import (
     FAST_HEADER_KILLERS,
     FAST_KILLERS,
@@ -132,22 +131,7 @@ class Fuzzing:
 
 @pytest.fixture(scope="module")
 def fuzzing(data_server: RedisProcess, queue_server: RedisProcess) -> Iterator[Fuzzing]:
-    for server in (data_server, queue_server):
-        client = redis.Redis(port=server.port)
-        client.flushall()
-        client.close()
-    app = create_app(
-        Settings(
-            environment="test",
-            secret_key=os.environ["SECRET_KEY"],
-            redis_url=data_server.url,
-            huey_redis_url=queue_server.url,
-            bcrypt_rounds=4,
-            log_level="CRITICAL",  # the 500s the test reports would log their tracebacks
-            rate_limit_per_second=1_000_000,
-            rate_limit_burst=1_000_000,
-        )
-    )
+    app = fuzz_target(data_server, queue_server)
     with asyncio.Runner() as runner:
         stack = contextlib.AsyncExitStack()
         runner.run(stack.enter_async_context(app.router.lifespan_context(app)))
