@@ -134,6 +134,13 @@ def normalized(response: httpx.Response) -> tuple[Any, ...]:
 async def answer(
     client: httpx.AsyncClient, data_url: str, method: str, path: str, headers: dict[str, str], body: bytes | None
 ) -> tuple[Any, ...]:
+    async with asyncio.timeout(30):  # a hang fails here, with the await it hung in
+        return await _answer(client, data_url, method, path, headers, body)
+
+
+async def _answer(
+    client: httpx.AsyncClient, data_url: str, method: str, path: str, headers: dict[str, str], body: bytes | None
+) -> tuple[Any, ...]:
     token = await seeded(client, data_url)
     if headers.get("Authorization") == "valid":
         headers = {**headers, "Authorization": f"Bearer {token}"}
