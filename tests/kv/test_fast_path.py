@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from app.config import Settings
@@ -163,6 +163,7 @@ async def _answer(
 def test_fast_and_standard_paths_answer_alike(
     apps, method, key, bucket, query, if_match, if_none_match, content_type, body, auth
 ) -> None:
+    assume(not (method == "GET" and bucket is None and key == "watch"))  # GET /kv/watch is the event stream
     encoded = quote(key.encode("utf-8", "surrogatepass"), safe="")
     path = f"/api/v1/kv/{encoded}" if bucket is None else f"/api/v1/kv/buckets/{quote(bucket)}/keys/{encoded}"
     if query:
