@@ -403,9 +403,7 @@ def build_key_router(
 
     @router.get(f"{key_path}/exists", response_model=Exists, responses=PROBLEM_RESPONSES(401, 404, 422))
     async def key_exists(key: str, scope: Scope) -> Exists:
-        scope.kv.check_key(key)
-        (entry,), _ = await scope.kv.get_many(scope.tenant_id, scope.bucket, [key])
-        return Exists(key=key, exists=entry is not None)
+        return Exists(key=key, exists=await scope.kv.exists(scope.tenant_id, scope.bucket, key))
 
     @router.get(f"{key_path}/ttl", response_model=TtlInfo, responses=PROBLEM_RESPONSES(401, 404, 422))
     async def key_ttl(key: str, scope: Scope) -> TtlInfo:

@@ -131,13 +131,13 @@ class KVService:
             if_none_match=if_none_match,
         )
 
-    @counted("get")
     async def get_many(
         self, tenant_id: str, bucket: str, key_list: Sequence[str]
     ) -> tuple[list[StoredEntry | None], int]:
         """Entries of ``key_list`` (None where absent or expired) and the server time (ms)."""
         return await self._store.get_many(tenant_id, bucket, key_list)
 
+    @counted("get")  # a miss counts as key_not_found
     async def get(self, tenant_id: str, bucket: str, key: str, revision: int | None = None) -> tuple[StoredEntry, int]:
         self.check_key(key)
         (entry,), now = await self.get_many(tenant_id, bucket, [key])
@@ -293,6 +293,13 @@ class KVService:
             except InvalidInput as exc:
                 raise InvalidInput(f"keys[{index}]: {exc.detail}", index=index) from exc
 
+    @counted("exists")
+    async def exists(self, tenant_id: str, bucket: str, key: str) -> bool:
+        self.check_key(key)
+        (entry,), _ = await self.get_many(tenant_id, bucket, [key])
+        return entry is not None
+
+    @counted("batch_get")
     async def batch_get(
         self, tenant_id: str, bucket: str, key_list: Sequence[str]
     ) -> tuple[list[StoredEntry], list[str], int]:

@@ -17,7 +17,8 @@ Metrics (label values are route templates and small fixed sets, never a raw path
 - ``kvstore_operations_total{operation,status}``: one per storage operation. The KV and object code calls
   ``record_operation("put", "ok")`` or wraps the call in ``with track_operation("put"):`` which records
   ``ok``, the domain error's code (``key_not_found``, ``version_conflict``, ...) or ``error``.
-  Operation names: get, put, create, update, delete, list, batch, history, watch, object_put, object_get, ...
+  Operation names: get (a miss is key_not_found), put, delete, patch, list, exists, batch_get, batch_put,
+  history, object_put, object_get, ...
 - ``kvstore_watch_connections{transport}``: open watch streams (``sse`` or ``websocket``), summed over live
   workers only; call ``watch_connection_opened(transport)`` / ``watch_connection_closed(transport)`` or
   ``with track_watch_connection(transport):``.
