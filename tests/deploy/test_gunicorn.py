@@ -30,6 +30,7 @@ from tests.support.paths import REPO
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 HANDLER = {"handler": "/api/v1/auth/me", "method": "GET", "status": "401"}
+DURATION = {"handler": "/api/v1/auth/me", "method": "GET"}  # the histogram has no status label
 STALE_COUNT = 1000
 
 
@@ -66,7 +67,7 @@ def scrape(base_url: str) -> dict[str, float]:
         for sample in family.samples:
             if sample.name == "http_requests_total" and sample.labels == HANDLER:
                 values["requests"] = sample.value
-            elif sample.name == "http_request_duration_seconds_count" and sample.labels == HANDLER:
+            elif sample.name == "http_request_duration_seconds_count" and sample.labels == DURATION:
                 values["durations"] = sample.value
             elif sample.name == "kvstore_auth_failures_total" and sample.labels == {"reason": "unauthorized"}:
                 values["auth_failures"] = sample.value

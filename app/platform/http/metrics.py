@@ -67,9 +67,9 @@ class RequestMetricsMiddleware:
             handler = self._handler(scope)
             if handler not in self.excluded:
                 method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
-                labels = (handler, method, str(status))
-                HTTP_REQUESTS.labels(*labels).inc()
-                HTTP_REQUEST_DURATION.labels(*labels).observe((headers_sent_at or time.perf_counter()) - started)
+                HTTP_REQUESTS.labels(handler, method, str(status)).inc()
+                duration = (headers_sent_at or time.perf_counter()) - started
+                HTTP_REQUEST_DURATION.labels(handler, method).observe(duration)
 
 
 def install_metrics(app: FastAPI, excluded_paths: Sequence[str]) -> None:
