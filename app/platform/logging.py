@@ -95,16 +95,42 @@ def _formatter(settings: Settings) -> logging.Formatter:
     return JsonFormatter() if settings.log_format == "json" else TextFormatter()
 
 
+# Huey's lines for every task run (and every periodic enqueue): routine, so DEBUG, not INFO.
+ROUTINE_HUEY_LINES = frozenset(
+    {"Executing %s", "%s executed in %0.3fs", "Enqueueing periodic task %s.", "Added task %s to schedule, eta %s"}
+)
+
+
+class RoutineToDebug(logging.Filter):
+    """On the root handler: Huey's routine INFO lines (by their format string) become DEBUG lines,
+    written only when LOG_LEVEL is DEBUG."""
+
+    def __init__(self, formats: frozenset[str], root: logging.Logger) -> None:
+        super().__init__()
+        self.formats = formats
+        self.root = root
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.name.startswith("huey") and record.msg in self.formats:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.root.isEnabledFor(logging.DEBUG)
+        return True
+
+
 def setup_logging(settings: Settings) -> None:
-    """Route the root logger (and uvicorn's) to stdout in the configured format."""
+    """Route the root logger (and uvicorn's and Huey's) to stdout in the configured format; every
+    logger follows LOG_LEVEL (uvicorn and huey_consumer set their own level otherwise)."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_formatter(settings))
     root = logging.getLogger()
+    handler.addFilter(RoutineToDebug(ROUTINE_HUEY_LINES, root))
     root.handlers[:] = [handler]
     root.setLevel(log_level(settings))
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+    for name in ("uvicorn", "uvicorn.error", "huey", "huey.consumer"):
+        library = logging.getLogger(name)
+        library.handlers[:] = []
+        library.propagate = True
+        library.setLevel(logging.NOTSET)
     # Our access line replaces uvicorn's.
     logging.getLogger("uvicorn.access").disabled = True
 

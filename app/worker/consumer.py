@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     options, _ = OptionParserHandler().get_option_parser().parse_args(arguments)
     config = ConsumerConfig(**{k: v for k, v in options.__dict__.items() if v is not None})
     config.validate()
-    logging.getLogger("huey").setLevel(config.loglevel)
+    if config.verbose is not None:  # -v / -q given: they win over LOG_LEVEL for Huey's own lines
+        logging.getLogger("huey").setLevel(config.loglevel)
     huey.create_consumer(**config.values).run()
 
 

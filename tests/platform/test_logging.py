@@ -169,3 +169,38 @@ def test_gunicorn_logconfig_sends_gunicorn_lines_through_the_same_formatter(
     # gunicorn's own handlers are replaced (no duplicate or plain-text lines on stderr).
     assert config["loggers"]["gunicorn.error"]["handlers"] == []
     assert config["loggers"]["gunicorn.error"]["propagate"] is True
+
+
+def test_every_library_logger_follows_log_level(restore_logging, capsys) -> None:
+    # What uvicorn's config and huey_consumer do before the app's logging is set up.
+    for name in ("uvicorn.error", "huey", "huey.consumer"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    setup_logging(Settings(environment="test", secret_key="k" * 40, log_level="WARNING"))
+    for name in ("uvicorn.error", "huey", "huey.consumer", "huey.consumer.Scheduler"):
+        logging.getLogger(name).info("quiet %s", name)
+        logging.getLogger(name).warning("loud %s", name)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["message"] for line in lines] == [
+        "loud uvicorn.error",
+        "loud huey",
+        "loud huey.consumer",
+        "loud huey.consumer.Scheduler",
+    ]
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_hueys_lines_for_every_task_run_are_debug_lines(restore_logging, capsys, level) -> None:
+    setup_logging(Settings(environment="test", secret_key="k" * 40, log_level=level))
+    logging.getLogger("huey").info("Executing %s", "tasks.sweep: 1")
+    logging.getLogger("huey").info("%s executed in %0.3fs", "tasks.sweep: 1", 0.002)
+    logging.getLogger("huey.consumer.Scheduler").info("Enqueueing periodic task %s.", "tasks.sweep")
+    logging.getLogger("huey.consumer").info("Huey consumer started with %s %s, PID %s at %s", 2, "thread", 1, "now")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    routine = [line for line in lines if "started" not in line["message"]]
+    assert [line["message"] for line in lines if "started" in line["message"]] == [
+        "Huey consumer started with 2 thread, PID 1 at now"
+    ]
+    if level == "INFO":
+        assert routine == []
+    else:
+        assert [line["level"] for line in routine] == ["DEBUG", "DEBUG", "DEBUG"]
