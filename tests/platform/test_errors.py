@@ -163,3 +163,17 @@ async def test_openapi_documents_problems_and_the_docs_login(client):
     login = schema["paths"]["/api/v1/auth/login"]["post"]["responses"]
     assert "application/problem+json" in login["401"]["content"]
     assert "application/problem+json" in login["503"]["content"]
+
+
+async def test_a_validators_message_comes_without_pydantics_prefix(client) -> None:
+    body = {"username": "no spaces allowed", "email": "a@example.com", "password": "Secret123"}
+    response = await client.post("/api/v1/auth/register", json=body)
+    assert response.status_code == 422
+    problem = response.json()
+    (error,) = problem["errors"]
+    assert error == {
+        "field": "body.username",
+        "message": "username must be 3-32 characters of a-z, 0-9, '_', '.' or '-'",
+        "type": "value_error",
+    }
+    assert "Value error" not in problem["detail"]

@@ -89,14 +89,16 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _message(err: dict[str, Any]) -> str:
+    """Pydantic's message, without the "Value error, " it puts before a validator's own words."""
+    message = str(err.get("msg", ""))
+    return message.removeprefix("Value error, ") if err.get("type") == "value_error" else message
+
+
 def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Pydantic errors as [{field, message, type}], never echoing the (possibly huge) input."""
     return [
-        {
-            "field": _field_name(tuple(err.get("loc", ()))),
-            "message": str(err.get("msg", "")),
-            "type": err.get("type", ""),
-        }
+        {"field": _field_name(tuple(err.get("loc", ()))), "message": _message(err), "type": err.get("type", "")}
         for err in errors
     ]
 
