@@ -34,7 +34,11 @@ CLIENT_CLOSED_REQUEST = 499
 
 
 def route_action(route: object) -> str:
-    """The default action name of a route: its dotted ``name``, else ``<first tag>.<name>``."""
+    """The default action name of a route: the ``audit_action`` its endpoint names (the same
+    operation under several routes has one name), its dotted ``name``, else ``<first tag>.<name>``."""
+    named = getattr(getattr(route, "endpoint", None), "audit_action", None)
+    if isinstance(named, str):
+        return named
     name = getattr(route, "name", None)
     if not isinstance(name, str) or not name:
         return "unmatched"

@@ -9,6 +9,7 @@ from app.kv.deps import KVServiceDep, PathKeyScopeDependency
 from app.kv.model import BucketInfo
 from app.kv.routes import build_key_router
 from app.kv.schemas import Bucket, BucketCreate, BucketList
+from app.platform.context import audit_note
 from app.platform.http.schemas import PROBLEM_RESPONSES, Message
 from app.platform.jsonutil import iso_ms
 
@@ -31,6 +32,7 @@ def _bucket(info: BucketInfo) -> Bucket:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Bucket, responses=PROBLEM_RESPONSES(401, 409, 422))
 async def create_bucket(body: BucketCreate, claims: CurrentClaims, kv: KVServiceDep) -> Bucket:
+    audit_note(bucket=body.name)  # the name is in the body, not the path (as for object buckets)
     info = await kv.create_bucket(
         claims.tenant_id,
         body.name,

@@ -419,4 +419,9 @@ def build_key_router(
         records = await scope.kv.history(scope.tenant_id, scope.bucket, key, limit)
         return json_response(dumps({"key": key, "items": [history_item(record) for record in records]}).encode())
 
+    # The same operation has one audit action whichever path reached it (/kv/... or /kv/buckets/...).
+    for route in router.routes:
+        endpoint = getattr(route, "endpoint", None)
+        if endpoint is not None:
+            endpoint.audit_action = f"kv.{endpoint.__name__}"
     return router

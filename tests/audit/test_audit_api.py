@@ -211,3 +211,19 @@ async def test_the_extreme_stream_ids_are_cursors_of_an_empty_or_the_first_page(
     assert await audit_page(client, app, headers, cursor=f"{2**64 - 1}-{2**64 - 1}") == first
     # Leading zeros (within 20 digits) are read as Redis reads them.
     assert await audit_page(client, app, headers, cursor="00000000000000000001-0") == {"items": [], "next_cursor": None}
+
+
+async def test_one_operation_has_one_action_whichever_route_reached_it(immediate, app, client) -> None:
+    alice = await register(client, "alice")
+    headers = bearer(alice)
+    assert (await client.post("/api/v1/kv/buckets", json={"name": "b1"}, headers=headers)).status_code == 201
+    assert (await client.put("/api/v1/kv/k", json={"value": 1}, headers=headers)).status_code == 201
+    assert (await client.put("/api/v1/kv/buckets/b1/keys/k", json={"value": 1}, headers=headers)).status_code == 201
+    assert (await client.delete("/api/v1/kv/buckets/b1/keys/k", headers=headers)).status_code == 200
+    items = (await audit_page(client, app, headers))["items"]
+    assert [(e["action"], e["bucket"]) for e in items[:4]] == [
+        ("kv.delete_key", "b1"),
+        ("kv.put_key", "b1"),
+        ("kv.put_key", "default"),
+        ("buckets.create_bucket", "b1"),
+    ]
