@@ -246,7 +246,8 @@ class Settings(BaseSettings):
 
     # Observability
     log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    # auto: readable text lines when stdout is a terminal (make run), JSON lines otherwise (containers)
+    log_format: Literal["auto", "json", "text"] = "auto"
     log_health_requests: bool = False
 
     @model_validator(mode="after")

@@ -91,8 +91,15 @@ def log_level(settings: Settings) -> str:
     return level
 
 
+def log_format(settings: Settings) -> str:
+    """``json`` or ``text``: LOG_FORMAT, or for ``auto`` text when stdout is a terminal."""
+    if settings.log_format != "auto":
+        return settings.log_format
+    return "text" if sys.stdout.isatty() else "json"
+
+
 def _formatter(settings: Settings) -> logging.Formatter:
-    return JsonFormatter() if settings.log_format == "json" else TextFormatter()
+    return JsonFormatter() if log_format(settings) == "json" else TextFormatter()
 
 
 # Huey's lines for every task run (and every periodic enqueue): routine, so DEBUG, not INFO.

@@ -204,3 +204,13 @@ def test_hueys_lines_for_every_task_run_are_debug_lines(restore_logging, capsys,
         assert routine == []
     else:
         assert [line["level"] for line in routine] == ["DEBUG", "DEBUG", "DEBUG"]
+
+
+@pytest.mark.parametrize(("terminal", "expected"), [(True, TextFormatter), (False, JsonFormatter)])
+def test_log_format_auto_writes_text_on_a_terminal_and_json_elsewhere(
+    restore_logging, monkeypatch, terminal: bool, expected: type
+) -> None:
+    monkeypatch.setattr("sys.stdout.isatty", lambda: terminal)
+    setup_logging(Settings(environment="test", secret_key="k" * 40))  # LOG_FORMAT's default: auto
+    (handler,) = logging.getLogger().handlers
+    assert type(handler.formatter) is expected
