@@ -59,7 +59,9 @@ def cmd_buckets_info(ctx: Context) -> int:
 
 def cmd_buckets_delete(ctx: Context) -> int:
     args = ctx.args
-    if not args.yes and sys.stdin.isatty():
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError(f"not deleted: pass --yes to delete bucket {args.name} (no terminal to ask on)")
         answer = input(f"delete bucket {args.name} and every key in it? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
             raise CliError("not deleted")

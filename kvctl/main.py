@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("watch", "print changes as they happen (Ctrl-C stops)", watch.cmd_watch)
     p.add_argument("--key", help="only this key")
     p.add_argument("--prefix", help="only keys with this prefix")
-    p.add_argument("--since", type=non_negative_int, metavar="REV", help="replay changes from this revision")
+    p.add_argument("--since", type=non_negative_int, metavar="REV", help="replay the changes after this revision")
     p.add_argument("--snapshot", action="store_true", help="first print every current entry")
     p.add_argument("--no-values", action="store_true", help="events without values")
     p.add_argument("-n", "--count", type=positive_int, help="exit after this many events")

@@ -14,7 +14,7 @@ import httpx
 
 from kvctl.client import ApiClient, KVPaths
 from kvctl.context import Context
-from kvctl.errors import EXIT_OK, ApiError, CliError, ConnectionFailed
+from kvctl.errors import EXIT_INTERRUPTED, EXIT_OK, ApiError, CliError, ConnectionFailed
 from kvctl.output import Output, format_tags, format_value
 
 CHANGE_EVENTS = frozenset({"put", "delete", "expire", "purge"})
@@ -280,4 +280,4 @@ def cmd_watch(ctx: Context) -> int:
     try:
         return watcher.run()
     except KeyboardInterrupt:
-        return EXIT_OK  # Ctrl-C is how a watch ends
+        return EXIT_INTERRUPTED  # Ctrl-C ends a watch cleanly (no traceback), with the shell's 130

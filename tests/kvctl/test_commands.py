@@ -245,3 +245,10 @@ def test_buckets_list_create_info_delete(kvctl) -> None:
     deleted = kvctl(["buckets", "delete", "cfg", "--yes"], lambda r: httpx.Response(200, json={"message": "ok"}))
     assert (deleted.requests[0].method, deleted.requests[0].url.path) == ("DELETE", "/api/v1/kv/buckets/cfg")
     assert deleted.out == "deleted bucket cfg\n"
+
+
+def test_buckets_delete_without_yes_and_without_a_terminal_refuses(kvctl, logged_in, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    result = kvctl(["buckets", "delete", "cfg"])  # no handler: any request would fail the test
+    assert result.code == 1
+    assert result.err == "error: not deleted: pass --yes to delete bucket cfg (no terminal to ask on)\n"

@@ -222,7 +222,7 @@ def test_watch_prints_changes_and_resumes_after_a_dropped_connection(
         assert any("reconnecting in" in line for line in watcher.stderr)
 
         watcher.process.send_signal(signal.SIGINT)
-        assert watcher.process.wait(10) == 0  # Ctrl-C ends a watch cleanly
+        assert watcher.process.wait(10) == 130  # Ctrl-C ends a watch cleanly, with the shell's code
         assert not any("Traceback" in (line or "") for line in watcher.stderr)
     finally:
         watcher.stop()
