@@ -1,0 +1,61 @@
+"""README's Authentication example runs as written against a real API: every step succeeds and the
+sessions it ends are ended."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import httpx
+import pytest
+
+from tests.support.paths import REPO
+
+pytestmark = pytest.mark.subprocess
+
+
+def json_documents(text: str) -> list[dict]:
+    """The JSON documents printed one after the other (curl adds no newline)."""
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while position < len(text):
+        document, position = decoder.raw_decode(text, position)
+        documents.append(document)
+        while position < len(text) and text[position].isspace():
+            position += 1
+    return documents
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block under ``heading`` in README.md."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(f"\n{heading}\n") :]
+    match = re.search(r"```sh\n(.*?)```", section, flags=re.S)
+    assert match, f"no sh block under {heading}"
+    return match.group(1)
+
+
+def test_the_authentication_example_runs_as_written(redis_server, api_process) -> None:
+    data, queue = redis_server("data"), redis_server("queue", appendonly=False)
+    api = api_process({"REDIS_URL": data.url, "HUEY_REDIS_URL": queue.url, "SECRET_KEY": "x" * 48})
+    script = readme_block("## Authentication").replace("http://127.0.0.1:8000", api.url)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script + '\necho "LAST=$TOKEN"\n'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    printed, _, last = done.stdout.rpartition("LAST=")
+    answers = json_documents(printed)
+    # The registration and /auth/me; nothing from the 204s (a refusal would print its problem).
+    assert [sorted(answer) for answer in answers] == [
+        ["access_token", "expires_in", "refresh_token", "tenant_id", "token_type"],
+        ["created_at", "email", "is_active", "tenant_id", "username"],
+    ], printed
+    last = last.strip()
+    me = httpx.get(f"{api.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {last}"}, timeout=5)
+    assert me.status_code == 401  # logout-all ended the session of the last login too
+    login = httpx.post(f"{api.url}/api/v1/auth/login", json={"username": "alice", "password": "Another456"}, timeout=5)
+    assert login.status_code == 200  # the password change took
