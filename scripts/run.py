@@ -12,6 +12,7 @@ from pathlib import Path
 
 from app.config import get_settings
 from app.platform.embedded_redis import RedisProcess, RedisServerNotFound
+from app.platform.local_stack import remove_run_file, write_run_file
 
 DATA_DIR = Path(".data")
 HOST = os.environ.get("HOST", "127.0.0.1")
@@ -48,6 +49,8 @@ def main() -> int:
             env[variable] = server.url
             print(f"{label} Redis  {server.url} (AOF under {server.data_dir}, maxmemory {maxmemory[name]})", flush=True)
         env.setdefault("ENVIRONMENT", "development")
+        # Tools beside it (python -m app.tenancy.admin) find these servers, not whatever listens on 6379.
+        write_run_file({"REDIS_URL": env["REDIS_URL"], "HUEY_REDIS_URL": env["HUEY_REDIS_URL"]})
         # huey_consumer app.worker.huey with -w/-k from HUEY_WORKERS/HUEY_WORKER_TYPE; it runs the periodic tasks.
         # Own sessions: a Ctrl-C in the terminal reaches this script only, which then stops the API and the
         # worker once each (a second SIGINT would cut them short, with tracebacks), and Redis last.
@@ -84,6 +87,7 @@ def main() -> int:
                 child.wait(15)
             except subprocess.TimeoutExpired:
                 child.kill()
+        remove_run_file()
         for server in started_redis:
             server.stop()
 

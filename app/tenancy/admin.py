@@ -14,20 +14,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.platform.errors import KVStoreError
+from app.platform.local_stack import running_stack
 from app.platform.redis import create_async_data_redis
 from app.platform.scripts import Scripts
 from app.tenancy.service import QUOTAS, UsageService
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+def admin_settings() -> Settings:
+    """The settings; without REDIS_URL in the environment, the data Redis of a running `make run`.
+    Says on stderr which data Redis it uses."""
     settings = get_settings()
+    stack = None if os.environ.get("REDIS_URL") else running_stack()
+    if stack is not None and stack.get("REDIS_URL"):
+        settings = settings.model_copy(update={"redis_url": stack["REDIS_URL"]})
+        print(f"data Redis: {settings.redis_url} (the running make run)", file=sys.stderr)
+    else:
+        source = "REDIS_URL" if os.environ.get("REDIS_URL") else "the default; no make run is running"
+        print(f"data Redis: {settings.redis_url} ({source})", file=sys.stderr)
+    return settings
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = admin_settings()
     redis = create_async_data_redis(settings)
     service = UsageService(redis, Scripts(redis), settings)
     try:

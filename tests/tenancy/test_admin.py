@@ -8,19 +8,21 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from app.platform.embedded_redis import free_port
 from app.platform.keyspace import KeySchema
+from app.platform.local_stack import write_run_file
 from tests.support.paths import REPO
 from tests.support.quotas import assert_quota_problem
 
 pytestmark = [pytest.mark.contract, pytest.mark.subprocess]
 
 
-def admin(settings, *args: str) -> subprocess.CompletedProcess[str]:
+def admin(settings, *args: str, cwd: Path = REPO, redis_url: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the admin script in its own process, configured only through the environment."""
     env = {
         **os.environ,
@@ -29,9 +31,11 @@ def admin(settings, *args: str) -> subprocess.CompletedProcess[str]:
         "ENVIRONMENT": "test",
         "SECRET_KEY": settings.secret_key,
     }
+    if not redis_url:
+        del env["REDIS_URL"]
     return subprocess.run(
         [sys.executable, "-m", "app.tenancy.admin", *args],
-        cwd=REPO,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -107,3 +111,27 @@ def test_admin_script_reports_an_unreachable_redis() -> None:
     assert done.returncode == 2
     assert "unreachable" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_without_redis_url_the_admin_script_uses_the_running_make_runs_redis(alice, settings, tmp_path) -> None:
+    # What `make run` leaves in its working directory while it runs (this test process stands in for it).
+    write_run_file(
+        {"REDIS_URL": settings.redis_url, "HUEY_REDIS_URL": settings.huey_redis_url}, tmp_path / ".data/run.json"
+    )
+    done = await asyncio.to_thread(admin, settings, "usage", "alice", cwd=tmp_path, redis_url=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tenant_id"] == alice.id
+    assert f"data Redis: {settings.redis_url} (the running make run)" in done.stderr
+
+
+def test_a_run_file_of_a_stopped_make_run_is_ignored(tmp_path) -> None:
+    from app.platform.local_stack import remove_run_file, running_stack
+
+    path = tmp_path / ".data/run.json"
+    write_run_file({"REDIS_URL": "redis://127.0.0.1:1/0"}, path)
+    assert running_stack(path) == {"REDIS_URL": "redis://127.0.0.1:1/0"}
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    path.write_text(json.dumps({"REDIS_URL": "redis://127.0.0.1:1/0", "pid": int(dead.stdout)}))
+    assert running_stack(path) is None
+    remove_run_file(path)
+    assert running_stack(path) is None
