@@ -27,6 +27,7 @@ from huey.consumer_options import ConsumerConfig, OptionParserHandler
 from pydantic import TypeAdapter
 
 from app.config import Settings
+from app.worker.consumer import consumer_arguments
 from tests.support.paths import REPO
 
 BIN = Path(sys.executable).parent
@@ -74,10 +75,16 @@ def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
 
 
-def huey_options(command: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """huey_consumer's own parser: the options must be real ones and the module path must be app.worker.huey."""
-    assert command[0] == "huey_consumer", command
-    options, positional = OptionParserHandler().get_option_parser().parse_args(command[1:])
+def huey_options(command: list[str], env: dict[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The worker's command is ``python -m app.worker.consumer [options]``, sized by HUEY_WORKERS and
+    HUEY_WORKER_TYPE (``env``, else the settings' defaults); huey_consumer's own parser then checks that
+    the options are real ones and the module path is app.worker.huey."""
+    assert command[:3] == ["python", "-m", "app.worker.consumer"], command
+    env = env or {}
+    workers = int(env.get("HUEY_WORKERS", Settings.model_fields["huey_workers"].default))
+    worker_type = env.get("HUEY_WORKER_TYPE", Settings.model_fields["huey_worker_type"].default)
+    arguments = consumer_arguments(workers, worker_type, command[3:])
+    options, positional = OptionParserHandler().get_option_parser().parse_args(arguments)
     config = ConsumerConfig(**{k: v for k, v in options.__dict__.items() if v is not None})
     config.validate()
     return config.values, positional
@@ -229,10 +236,12 @@ def test_hpa_pdb_service_and_ingress_point_at_the_api_pods() -> None:
 
 def test_exactly_one_consumer_runs_periodic_tasks_and_the_others_pass_n() -> None:
     consumers = {name: doc for name, doc in objects("Deployment").items() if name.startswith("kvstore-huey")}
-    periodic = {}
+    config = objects("ConfigMap")["kvstore-config"]["data"]
+    periodic, workers = {}, {}
     for name, deployment in consumers.items():
         (container,) = containers(deployment)
-        values, positional = huey_options(container["command"])
+        values, positional = huey_options(container["command"], {**config, **env_of(container)})
+        workers[name] = values["workers"]
         assert positional == ["app.worker.huey"]
         assert values["graceful_signal"] == "TERM"  # Kubernetes stops containers with SIGTERM
         assert values["shutdown_timeout"] < deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
@@ -246,6 +255,7 @@ def test_exactly_one_consumer_runs_periodic_tasks_and_the_others_pass_n() -> Non
     assert scheduler["replicas"] == 1
     assert scheduler["strategy"]["type"] == "Recreate"  # never two schedulers during a rollout
     assert "-n" in containers(consumers["kvstore-huey"])[0]["command"]
+    assert workers == {"kvstore-huey-periodic": 2, "kvstore-huey": 4}  # HUEY_WORKERS, not a hard-coded -w
     assert isinstance(import_target("app.worker.huey"), Huey)
 
 
