@@ -23,17 +23,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis.exceptions import RedisClusterException, RedisError
-
 from app.auth.store import AuthStore, Revocation, read_revocations
 from app.config import Settings
 from app.platform.errors import SessionEnded
-from app.platform.redis import create_async_data_redis
+from app.platform.redis import REDIS_ERRORS, create_async_data_redis
 from app.platform.security import AccessClaims, session_started_ms
 
 logger = logging.getLogger("app.auth.sessions")
 
-REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 BLOCK_MS = 1000
 READ_BATCH = 1000
@@ -80,11 +77,8 @@ class SessionRevocations:
         """True while the copy is known to be at most a read behind the stream."""
         return time.monotonic() - self._synced_at < STALE_AFTER_SECONDS
 
-    def ended(self, claims: AccessClaims) -> bool:
-        """Whether this process's copy says the token's session ended."""
-        return self._ended(claims.tenant_id, claims.session_id)
-
     def _ended(self, tenant_id: str, session_id: str | None) -> bool:
+        """Whether this process's copy says the session ended."""
         if session_id is not None and session_id in self._sessions:
             return True
         cutoff = self._cutoffs.get(tenant_id)
@@ -109,7 +103,7 @@ class SessionRevocations:
     async def check(self, claims: AccessClaims) -> None:
         """Raise SessionEnded (401) for a token of an ended session; asks Redis while the copy is stale."""
         if self.current:
-            ended = self.ended(claims)
+            ended = self._ended(claims.tenant_id, claims.session_id)
         else:
             state = await self._store.session_cutoff(claims.tenant_id, claims.session_id)
             ended = state.family_revoked or _cut(claims.session_id, state.before_ms, state.keep)

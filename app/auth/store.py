@@ -11,10 +11,13 @@ A username's claim has the ``{username}`` hash tag; every throttle counter of a 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Protocol, cast
+from typing import Final, cast
+
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
+from redis.typing import EncodableT, FieldT
 
 from app.auth.model import User
 from app.platform import keyspace as keys
@@ -229,14 +232,10 @@ class AuthStore:
         )
 
 
-class _StreamAdder(Protocol):
-    def xadd(self, name: str, fields: dict[str, str | int], *, minid: int, approximate: bool) -> object: ...
-
-
-def _announce(pipe: object, fields: Mapping[str, str | int], stream_ttl_seconds: int) -> None:
+def _announce(pipe: Pipeline | ClusterPipeline, fields: dict[FieldT, EncodableT], stream_ttl_seconds: int) -> None:
     """Queue the XADD of one revocation, trimming entries older than any access token they could end."""
     min_id = int(time.time() * 1000) - stream_ttl_seconds * 1000
-    cast(_StreamAdder, pipe).xadd(keys.SESSION_REVOCATIONS, dict(fields), minid=max(min_id, 0), approximate=False)
+    pipe.xadd(keys.SESSION_REVOCATIONS, fields, minid=max(min_id, 0), approximate=False)
 
 
 async def read_revocations(

@@ -92,6 +92,11 @@ def parse_if_match(value: str | None) -> tuple[Expected, bool]:
     return (versions[0] if len(versions) == 1 else tuple(versions)), False
 
 
+def create_only(if_none_match: str | None) -> bool:
+    """``If-None-Match: *`` on a write: create the key, never replace it."""
+    return if_none_match is not None and if_none_match.strip() == "*"
+
+
 def resolve_expected(if_match: str | None, *query_values: int | None) -> tuple[Expected, bool]:
     """The compare-and-swap version(s) from If-Match, else from expected_version/expectedRevision."""
     expected, must_exist = parse_if_match(if_match)
@@ -304,9 +309,9 @@ def build_key_router(
         if scope is None:
             return None
         expected, must_exist = resolve_expected(headers.get("if-match"))
-        if_none_match = headers.get("if-none-match")
-        create_only = if_none_match is not None and if_none_match.strip() == "*"
-        return await write(request.path_params["key"], body, scope, expected, must_exist, create_only)
+        return await write(
+            request.path_params["key"], body, scope, expected, must_exist, create_only(headers.get("if-none-match"))
+        )
 
     async def put_key(
         key: str,
@@ -318,11 +323,10 @@ def build_key_router(
         expected_revision: ExpectedRevisionAlias = None,
     ) -> Response:
         expected, must_exist = resolve_expected(if_match, expected_version, expected_revision)
-        create_only = if_none_match is not None and if_none_match.strip() == "*"
-        return await write(key, body, scope, expected, must_exist, create_only)
+        return await write(key, body, scope, expected, must_exist, create_only(if_none_match))
 
     async def write(
-        key: str, body: KVPut, scope: KeyScope, expected: Expected, must_exist: bool, create_only: bool
+        key: str, body: KVPut, scope: KeyScope, expected: Expected, must_exist: bool, only_create: bool
     ) -> Response:
         try:
             entry = await scope.kv.put(
@@ -335,7 +339,7 @@ def build_key_router(
                 tags=body.tags,
                 mode="update" if must_exist else "put",
                 expected_version=expected,
-                if_none_match=create_only,
+                if_none_match=only_create,
             )
         except KeyNotFound as exc:  # only with If-Match: *, which no absent key matches (RFC 9110)
             raise PreconditionFailed(f"key {key!r} does not exist (If-Match: *)") from exc

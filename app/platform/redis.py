@@ -20,6 +20,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.config import Settings
 
 AsyncDataRedis = aioredis.Redis | AsyncRedisCluster
+
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+"""What a Redis call raises when the server is unreachable, stalls or refuses (cluster errors included)."""
 SyncDataRedis = redis.Redis | RedisCluster
 
 
@@ -132,7 +135,7 @@ async def warm_up_data_redis(client: AsyncDataRedis) -> None:
     connections (AttributeError -> 500) when a burst of first commands loads it concurrently.
     A data Redis that is down is not fatal here; the first request retries and gets a 503."""
     if isinstance(client, AsyncRedisCluster):
-        with contextlib.suppress(RedisError, RedisClusterException, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             await client.initialize()
 
 

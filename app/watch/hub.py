@@ -24,11 +24,9 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Final
 
-from redis.exceptions import RedisClusterException, RedisError
-
 from app.config import Settings
 from app.platform.keyspace import KeySchema
-from app.platform.redis import create_async_data_redis, warm_up_data_redis
+from app.platform.redis import REDIS_ERRORS, create_async_data_redis, warm_up_data_redis
 from app.watch.events import FeedEvent
 from app.watch.store import WatchStore, follow_feed
 
@@ -36,7 +34,6 @@ logger = logging.getLogger("kvstore.watch")
 
 READER_BLOCK_MS: Final = 5000  # one XREAD BLOCK; the reader's connection has this much more timeout
 HUB_TICK_SECONDS: Final = 0.5
-REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
 def _uvicorn_is_exiting() -> bool:

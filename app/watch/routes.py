@@ -26,10 +26,10 @@ from app.platform.errors import InvalidInput, KVStoreError
 from app.platform.http.problems import validation_errors
 from app.platform.http.schemas import PROBLEM_RESPONSES
 from app.platform.metrics import track_watch_connection
+from app.platform.redis import REDIS_ERRORS
 from app.platform.security import AccessClaims
 from app.platform.stream_ids import parse_part
 from app.watch.events import json_data, socket_message, sse_comment, sse_frame
-from app.watch.hub import REDIS_ERRORS
 from app.watch.schemas import REVISION_RULE, WatchParams
 from app.watch.service import COMMENTS, WatchMessage, WatchService, WatchSession
 

@@ -27,10 +27,10 @@ from app.config import Settings
 from app.kv.model import StoredEntry
 from app.kv.service import KVService
 from app.platform.errors import BucketNotFound, QuotaExceeded, ServiceUnavailable
-from app.platform.redis import AsyncDataRedis
+from app.platform.redis import REDIS_ERRORS, AsyncDataRedis
 from app.platform.scripts import Scripts
 from app.watch.events import FeedEvent, event_data, json_data
-from app.watch.hub import CUT_OFF, GAP, REDIS_ERRORS, Subscription, WatchHub
+from app.watch.hub import CUT_OFF, GAP, Subscription, WatchHub
 from app.watch.store import READ_BATCH, WatchStore
 
 logger = logging.getLogger("kvstore.watch")
@@ -111,11 +111,7 @@ class WatchSession:
 
     async def messages(self) -> AsyncGenerator[WatchMessage, None]:
         self._hub.track(self.tenant_id, self.stream_id, self._lose_lease)
-        forget = (
-            self._sessions.on_end(self.tenant_id, self.session_id, lambda: self.end("session_ended"))
-            if self._sessions is not None
-            else None
-        )
+        forget = self._sessions.on_end(self.tenant_id, self.session_id, lambda: self.end("session_ended"))
         try:
             async for message in self._produce():
                 self._last_sent = time.monotonic()
@@ -126,8 +122,7 @@ class WatchSession:
             logger.warning("watch stream %s ended: %s", self.stream_id, exc.__class__.__name__)
             yield self._error("unavailable", "the data store is unreachable; resume shortly")
         finally:
-            if forget is not None:
-                forget()
+            forget()
 
     async def _produce(self) -> AsyncIterator[WatchMessage]:
         mode = "snapshot" if self.reset_reason else "live" if self.position == self.revision else "replay"
@@ -325,7 +320,7 @@ class WatchService:
         scripts: Scripts,
         kv: KVService,
         settings: Settings,
-        sessions: SessionRevocations | None = None,
+        sessions: SessionRevocations,
     ) -> None:
         self.store = WatchStore(redis, scripts)
         self.sessions = sessions  # ends a stream when its token's session ends

@@ -188,6 +188,17 @@ local function schedule_held(tp, at)
   return nil
 end
 
+-- Keep ``member`` in the sorted set ``schedule`` at the earliest score of ``index`` (a bucket's TTL
+-- index or deleted-key list), or out of it when the index is empty.
+local function schedule_by_first(schedule, index, member)
+  local first = redis.call('ZRANGE', index, 0, 0, 'WITHSCORES')
+  if first[2] then
+    redis.call('ZADD', schedule, first[2], member)
+  else
+    redis.call('ZREM', schedule, member)
+  end
+end
+
 local function json_or_null(s)
   if s == nil or s == false or s == '' then return 'null' end
   return s

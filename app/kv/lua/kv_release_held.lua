@@ -24,12 +24,7 @@ for _, name in ipairs(redis.call('ZRANGEBYSCORE', history_buckets_key(tp), '-inf
       if bytes > 0 then account_history(tp, b, -bytes) end
       released = released + 1
     end
-    local first = redis.call('ZRANGE', gone, 0, 0, 'WITHSCORES')
-    if first[2] then
-      redis.call('ZADD', history_buckets_key(tp), first[2], name)
-    else
-      redis.call('ZREM', history_buckets_key(tp), name)
-    end
+    schedule_by_first(history_buckets_key(tp), gone, name)
   end
 end
 if released < budget then

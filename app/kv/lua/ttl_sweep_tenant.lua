@@ -37,12 +37,7 @@ for _, name in ipairs(due) do
         redis.call('ZREM', ttl_idx, key)  -- rewritten without expiry, or gone
       end
     end
-    local first = redis.call('ZRANGE', ttl_idx, 0, 0, 'WITHSCORES')
-    if first[2] then
-      redis.call('ZADD', ttl_buckets_key(tp), first[2], name)
-    else
-      redis.call('ZREM', ttl_buckets_key(tp), name)
-    end
+    schedule_by_first(ttl_buckets_key(tp), ttl_idx, name)
   end
 end
 local next_due = redis.call('ZRANGE', ttl_buckets_key(tp), 0, 0, 'WITHSCORES')
