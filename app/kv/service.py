@@ -167,7 +167,7 @@ class KVService:
                     expires_ms=record.expires_ms,
                     tags_json=dumps(record.tags or {}).encode(),
                 )
-        raise RevisionNotFound(f"revision {revision} of key {key!r} is not kept (any more)")
+        raise RevisionNotFound(_revision_missing(key, revision, [r.revision for r in records if r.operation == "put"]))
 
     @counted("delete")
     async def delete(self, tenant_id: str, bucket: str, key: str, expected_version: Expected = None) -> int:
@@ -337,3 +337,19 @@ class KVService:
         """Delete a bucket with everything in it; big ones are purged by the worker afterwards."""
         self.check_bucket(name)
         await self._store.delete_bucket(tenant_id, name)
+
+
+def _revision_missing(key: str, revision: int, kept: list[int]) -> str:
+    """Why ``revision`` of ``key`` cannot be read, naming the revisions that can: ``revision`` is the
+    bucket's revision at a write (``metadata.revision``), not the key's ``version``, so a user who
+    asks for ``?revision=3`` after three writes learns which numbers to ask for."""
+    hint = "revision is the bucket's revision at a write (metadata.revision), not the key's version"
+    if not kept:
+        return f"key {key!r} has no readable revision {revision}: {hint}"
+    if revision > max(kept):
+        return f"key {key!r} has no revision {revision}: its newest is {max(kept)} ({hint})"
+    if revision < min(kept):
+        return f"revision {revision} of key {key!r} is not kept any more: the oldest kept is {min(kept)}"
+    listed = ", ".join(str(r) for r in sorted(kept)[-10:])
+    return f"key {key!r} was not written at revision {revision}: its kept revisions include {listed} ({hint})"
+

@@ -98,13 +98,19 @@ async def test_get_revision_returns_a_past_revision_while_kept(api: Api):
     assert current["value"] == "two" and current["metadata"]["revision"] == r2
     # A third write pushes revision r1 out of the 2 kept.
     await revs.must_put("k", "three")
-    assert_problem(await revs.get("k", params={"revision": r1}), 404, "revision_not_found")
+    gone = await revs.get("k", params={"revision": r1})
+    assert_problem(gone, 404, "revision_not_found")
+    assert f"revision {r1} of key 'k' is not kept any more: the oldest kept is {r2}" in gone.json()["detail"]
     assert (await revs.get("k", params={"revision": r2})).json()["value"] == "two"
 
 
 async def test_get_revision_that_never_existed_is_404(api: Api):
-    await api.must_put("k", 1)
-    assert_problem(await api.get("k", params={"revision": 999}), 404, "revision_not_found")
+    written = (await api.must_put("k", 1))["metadata"]["revision"]
+    missing = await api.get("k", params={"revision": 999})
+    assert_problem(missing, 404, "revision_not_found")
+    # Says the key has no such revision (not that it is "not kept any more"), and what to ask for.
+    assert f"its newest is {written}" in missing.json()["detail"]
+    assert "not the key's version" in missing.json()["detail"]
     assert_problem(await api.get("k", params={"revision": 0}), 422)
 
 
