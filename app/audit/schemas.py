@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from app.platform.jsonutil import Timestamp
 
 
 class AuditEvent(BaseModel):
     """One mutating request (or worker action) of the tenant."""
 
     id: str = Field(description="Position in the audit trail (also usable as a cursor)")
-    ts: datetime = Field(description="When the request finished (UTC)")
+    ts: Timestamp = Field(description="When the request finished (UTC)")
     request_id: str | None = Field(description="X-Request-ID of the request")
     tenant_id: str
     username: str | None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
+from app.platform.jsonutil import Timestamp
 from app.platform.security import MAX_PASSWORD_BYTES
 
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
@@ -85,7 +85,7 @@ class Me(BaseModel):
     email: str
     tenant_id: str
     is_active: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class PasswordChange(BaseModel):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.kv.rules import check_json_depth, json_text
+from app.platform.jsonutil import Timestamp
 
 TAG_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -80,9 +80,9 @@ class Metadata(BaseModel):
     revision: int
     ttl: int | None
     tags: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
-    expires_at: datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    expires_at: Timestamp | None
 
 
 class Entry(BaseModel):
@@ -107,8 +107,8 @@ class HistoryItem(BaseModel):
     value: Any
     encoding: Encoding = None
     tags: dict[str, str] | None
-    updated_at: datetime
-    expires_at: datetime | None
+    updated_at: Timestamp
+    expires_at: Timestamp | None
 
 
 class History(BaseModel):
@@ -153,7 +153,7 @@ class Bucket(BaseModel):
     revision: int
     keys: int
     bytes: int
-    created_at: datetime
+    created_at: Timestamp
 
 
 class BucketList(BaseModel):

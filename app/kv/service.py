@@ -352,4 +352,3 @@ def _revision_missing(key: str, revision: int, kept: list[int]) -> str:
         return f"revision {revision} of key {key!r} is not kept any more: the oldest kept is {min(kept)}"
     listed = ", ".join(str(r) for r in sorted(kept)[-10:])
     return f"key {key!r} was not written at revision {revision}: its kept revisions include {listed} ({hint})"
-

@@ -17,6 +17,7 @@ from app.objects.model import (
     StoredObject,
     Verification,
 )
+from app.platform.jsonutil import Timestamp
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 
@@ -42,7 +43,7 @@ class ObjectBucketOut(BaseModel):
     max_object_size: int | None
     objects: int
     bytes: int
-    created_at: datetime
+    created_at: Timestamp
 
     @classmethod
     def of(cls, bucket: ObjectBucket) -> ObjectBucketOut:
@@ -73,8 +74,8 @@ class ObjectOut(BaseModel):
     content_type: str
     description: str
     metadata: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def of(cls, obj: StoredObject) -> ObjectOut:
@@ -100,7 +101,7 @@ class ObjectListItem(BaseModel):
     size: int
     etag: str
     content_type: str
-    updated_at: datetime
+    updated_at: Timestamp
 
     @classmethod
     def of(cls, item: ListedObject) -> ObjectListItem:
@@ -125,7 +126,7 @@ class VerifyOut(BaseModel):
     actual: str | None = Field(description="The SHA-256 of the stored chunks; null when chunks are missing")
     size: int = Field(description="Bytes found in the stored chunks")
     missing_chunks: int
-    hashed_at: datetime = Field(
+    hashed_at: Timestamp = Field(
         description="When the chunks were hashed: now, or an earlier verification of the same chunks that found"
         " them valid, remembered for 10 minutes (the chunks' presence and lengths are checked on every call)"
     )
@@ -152,8 +153,8 @@ class UploadOut(BaseModel):
     upload_id: str
     bucket: str
     name: str
-    created_at: datetime
-    expires_at: datetime
+    created_at: Timestamp
+    expires_at: Timestamp
     parts: list[PartOut]
 
     @classmethod

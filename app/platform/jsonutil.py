@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import PlainSerializer, WithJsonSchema
 
 
 def dumps(value: Any) -> str:
@@ -16,3 +18,19 @@ def dumps(value: Any) -> str:
 def iso_ms(ms: int) -> str:
     """Milliseconds since the epoch as ``2024-01-02T03:04:05.678Z``."""
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_datetime(value: datetime) -> str:
+    """A datetime in the same form as ``iso_ms`` (UTC, milliseconds, ``Z``); a naive one is UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# The one timestamp form of every response body: a response model field typed ``Timestamp``
+# renders as ``2024-01-02T03:04:05.678Z`` like the hand-rendered KV entries and watch events.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(iso_datetime, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "example": "2026-01-02T03:04:05.678Z"}),
+]

@@ -11,11 +11,11 @@ import json
 import logging
 import re
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from app.config import Settings
 from app.platform.context import request_id_var, tenant_id_var
+from app.platform.jsonutil import iso_ms
 
 _EXTRA_FIELDS = ("route", "method", "status", "duration_ms", "task", "event")
 
@@ -53,7 +53,7 @@ LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "timestamp": iso_ms(int(record.created * 1000)),
             "level": record.levelname,
             "logger": record.name,
             "message": redact(record.getMessage()),

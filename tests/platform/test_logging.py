@@ -81,7 +81,7 @@ async def test_access_line_carries_request_tenant_route_status_and_duration(
     assert line["method"] == "GET"
     assert line["status"] == 200
     assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
-    assert line["timestamp"].endswith("+00:00")
+    assert line["timestamp"].endswith("Z") and len(line["timestamp"]) == len("2026-01-05T10:00:00.123Z")
 
 
 async def test_access_line_of_unmatched_path_has_null_route_and_generated_request_id(
