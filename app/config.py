@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import ipaddress
 import math
 import os
@@ -12,7 +13,9 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -113,7 +116,8 @@ def _development_secret() -> str:
 class Settings(BaseSettings):
     """Configuration of the API and the worker; `.env.example` documents each field."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused setting must not print SECRET_KEY or a Redis password at start-up.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     environment: Literal["development", "test", "staging", "production"] = "development"
     secret_key: str = ""
@@ -164,7 +168,7 @@ class Settings(BaseSettings):
 
     # KV limits
     max_key_bytes: int = Field(default=256, ge=1)
-    max_value_bytes: int = Field(default=1_048_576, ge=1)
+    max_value_bytes: int = Field(default=2_097_152, ge=1)
     max_tags: int = Field(default=16, ge=0)
     max_tag_bytes: int = Field(default=128, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
@@ -244,6 +248,29 @@ class Settings(BaseSettings):
     # as one event with their count (app/audit/service.py), so anonymous traffic cannot flood a trail.
     audit_auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
+    # KV entries written without a ttl (a new key; an update without one keeps its expiry): 0 = none.
+    default_ttl: int = Field(default=0, ge=0, le=10 * 365 * 86_400)
+    # GET /metrics of the API (false: 404; the worker's own metrics port is unaffected).
+    enable_metrics: bool = True
+    # true: LOG_LEVEL defaults to DEBUG (an explicit LOG_LEVEL wins). Never changes what clients see.
+    debug: bool = False
+
+    # The settings of the FastAPI/Redis/Huey KV store this project replaces, read so that its .env
+    # works unchanged (README "Coming from ..."): each stands for one of ours (LEGACY_SETTINGS and
+    # _apply_legacy_settings below), and naming both with different values refuses to start.
+    redis_host: str | None = None
+    redis_port: int | None = Field(default=None, ge=1, le=65535)
+    redis_db: int | None = Field(default=None, ge=0, le=1_000_000)
+    redis_password: str | None = None
+    redis_huey_host: str | None = None
+    redis_huey_port: int | None = Field(default=None, ge=1, le=65535)
+    redis_huey_db: int | None = Field(default=None, ge=0, le=1_000_000)
+    redis_huey_password: str | None = None
+    api_v1_prefix: str | None = None
+    max_key_size: int | None = Field(default=None, ge=1)
+    max_value_size: int | None = Field(default=None, ge=1)
+    redis_socket_connect_timeout: float | None = Field(default=None, gt=0)
+
     # Observability
     log_level: str = "INFO"
     # auto: readable text lines when stdout is a terminal (make run), JSON lines otherwise (containers)
@@ -268,6 +295,58 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _apply_legacy_settings(self) -> Settings:
+        given = self.model_fields_set
+        for legacy, ours in LEGACY_SETTINGS.items():
+            value = getattr(self, legacy)
+            if value is None:
+                continue
+            if ours in given and getattr(self, ours) != value:
+                raise ValueError(
+                    f"{legacy.upper()}={value} and {ours.upper()}={getattr(self, ours)} disagree: "
+                    f"{legacy.upper()} is the earlier name of {ours.upper()}; set one of them"
+                )
+            setattr(self, ours, value)
+        for url_field, parts in (("redis_url", "redis"), ("huey_redis_url", "redis_huey")):
+            url = self._url_from_parts(url_field, parts)
+            if url is None:
+                continue
+            if url_field in given and without_password(getattr(self, url_field)) != without_password(url):
+                names = ", ".join(f"{parts.upper()}_{n}" for n in ("HOST", "PORT", "DB", "PASSWORD"))
+                raise ValueError(
+                    f"{url_field.upper()} ({without_password(getattr(self, url_field))}) and {names} "
+                    f"({without_password(url)}) name different Redis servers: set one or the other"
+                )
+            setattr(self, url_field, url)
+        if self.debug and "log_level" not in given:
+            self.log_level = "DEBUG"
+        return self
+
+    def _url_from_parts(self, url_field: str, parts: str) -> str | None:
+        """``redis://[:password@]host:port/db`` from REDIS_HOST/PORT/DB/PASSWORD (or the REDIS_HUEY_
+        ones), None when none of them is set; a part that is not set keeps the URL's default."""
+        host, port, db, password = (getattr(self, f"{parts}_{n}") for n in ("host", "port", "db", "password"))
+        if host is None and port is None and db is None and password is None:
+            return None
+        default = urlsplit(getattr(self, url_field) if url_field in self.model_fields_set else _DEFAULT_URLS[url_field])
+        scheme = default.scheme or "redis"
+        host = host or default.hostname or "127.0.0.1"
+        port = port or default.port or 6379
+        db = db if db is not None else int((default.path or "/0").strip("/") or 0)
+        auth = f":{quote(password, safe='')}@" if password else ""
+        host_text = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{auth}{host_text}:{port}/{db}"
+
+    @property
+    def data_redis_given(self) -> bool:
+        """REDIS_URL or REDIS_HOST/PORT/... is set (`make run` then starts no data Redis of its own)."""
+        return "redis_url" in self.model_fields_set
+
+    @property
+    def queue_redis_given(self) -> bool:
+        return "huey_redis_url" in self.model_fields_set
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_trusted_proxies(cls, value: str) -> str:
@@ -281,6 +360,84 @@ class Settings(BaseSettings):
     @property
     def data_redis_is_cluster(self) -> bool:
         return self.redis_cluster or self.redis_url.startswith("redis+cluster://")
+
+
+LEGACY_SETTINGS = {
+    "api_v1_prefix": "api_prefix",
+    "max_key_size": "max_key_bytes",
+    "max_value_size": "max_value_bytes",
+    "redis_socket_connect_timeout": "redis_connect_timeout",
+}
+"""An earlier setting name → ours (the Redis host/port/db/password parts make REDIS_URL/HUEY_REDIS_URL)."""
+LEGACY_URL_PARTS = tuple(
+    f"{role}_{part}" for role in ("redis", "redis_huey") for part in ("host", "port", "db", "password")
+)
+_DEFAULT_URLS = {
+    "redis_url": Settings.model_fields["redis_url"].default,
+    "huey_redis_url": Settings.model_fields["huey_redis_url"].default,
+}
+# Not settings although they look like ours: read by gunicorn.conf.py, make run, prometheus_client, kvctl.
+_NOT_SETTINGS = {"HOST", "PORT", "WEB_CONCURRENCY", "GUNICORN_WORKERS", "PROMETHEUS_MULTIPROC_DIR", "CI"}
+_SETTING_PREFIXES = (
+    "REDIS_",
+    "HUEY_",
+    "MAX_",
+    "QUOTA_",
+    "RATE_LIMIT_",
+    "WATCH_",
+    "AUDIT_",
+    "OBJECT_",
+    "LOG_",
+    "AUTH_",
+    "LOGIN_",
+    "BCRYPT_",
+    "ACCESS_TOKEN_",
+    "REFRESH_TOKEN_",
+    "KV_",
+    "KVSTORE_",
+    "TTL_",
+    "DELETED_",
+    "MULTIPART_",
+    "WORKER_",
+    "TASK_",
+    "FEED_",
+    "DEFAULT_",
+    "TOKEN_",
+    "ENABLE_",
+    "TRUSTED_",
+    "SECRET_",
+    "API_",
+    "CORS_",
+    "ENVIRONMENT",
+)
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+def unknown_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path = ".env") -> list[str]:
+    """Variables of the environment and ``.env`` that look like settings of this service (by their
+    prefix) but are none, each with what it may have meant: ``MAX_VALUE_BYTE (did you mean
+    MAX_VALUE_BYTES?)``. The processes log them at start-up, as they would otherwise be ignored."""
+    names = set(os.environ if environ is None else environ)
+    with contextlib.suppress(OSError):
+        names |= {name for name in dotenv_values(dotenv_path) if name}
+    known = {name.upper() for name in Settings.model_fields}
+    found = []
+    for name in sorted(names):
+        upper = name.upper()
+        if upper in known or upper in _NOT_SETTINGS or not upper.startswith(_SETTING_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+        found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found
 
 
 @lru_cache

@@ -30,7 +30,7 @@ from app.platform.http.middleware import RequestContextMiddleware, RequestLimitM
 from app.platform.http.openapi import document_error_responses
 from app.platform.http.problems import register_error_handlers
 from app.platform.http.schemas import Problem
-from app.platform.logging import setup_logging
+from app.platform.logging import setup_logging, warn_unknown_settings
 from app.platform.queue import TaskQueue
 from app.platform.redis import create_async_data_redis, create_async_queue_redis, warm_up_data_redis
 from app.platform.scripts import Scripts
@@ -76,8 +76,11 @@ def build_state(app: FastAPI, settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    from_environment = settings is None
     settings = settings or get_settings()
     setup_logging(settings)
+    if from_environment:
+        warn_unknown_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -134,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Next: it sees the matched route, and the request id set by the request-context middleware.
     app.add_middleware(AuditMiddleware, audit=app.state.audit, api_prefix=prefix)
     # Inside the request-context middleware, so a request it turns into a 500 is counted too.
-    install_metrics(app, excluded_paths=sorted(quiet_paths(prefix)))
+    install_metrics(app, excluded_paths=sorted(quiet_paths(prefix)), expose=settings.enable_metrics)
     app.add_middleware(
         RequestContextMiddleware,
         log_quiet_paths=settings.log_health_requests,

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.config import get_settings
+from app.config import get_settings, without_password
 from app.platform.embedded_redis import RedisProcess, RedisServerNotFound
 from app.platform.local_stack import remove_run_file, write_run_file
 
@@ -35,10 +35,17 @@ def main() -> int:
     appendfsync = settings.redis_appendfsync
     maxmemory = {"redis-data": settings.redis_maxmemory, "redis-queue": settings.huey_redis_maxmemory}
     try:
-        # A URL that is set is used as is; only the missing ones get a local server.
+        # A Redis that is configured (REDIS_URL, or REDIS_HOST/PORT/DB/PASSWORD, in the environment or .env)
+        # is used as is; only the missing ones get a local server.
+        configured = {
+            "REDIS_URL": settings.redis_url if settings.data_redis_given else None,
+            "HUEY_REDIS_URL": settings.huey_redis_url if settings.queue_redis_given else None,
+        }
         for variable, name, label in (("REDIS_URL", "redis-data", "data"), ("HUEY_REDIS_URL", "redis-queue", "queue")):
-            if env.get(variable):
-                print(f"{label} Redis  {env[variable]} (from {variable})", flush=True)
+            url = configured[variable]
+            if url:
+                env[variable] = url
+                print(f"{label} Redis  {without_password(url)} (configured)", flush=True)
                 continue
             try:
                 server = RedisProcess(DATA_DIR / name, appendfsync=appendfsync, maxmemory=maxmemory[name]).start()

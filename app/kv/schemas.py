@@ -71,7 +71,12 @@ class BucketCreate(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     description: str = Field(default="", max_length=1024)
     history: int | None = Field(default=None, ge=1, description="Revisions kept per key (default 10, max 1000)")
-    ttl: int = Field(default=0, ge=0, le=MAX_TTL_SECONDS, description="Default ttl (s) of new keys; 0 = none")
+    ttl: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_TTL_SECONDS,
+        description="Default ttl (s) of new keys; 0 = none (omitted: DEFAULT_TTL)",
+    )
     max_value_size: int = Field(default=0, ge=0, description="Bytes; 0 = the service limit")
 
 

@@ -310,10 +310,11 @@ class KVService:
     # -- buckets ------------------------------------------------------------------------------
     @counted("bucket_create")
     async def create_bucket(
-        self, tenant_id: str, name: str, *, description: str, history: int | None, ttl: int, max_value_size: int
+        self, tenant_id: str, name: str, *, description: str, history: int | None, ttl: int | None, max_value_size: int
     ) -> BucketInfo:
         self.check_bucket(name)
         history = history or self._settings.default_history
+        ttl = self._settings.default_ttl if ttl is None else ttl
         if history > self._settings.max_history:
             raise InvalidInput(f"history is at most {self._settings.max_history} revisions per key")
         max_value_size = min(max_value_size, self._settings.max_value_bytes) if max_value_size else 0

@@ -72,6 +72,7 @@ def write_header(settings: Settings, tenant_id: str, bucket: str) -> list[Script
         settings.deleted_history_ttl_seconds * 1000,
         settings.quota_max_keys,
         settings.quota_max_kv_bytes,
+        settings.default_ttl,
     ]
 
 

@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Any
 
-from app.config import Settings
+from app.config import Settings, unknown_settings
 from app.platform.context import request_id_var, tenant_id_var
 from app.platform.jsonutil import iso_ms
 
@@ -159,3 +159,10 @@ def gunicorn_logconfig(settings: Settings) -> dict[str, Any]:
             "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
         },
     }
+
+
+def warn_unknown_settings() -> None:
+    """One warning per variable of the environment or .env that looks like a setting but is none
+    (a typo, or a setting of another system): it would otherwise be ignored without a word."""
+    for name in unknown_settings():
+        logging.getLogger("app.config").warning("%s is not a kvstore setting and is ignored", name)

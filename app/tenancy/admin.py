@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from app.config import Settings, get_settings
+from app.config import Settings, get_settings, unknown_settings
 from app.platform.errors import KVStoreError
 from app.platform.local_stack import running_stack
 from app.platform.redis import create_async_data_redis
@@ -78,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    for name in unknown_settings():
+        print(f"warning: {name} is not a kvstore setting and is ignored", file=sys.stderr)
     try:
         result = asyncio.run(run(args))
     except KVStoreError as exc:

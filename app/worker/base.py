@@ -19,7 +19,7 @@ from huey.consumer import Consumer, Scheduler
 from redis.exceptions import RedisClusterException, RedisError
 
 from app.config import Settings, get_settings
-from app.platform.logging import setup_logging
+from app.platform.logging import setup_logging, warn_unknown_settings
 from app.platform.outage import OutageLog
 from app.platform.queue import create_huey, interval_of
 from app.worker.metrics import TaskMetrics, start_metrics_server
@@ -108,6 +108,7 @@ class KVStoreHuey(RedisExpireHuey):
     def create_consumer(self, **options: Any) -> Consumer:
         settings = get_settings()
         setup_logging(settings)
+        warn_unknown_settings()
         huey_logger = logging.getLogger("huey")
         huey_logger.handlers[:] = []  # huey_consumer's own handler; the root one formats it
         huey_logger.propagate = True

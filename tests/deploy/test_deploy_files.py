@@ -26,12 +26,15 @@ from huey import Huey
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 from pydantic import TypeAdapter
 
-from app.config import Settings
+from app.config import LEGACY_SETTINGS, LEGACY_URL_PARTS, Settings
 from app.worker.consumer import consumer_arguments
 from tests.support.paths import REPO
 
 BIN = Path(sys.executable).parent
-SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+# The earlier names read for compatibility (app/config.py LEGACY_SETTINGS) are not ours to list.
+SETTINGS_ENV = {
+    name.upper() for name in Settings.model_fields if name not in LEGACY_SETTINGS and name not in LEGACY_URL_PARTS
+}
 # Read by gunicorn.conf.py (and prometheus_client), not by Settings.
 PROCESS_ENV = {
     "PORT",

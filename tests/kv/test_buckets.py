@@ -144,7 +144,7 @@ async def test_bucket_max_value_size_is_413_naming_the_limit(api: Api):
 
 async def test_bucket_max_value_size_above_the_service_limit_is_capped(api: Api):
     body = await api.create_bucket("huge", max_value_size=10**12)
-    assert body["max_value_size"] == 1_048_576
+    assert body["max_value_size"] == 2_097_152
 
 
 async def test_delete_bucket_removes_keys_history_and_indexes(api: Api, sync_redis):

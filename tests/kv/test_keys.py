@@ -324,20 +324,20 @@ async def test_empty_key_is_422(api: Api):
     assert_problem(await api.create("", 1), 422)
 
 
-async def test_value_over_one_mib_is_413_naming_the_limit(keys_api: Api):
-    big = "x" * (1024 * 1024)  # JSON text: 2 quotes more than 1 MiB
+async def test_value_over_two_mib_is_413_naming_the_limit(keys_api: Api):
+    big = "x" * (2 * 1024 * 1024)  # JSON text: 2 quotes more than 2 MiB (the default MAX_VALUE_BYTES)
     body = assert_problem(await keys_api.put("big", big), 413, "payload_too_large")
-    assert "1048576" in body["detail"]
+    assert "2097152" in body["detail"]
     assert_problem(await keys_api.create("big", big), 413)
     assert (await keys_api.get("big")).status_code == 404
-    at_limit = "x" * (1024 * 1024 - 2)
+    at_limit = "x" * (2 * 1024 * 1024 - 2)
     assert (await keys_api.put("big", at_limit)).status_code == 201
 
 
 async def test_value_limit_counts_utf8_bytes_not_characters(api: Api):
-    wide = "é" * 600_000  # 600,002 characters of JSON text, 1,200,002 bytes
+    wide = "é" * 1_100_000  # 1,100,002 characters of JSON text, 2,200,002 bytes
     body = assert_problem(await api.put("wide", wide), 413, "payload_too_large")
-    assert "1200002" in body["detail"] and "1048576" in body["detail"]
+    assert "2200002" in body["detail"] and "2097152" in body["detail"]
     batch = await api.request("POST", "/batch", json={"items": [{"key": "wide", "value": wide}]})
     assert_problem(batch, 413)
     assert await api.count() == 0

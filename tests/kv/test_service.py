@@ -120,8 +120,8 @@ async def test_validation_errors(kv: KVService):
     with pytest.raises(InvalidInput):
         await kv.put(TENANT, "default", "k" * 257, "1")
     with pytest.raises(PayloadTooLarge) as too_large:
-        await kv.put(TENANT, "default", "k", "1" * (1024 * 1024 + 1))
-    assert too_large.value.extra["limit"] == 1024 * 1024
+        await kv.put(TENANT, "default", "k", "1" * (2 * 1024 * 1024 + 1))
+    assert too_large.value.extra["limit"] == 2 * 1024 * 1024
     with pytest.raises(InvalidInput):
         await kv.put(TENANT, "default", "k", "1", tags={f"t{i}": "v" for i in range(17)})
     with pytest.raises(InvalidInput):
@@ -217,7 +217,7 @@ async def test_batch_put_is_all_or_nothing(kv: KVService):
         await kv.batch_put(TENANT, "default", items)
     assert invalid.value.extra["index"] == 2 and "item 2" in invalid.value.detail
     with pytest.raises(PayloadTooLarge) as too_large:
-        await kv.batch_put(TENANT, "default", [PutItem("a", "1"), PutItem("b", "1" * (1024 * 1024 + 1))])
+        await kv.batch_put(TENANT, "default", [PutItem("a", "1"), PutItem("b", "1" * (2 * 1024 * 1024 + 1))])
     assert "item 1" in too_large.value.detail
     assert await kv.count(TENANT, "default") == 1
     written = await kv.batch_put(TENANT, "default", [PutItem("a", "1"), PutItem("keep", '"after"')])

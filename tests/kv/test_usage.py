@@ -70,6 +70,6 @@ async def test_failed_writes_do_not_count(api: Api, sync_redis):
     before = stored_usage(sync_redis, api.tenant_id)
     assert (await api.create("k", 2)).status_code == 409
     assert (await api.put("k", 3, headers={"If-Match": '"9"'})).status_code == 412
-    assert (await api.put("big", "x" * (1024 * 1024))).status_code == 413
+    assert (await api.put("big", "x" * (2 * 1024 * 1024))).status_code == 413
     assert (await api.delete("nope")).status_code == 404
     assert stored_usage(sync_redis, api.tenant_id) == before

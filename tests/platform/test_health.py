@@ -72,6 +72,26 @@ async def test_queue_redis_down_is_degraded_but_ready(settings):
         ).status_code == 201
 
 
+async def test_huey_immediate_needs_no_queue_redis_and_runs_tasks_in_the_api(immediate, settings):
+    """HUEY_IMMEDIATE=true: the API alone is enough to try things (no worker, no queue Redis); the
+    audit task runs inline and health reports the queue Redis as not used, not down."""
+    closed_port = free_port()
+    alone = settings.model_copy(update={"huey_redis_url": f"redis://127.0.0.1:{closed_port}/0", "huey_immediate": True})
+    app = create_app(alone)
+    async with serve(app) as http:
+        detailed = (await http.get("/api/v1/health")).json()
+        assert detailed["status"] == "ok" and detailed["queue_redis"]["status"] == "not_used"
+        assert (await http.get("/api/v1/health/ready")).json()["status"] == "ready"
+        tenant = await http.post(
+            f"{AUTH}/register", json={"username": "alice", "email": "a@example.com", "password": PASSWORD}
+        )
+        headers = {"Authorization": f"Bearer {tenant.json()['access_token']}"}
+        assert (await http.put("/api/v1/kv/k", headers=headers, json={"value": 1})).status_code == 201
+        await app.state.audit.flush()
+        actions = [e["action"] for e in (await http.get("/api/v1/audit", headers=headers)).json()["items"]]
+        assert actions[:2] == ["kv.put_key", "auth.register"]
+
+
 # --- the data Redis goes away and comes back -----------------------------------------------
 
 SOCKET_TIMEOUT = 1.0

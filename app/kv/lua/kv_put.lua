@@ -5,7 +5,7 @@
 --   ARGV[H+5] tags JSON|''  ARGV[H+6] mode  ARGV[H+7] expected version|''  ARGV[H+8] if-none-match '1'|''
 -- Returns put_entry's reply followed by the held-bytes release time to schedule ('' = none).
 local cfg = read_config()
-local b = load_bucket(cfg.tp, cfg.bucket, true, cfg.default_history)
+local b = load_bucket(cfg.tp, cfg.bucket, true, cfg.default_history, cfg.default_ttl)
 if not b then return {'E', 'bucket_not_found', ''} end
 local res = put_entry(cfg, b, ARGV[H + 1], ARGV[H + 2], ARGV[H + 3], ARGV[H + 4], ARGV[H + 5], ARGV[H + 6],
                       ARGV[H + 7], ARGV[H + 8], server_ms())

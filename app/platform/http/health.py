@@ -12,6 +12,17 @@ from fastapi.responses import JSONResponse
 router = APIRouter(tags=["health"])
 
 
+async def _ping_queue(request: Request, timeout: float) -> dict[str, Any]:
+    """The queue Redis, or ``not_used`` under HUEY_IMMEDIATE (tasks run in the API process)."""
+    if request.app.state.settings.huey_immediate:
+        return {"status": "not_used", "reason": "HUEY_IMMEDIATE: tasks run in the API process"}
+    return await _ping(request.app.state.queue_redis, timeout)
+
+
+def _queue_ok(queue: dict[str, Any]) -> bool:
+    return queue["status"] in ("up", "not_used")
+
+
 async def _ping(client: Any, timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
@@ -35,11 +46,9 @@ async def ready(request: Request) -> JSONResponse:
     """Ready while the data Redis answers. A queue Redis outage does not take the API out of service
     (requests still work, audit events wait in the outbox): it is reported as ``degraded``."""
     timeout = request.app.state.settings.redis_connect_timeout
-    data, queue = await asyncio.gather(
-        _ping(request.app.state.data_redis, timeout), _ping(request.app.state.queue_redis, timeout)
-    )
+    data, queue = await asyncio.gather(_ping(request.app.state.data_redis, timeout), _ping_queue(request, timeout))
     status = 200 if data["status"] == "up" else 503
-    state = "not_ready" if status != 200 else ("ready" if queue["status"] == "up" else "degraded")
+    state = "not_ready" if status != 200 else ("ready" if _queue_ok(queue) else "degraded")
     return JSONResponse({"status": state, "data_redis": data, "queue_redis": queue}, status_code=status)
 
 
@@ -50,11 +59,9 @@ async def ready(request: Request) -> JSONResponse:
 )
 async def health(request: Request) -> JSONResponse:
     timeout = request.app.state.settings.redis_connect_timeout
-    data, queue = await asyncio.gather(
-        _ping(request.app.state.data_redis, timeout), _ping(request.app.state.queue_redis, timeout)
-    )
+    data, queue = await asyncio.gather(_ping(request.app.state.data_redis, timeout), _ping_queue(request, timeout))
     healthy = data["status"] == "up"
-    overall = "ok" if healthy and queue["status"] == "up" else ("degraded" if healthy else "down")
+    overall = "ok" if healthy and _queue_ok(queue) else ("degraded" if healthy else "down")
     return JSONResponse(
         {"status": overall, "data_redis": data, "queue_redis": queue}, status_code=200 if healthy else 503
     )

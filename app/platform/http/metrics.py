@@ -72,9 +72,12 @@ class RequestMetricsMiddleware:
                 HTTP_REQUEST_DURATION.labels(handler, method).observe(duration)
 
 
-def install_metrics(app: FastAPI, excluded_paths: Sequence[str]) -> None:
-    """Add the request-metrics middleware and ``GET /metrics`` to ``app``."""
+def install_metrics(app: FastAPI, excluded_paths: Sequence[str], expose: bool = True) -> None:
+    """Add the request-metrics middleware and (unless ``expose`` is false: ENABLE_METRICS=false)
+    ``GET /metrics`` to ``app``."""
     app.add_middleware(RequestMetricsMiddleware, excluded_paths=excluded_paths)
+    if not expose:
+        return
     # expose() serves the default registry, or a fresh CollectorRegistry + MultiProcessCollector per
     # scrape when PROMETHEUS_MULTIPROC_DIR is set (Instrumentator() refuses a value that is no directory).
     Instrumentator().expose(app, endpoint="/metrics", include_in_schema=True, tags=["health"])
