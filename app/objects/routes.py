@@ -22,8 +22,9 @@ from starlette.types import Send
 
 from app.auth.deps import CurrentClaims
 from app.objects.content import ChunkMissing
-from app.objects.deps import ObjectServiceDep
+from app.objects.deps import ObjectAccessClaims, ObjectServiceDep, presigned_grant
 from app.objects.model import StoredObject
+from app.objects.presign import limited
 from app.objects.schemas import (
     BUCKET_PATTERN,
     CompleteUpload,
@@ -397,19 +398,23 @@ async def put_object(
     bucket: BucketName,
     name: ObjectName,
     request: Request,
-    claims: CurrentClaims,
+    claims: ObjectAccessClaims,
     objects: ObjectServiceDep,
     content_length: ContentLength = None,
     if_match: IfMatch = None,
     if_none_match: IfNoneMatch = None,
 ) -> JSONResponse:
     """Store the raw body as the object (201 new, 200 replaced), streamed into chunks as it arrives.
-    Content-Type, X-Object-Description and X-Object-Meta-* headers are kept."""
+    Content-Type, X-Object-Description and X-Object-Meta-* headers are kept. Also answers presigned PUT URLs."""
+    body = request_body(request)
+    grant = presigned_grant(request)
+    if grant is not None and grant.max_bytes:
+        body = limited(body, grant.max_bytes)
     obj = await objects.put_object(
         claims.tenant_id,
         bucket,
         name,
-        request_body(request),
+        body,
         content_length=content_length,
         content_type=request.headers.get("content-type") or "application/octet-stream",
         description=request.headers.get("x-object-description", ""),
@@ -430,9 +435,10 @@ GET_OBJECT_ROUTE: dict[str, Any] = {
 @router.get(OBJECT, **GET_OBJECT_ROUTE)
 @router.head(OBJECT, **GET_OBJECT_ROUTE)
 async def get_object(
-    bucket: BucketName, name: ObjectName, request: Request, claims: CurrentClaims, objects: ObjectServiceDep
+    bucket: BucketName, name: ObjectName, request: Request, claims: ObjectAccessClaims, objects: ObjectServiceDep
 ) -> Response:
-    """The object's bytes, streamed; Range (a-b, a-, -n), If-Range, If-None-Match and HEAD supported."""
+    """The object's bytes, streamed; Range (a-b, a-, -n), If-Range, If-None-Match and HEAD supported.
+    Also answers presigned GET URLs."""
     obj = await objects.get_object(claims.tenant_id, bucket, name)
     headers = object_headers(obj)
     if not_modified(request, obj):
