@@ -391,3 +391,18 @@ async def test_signatures_never_reach_a_log_line(client, tenant, obj, caplog) ->
         assert signature not in redact(record.getMessage())  # what the log formatters write
         if not record.name.startswith("httpx"):  # the test's own client logs its URLs
             assert signature not in record.getMessage()
+
+
+async def test_presign_takes_a_small_json_body_only(client, tenant, bucket) -> None:
+    url = object_url("a") + "/presign"
+    problem(
+        await client.post(url, content=b"method=GET", headers={**tenant["headers"], "Content-Type": "text/plain"}), 415
+    )
+    problem(
+        await client.post(url, content=b'{"method": "GET"' + b" " * 2_000_000 + b"}", headers=tenant["headers"]), 413
+    )
+    # An object whose name ends in /presign is still an object: its PUT takes any body.
+    put = await client.put(
+        object_url("a/presign"), content=b"raw", headers={**tenant["headers"], "Content-Type": "x/y"}
+    )
+    assert put.status_code == 201, put.text
