@@ -390,7 +390,7 @@ async def abort_upload(
     OBJECT,
     response_model=ObjectOut,
     status_code=status.HTTP_201_CREATED,
-    responses={200: REPLACED, **PROBLEM_RESPONSES(401, 404, 409, 412, 413, 422)},
+    responses={200: REPLACED, **PROBLEM_RESPONSES(401, 403, 404, 409, 412, 413, 422)},
     openapi_extra=BINARY_BODY,
     name="objects.put",
 )
@@ -427,7 +427,7 @@ async def put_object(
 
 # GET and HEAD as two routes: one api_route with both methods gives them one OpenAPI operationId.
 GET_OBJECT_ROUTE: dict[str, Any] = {
-    "responses": {**BINARY_RESPONSE, **PROBLEM_RESPONSES(401, 404, 412, 416, 422)},
+    "responses": {**BINARY_RESPONSE, **PROBLEM_RESPONSES(401, 403, 404, 412, 416, 422)},  # 403: presigned URLs
     "response_class": Response,
 }
 
