@@ -406,3 +406,12 @@ async def test_presign_takes_a_small_json_body_only(client, tenant, bucket) -> N
         object_url("a/presign"), content=b"raw", headers={**tenant["headers"], "Content-Type": "x/y"}
     )
     assert put.status_code == 201, put.text
+
+
+async def test_a_credential_this_process_does_not_know_is_refused(app, client, tenant, obj) -> None:
+    """credential_alive() knows sessions (s:<sid>) only: a URL signed for any other kind of
+    credential (API keys will be k:<key id>) is refused until it learns that kind."""
+    now = int(time.time())
+    grant = Grant("GET", tenant["tenant_id"], BUCKET, "docs/report.bin", "k:key-1", now, now + 60)
+    problem(await client.get(f"{object_url('docs/report.bin')}?{app.state.presigner.query(grant)}"), 403,
+            "presigned_url_revoked")  # fmt: skip
