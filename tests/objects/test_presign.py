@@ -415,3 +415,36 @@ async def test_a_credential_this_process_does_not_know_is_refused(app, client, t
     grant = Grant("GET", tenant["tenant_id"], BUCKET, "docs/report.bin", "k:key-1", now, now + 60)
     problem(await client.get(f"{object_url('docs/report.bin')}?{app.state.presigner.query(grant)}"), 403,
             "presigned_url_revoked")  # fmt: skip
+
+
+async def test_a_presigned_get_costs_what_a_bearer_get_costs(client, tenant, obj, monkeypatch) -> None:
+    """The signature and session checks are in memory: a presigned GET sends the same Redis commands
+    as the same GET with a token."""
+    from app.platform.redis import HealthCheckedConnection as Connection  # the API's connection class
+
+    url = await presigned_url(client, tenant["headers"], "docs/report.bin")
+    target = object_url("docs/report.bin")
+    await client.get(url)
+    await client.get(target, headers=tenant["headers"])  # scripts loaded, token cached
+    original = Connection.send_packed_command
+
+    async def commands_of(request) -> list[bytes]:  # type: ignore[no-untyped-def]
+        sent: list[bytes] = []
+
+        async def counting(self, command, check_health: bool = True) -> None:  # type: ignore[no-untyped-def]
+            packed = b"".join(command) if isinstance(command, list) else bytes(command)
+            if b"XREAD" not in packed and b"CLIENT" not in packed:  # the session follower; connection set-up
+                sent.append(packed.split(b"\r\n")[2])  # the command's name
+            await original(self, command, check_health)
+
+        monkeypatch.setattr(Connection, "send_packed_command", counting)
+        try:
+            response = await request
+        finally:
+            monkeypatch.setattr(Connection, "send_packed_command", original)
+        assert response.status_code == 200
+        return sent
+
+    bearer_commands = await commands_of(client.get(target, headers=tenant["headers"]))
+    presigned_commands = await commands_of(client.get(url))
+    assert presigned_commands == bearer_commands
