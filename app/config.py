@@ -47,6 +47,36 @@ def parse_networks(value: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+ORIGIN_RE = re.compile(r"^(https?)://([a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?$")
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+@lru_cache(maxsize=16)
+def parse_origins(value: str) -> tuple[str, ...]:
+    """``"https://app.example.com, http://localhost:5173"`` as origins as browsers send them (scheme,
+    host and port, lower case, no default port, no path), or ``("*",)``; ValueError names an entry
+    that is no origin."""
+    origins: list[str] = []
+    for entry in (item.strip() for item in value.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            origins.append(entry)
+            continue
+        match = ORIGIN_RE.fullmatch(entry.lower())
+        port = match.group(3) if match else None
+        if not match or (port is not None and not 0 < int(port) < 65536):
+            raise ValueError(
+                f"CORS_ORIGINS entry {entry[:100]!r} is not an origin: scheme://host[:port] with http or https, "
+                "no path, no trailing slash (e.g. https://app.example.com)"
+            )
+        scheme, host = match.group(1), match.group(2)
+        origins.append(f"{scheme}://{host}" if port in (None, DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}")
+    if "*" in origins and len(origins) > 1:
+        raise ValueError("CORS_ORIGINS is either * or a list of origins, not both")
+    return tuple(dict.fromkeys(origins))
+
+
 def secret_key_weakness(key: str) -> str | None:
     """Why ``key`` must not sign tokens in staging or production, None when it may.
 
@@ -271,6 +301,12 @@ class Settings(BaseSettings):
     max_value_size: int | None = Field(default=None, ge=1)
     redis_socket_connect_timeout: float | None = Field(default=None, gt=0)
 
+    # CORS (app/platform/http/cors.py): browser pages on these origins (comma-separated, or *) may call
+    # the API; empty = no CORS headers. Credentials (cookies) are never needed: the API takes bearer tokens.
+    cors_origins: str = ""
+    cors_allow_credentials: bool = False
+    cors_max_age_seconds: int = Field(default=600, ge=0, le=86_400)  # how long a browser keeps a preflight
+
     # Observability
     log_level: str = "INFO"
     # auto: readable text lines when stdout is a terminal (make run), JSON lines otherwise (containers)
@@ -352,6 +388,22 @@ class Settings(BaseSettings):
     def _check_trusted_proxies(cls, value: str) -> str:
         parse_networks(value)  # a typo fails at start-up, not silently
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str) -> str:
+        parse_origins(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_cors(self) -> Settings:
+        if self.cors_allow_credentials and "*" in parse_origins(self.cors_origins):
+            raise ValueError("CORS_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS: list the origins")
+        return self
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return parse_origins(self.cors_origins)
 
     @property
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:

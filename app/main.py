@@ -21,10 +21,13 @@ from app.auth.throttle import AnonymousLimiter
 from app.config import Settings, get_settings
 from app.kv import bucket_routes, flat_routes
 from app.kv.service import KVService
+from app.objects import presign_routes
 from app.objects import routes as object_routes
 from app.objects import tasks as object_tasks
+from app.objects.presign import PresignSigner
 from app.objects.service import ObjectService, compaction_requester
 from app.platform.http import health
+from app.platform.http.cors import install_cors
 from app.platform.http.metrics import install_metrics
 from app.platform.http.middleware import RequestContextMiddleware, RequestLimitMiddleware, quiet_paths
 from app.platform.http.openapi import document_error_responses
@@ -71,6 +74,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
         settings,
         compaction_requester(state.task_queue.task(object_tasks.compact_objects)),
     )
+    state.presigner = PresignSigner(settings.secret_key)
     state.audit = AuditService(state.data_redis, settings, state.task_queue.task(audit_tasks.write_audit_events))
     state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings, state.sessions)
 
@@ -116,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_routes.router, prefix=prefix)
     app.include_router(tenancy_routes.router, prefix=prefix)
     app.include_router(object_routes.router, prefix=prefix)
+    app.include_router(presign_routes.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="The process answers (no dependencies)")
     async def root_health() -> dict[str, str]:
@@ -144,6 +149,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         quiet=quiet_paths(prefix),
         trusted_proxies=settings.trusted_proxy_networks,
     )
+    # Outermost: a preflight is answered before anything else runs, and every response, errors
+    # (401, 403, 429, 500...) included, carries the CORS headers. Nothing when CORS_ORIGINS is empty.
+    install_cors(app, settings)
     _install_openapi(app)
     return app
 

@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-from kvctl import auth, buckets, keys, watch
+from kvctl import auth, buckets, keys, presign, watch
 from kvctl.client import DEFAULT_BUCKET
 from kvctl.config import CONFIG_ENV, URL_ENV, ConfigStore, resolve_url
 from kvctl.context import Context
@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("delete", "delete a bucket and all its keys", buckets.cmd_buckets_delete, under=bucket_sub)
     p.add_argument("name", metavar="NAME")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    objects_parser = command("objects", "the object store", None)
+    objects_sub = objects_parser.add_subparsers(dest="objects_command", metavar="ACTION", required=True)
+    presign.add_presign_command(command, objects_sub)
     return parser
 
 

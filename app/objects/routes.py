@@ -22,8 +22,9 @@ from starlette.types import Send
 
 from app.auth.deps import CurrentClaims
 from app.objects.content import ChunkMissing
-from app.objects.deps import ObjectServiceDep
+from app.objects.deps import ObjectAccessClaims, ObjectServiceDep, presigned_grant
 from app.objects.model import StoredObject
+from app.objects.presign import limited
 from app.objects.schemas import (
     BUCKET_PATTERN,
     CompleteUpload,
@@ -389,7 +390,7 @@ async def abort_upload(
     OBJECT,
     response_model=ObjectOut,
     status_code=status.HTTP_201_CREATED,
-    responses={200: REPLACED, **PROBLEM_RESPONSES(401, 404, 409, 412, 413, 422)},
+    responses={200: REPLACED, **PROBLEM_RESPONSES(401, 403, 404, 409, 412, 413, 422)},
     openapi_extra=BINARY_BODY,
     name="objects.put",
 )
@@ -397,19 +398,23 @@ async def put_object(
     bucket: BucketName,
     name: ObjectName,
     request: Request,
-    claims: CurrentClaims,
+    claims: ObjectAccessClaims,
     objects: ObjectServiceDep,
     content_length: ContentLength = None,
     if_match: IfMatch = None,
     if_none_match: IfNoneMatch = None,
 ) -> JSONResponse:
     """Store the raw body as the object (201 new, 200 replaced), streamed into chunks as it arrives.
-    Content-Type, X-Object-Description and X-Object-Meta-* headers are kept."""
+    Content-Type, X-Object-Description and X-Object-Meta-* headers are kept. Also answers presigned PUT URLs."""
+    body = request_body(request)
+    grant = presigned_grant(request)
+    if grant is not None and grant.max_bytes:
+        body = limited(body, grant.max_bytes)
     obj = await objects.put_object(
         claims.tenant_id,
         bucket,
         name,
-        request_body(request),
+        body,
         content_length=content_length,
         content_type=request.headers.get("content-type") or "application/octet-stream",
         description=request.headers.get("x-object-description", ""),
@@ -422,7 +427,7 @@ async def put_object(
 
 # GET and HEAD as two routes: one api_route with both methods gives them one OpenAPI operationId.
 GET_OBJECT_ROUTE: dict[str, Any] = {
-    "responses": {**BINARY_RESPONSE, **PROBLEM_RESPONSES(401, 404, 412, 416, 422)},
+    "responses": {**BINARY_RESPONSE, **PROBLEM_RESPONSES(401, 403, 404, 412, 416, 422)},  # 403: presigned URLs
     "response_class": Response,
 }
 
@@ -430,9 +435,10 @@ GET_OBJECT_ROUTE: dict[str, Any] = {
 @router.get(OBJECT, **GET_OBJECT_ROUTE)
 @router.head(OBJECT, **GET_OBJECT_ROUTE)
 async def get_object(
-    bucket: BucketName, name: ObjectName, request: Request, claims: CurrentClaims, objects: ObjectServiceDep
+    bucket: BucketName, name: ObjectName, request: Request, claims: ObjectAccessClaims, objects: ObjectServiceDep
 ) -> Response:
-    """The object's bytes, streamed; Range (a-b, a-, -n), If-Range, If-None-Match and HEAD supported."""
+    """The object's bytes, streamed; Range (a-b, a-, -n), If-Range, If-None-Match and HEAD supported.
+    Also answers presigned GET URLs."""
     obj = await objects.get_object(claims.tenant_id, bucket, name)
     headers = object_headers(obj)
     if not_modified(request, obj):

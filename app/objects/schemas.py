@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.objects.model import (
     MAX_CHUNK_SIZE,
@@ -17,6 +18,7 @@ from app.objects.model import (
     StoredObject,
     Verification,
 )
+from app.objects.presign import MAX_CONTENT_TYPE_CHARS, MAX_EXPIRES_IN
 from app.platform.jsonutil import Timestamp
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -172,3 +174,30 @@ class UploadOut(BaseModel):
 class CompleteUpload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     parts: list[int] = Field(min_length=1, description="Part numbers in ascending order")
+
+
+class PresignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    method: Literal["GET", "PUT"] = Field(description="GET (HEAD too) to read the object, PUT to write it")
+    expires_in: int = Field(default=3600, ge=1, le=MAX_EXPIRES_IN, description="Seconds the URL stays valid")
+    content_type: str | None = Field(
+        default=None,
+        max_length=MAX_CONTENT_TYPE_CHARS,
+        pattern=r"^[\x21-\x7e][\x20-\x7e]*$",
+        description="PUT only: the Content-Type the upload must carry (default: any)",
+    )
+    max_bytes: int | None = Field(
+        default=None, ge=1, le=2**62, description="PUT only: the most bytes the upload may have (default: the bucket's)"
+    )
+
+    @model_validator(mode="after")
+    def _put_only(self) -> PresignCreate:
+        if self.method == "GET" and (self.content_type is not None or self.max_bytes is not None):
+            raise ValueError("content_type and max_bytes apply to PUT URLs only")
+        return self
+
+
+class PresignOut(BaseModel):
+    url: str = Field(description="The object's URL with the signature; no Authorization header needed")
+    method: Literal["GET", "PUT"]
+    expires_at: Timestamp

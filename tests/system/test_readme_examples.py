@@ -1,5 +1,5 @@
 """README's Authentication example runs as written against a real API: every step succeeds and the
-sessions it ends are ended."""
+sessions it ends are ended; so does the presigned-URL example of Objects."""
 
 from __future__ import annotations
 
@@ -59,3 +59,39 @@ def test_the_authentication_example_runs_as_written(redis_server, api_process) -
     assert me.status_code == 401  # logout-all ended the session of the last login too
     login = httpx.post(f"{api.url}/api/v1/auth/login", json={"username": "alice", "password": "Another456"}, timeout=5)
     assert login.status_code == 200  # the password change took
+
+
+def test_the_presigned_url_example_runs_as_written(redis_server, api_process, tmp_path) -> None:
+    """The Objects section's presigned-URL block, after a login and the photo of the block above it."""
+    data, queue = redis_server("data"), redis_server("queue", appendonly=False)
+    api = api_process({"REDIS_URL": data.url, "HUEY_REDIS_URL": queue.url, "SECRET_KEY": "x" * 48}).url
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("\n**Presigned URLs**") :]
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.S)
+    assert block
+    register = httpx.post(
+        f"{api}/api/v1/auth/register",
+        json={"username": "alice", "email": "alice@example.com", "password": "Secret123"},
+        timeout=10,
+    )
+    headers = {"Authorization": f"Bearer {register.json()['access_token']}"}
+    objects = f"{api}/api/v1/objects/buckets"
+    assert httpx.post(objects, json={"name": "photos"}, headers=headers, timeout=10).status_code == 201
+    photo, cat = b"\xff\xd8 a photo" * 300, b"\x89PNG a cat" * 300
+    put = httpx.put(f"{objects}/photos/objects/2024/beach.jpg", content=photo, headers=headers, timeout=10)
+    assert put.status_code == 201
+    (tmp_path / "cat.png").write_bytes(cat)
+    preamble = (
+        f'API={api}/api/v1\nH="Authorization: {headers["Authorization"]}"\nO=$API/objects/buckets/photos/objects\n'
+    )
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", preamble + block.group(1)],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "beach.jpg").read_bytes() == photo  # the presigned GET, no token
+    assert done.stdout.startswith(photo[:1024])  # the Range request
+    stored = httpx.get(f"{objects}/photos/objects/upload/cat.png", headers=headers, timeout=10)
+    assert (stored.content, stored.headers["content-type"]) == (cat, "image/png")  # the presigned PUT

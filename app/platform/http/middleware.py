@@ -170,6 +170,8 @@ class RequestLimitMiddleware:
 
     def _raw_object_data(self, scope: Scope) -> bool:
         path: str = scope["path"]
+        if scope["method"] == "POST" and path.endswith("/presign"):  # a JSON body, not object data
+            return False
         return path.startswith(self.objects_prefix) and "/objects/" in path[len(self.objects_prefix) :]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
