@@ -224,7 +224,7 @@ class Settings(BaseSettings):
     huey_workers: int = Field(default=2, ge=1)
     huey_worker_type: Literal["thread", "process", "greenlet"] = "thread"
     ttl_sweep_interval_seconds: int = Field(default=60, ge=1)
-    # 9464, not 9100: node_exporter's port on every Kubernetes node and many hosts.
+    # 9464, not node_exporter's port (taken on every Kubernetes node and many hosts).
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
     # The worker's liveness (GET /health/live on the metrics port) fails when its scheduler, or every
     # worker thread, has not looped for this long (app/worker/heartbeat.py): above the longest task.

@@ -54,7 +54,8 @@ async def test_the_consumer_writes_audit_events_and_serves_its_metrics(settings,
             assert float(up) == 1.0 and float(used) > 100_000
             assert re.search(rf'kvstore_redis_memory_max_bytes{{node="[^"]+",redis="{role}"}} ', metrics)
         # What the dashboard and the alert rules of kubernetes/monitoring/ read besides the task counters.
-        assert re.search(r'kvstore_background_task_last_success_timestamp_seconds{task="drain_audit_outbox"} \S+', metrics)
+        last_success = r'kvstore_background_task_last_success_timestamp_seconds{task="drain_audit_outbox"} \S+'
+        assert re.search(last_success, metrics)
         assert re.search(r"^kvstore_audit_outbox_tenants 0\.0$", metrics, re.MULTILINE)
         assert re.search(r'kvstore_worker_heartbeat_age_seconds{loop="scheduler"} \S+', metrics)
         live = httpx.get(f"http://127.0.0.1:{consumer.metrics_port}/health/live", timeout=5)
