@@ -4,7 +4,7 @@
 #   docker run -e SECRET_KEY=... -e REDIS_URL=... -e HUEY_REDIS_URL=... -p 8000:8000 kvstore:1.0.0
 
 # --- build: a virtualenv with the pinned runtime dependencies -------------------------------
-FROM python:3.11-slim AS build
+FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
@@ -18,7 +18,7 @@ COPY gunicorn.conf.py /app/gunicorn.conf.py
 RUN python -m compileall -q /app
 
 # --- runtime: the virtualenv and the code, no pip cache, no build tools, not root ------------
-FROM python:3.11-slim
+FROM python:3.11.14-slim-bookworm
 LABEL org.opencontainers.image.title="kvstore-api" \
       org.opencontainers.image.description="kvstore HTTP API (gunicorn + uvicorn workers)"
 RUN groupadd --system --gid 10001 kvstore \

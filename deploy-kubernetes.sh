@@ -9,6 +9,9 @@
 #   API_IMAGE        image of the API     (default: kvstore:1.0.0, as built from Dockerfile)
 #   WORKER_IMAGE     image of the workers (default: kvstore-huey:1.0.0, as built from Dockerfile.huey)
 #   ROLLOUT_TIMEOUT  how long to wait for each rollout (default: 300s)
+#   REDIS_TOPOLOGY   single (default): one data Redis pod (redis-data.yaml); cluster: the production path,
+#                    a 6-node Redis Cluster (redis-cluster/redis-cluster.yaml), the app switched to it with
+#                    REDIS_URL=redis://redis-cluster:6379/0 and REDIS_CLUSTER=true
 set -euo pipefail
 
 readonly NAMESPACE=kvstore
@@ -19,6 +22,8 @@ readonly DEFAULT_WORKER_IMAGE=kvstore-huey:1.0.0
 API_IMAGE="${API_IMAGE:-$DEFAULT_API_IMAGE}"
 WORKER_IMAGE="${WORKER_IMAGE:-$DEFAULT_WORKER_IMAGE}"
 ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-300s}"
+REDIS_TOPOLOGY="${REDIS_TOPOLOGY:-single}"
+readonly CLUSTER_SETTINGS='{"data":{"REDIS_URL":"redis://redis-cluster:6379/0","REDIS_CLUSTER":"true"}}'
 
 die() {
     printf 'deploy-kubernetes: error: %s\n' "$*" >&2
@@ -90,9 +95,27 @@ main() {
     ensure_secret
     apply network-policy.yaml
 
-    apply redis-data.yaml
+    case "$REDIS_TOPOLOGY" in
+        single)
+            apply redis-data.yaml
+            wait_rollout statefulset/redis-data
+            ;;
+        cluster)
+            step "data Redis: a Redis Cluster; kvstore-config switched to it"
+            kubectl -n "$NAMESPACE" patch configmap kvstore-config --type merge -p "$CLUSTER_SETTINGS" ||
+                die "could not point kvstore-config at the Redis Cluster"
+            # A Job's template cannot change: the previous run goes, this one creates or checks the cluster.
+            kubectl -n "$NAMESPACE" delete job redis-cluster-init --ignore-not-found >/dev/null ||
+                die "could not remove the previous redis-cluster-init Job"
+            apply redis-cluster/redis-cluster.yaml
+            wait_rollout statefulset/redis-cluster
+            step "wait for job/redis-cluster-init (up to $ROLLOUT_TIMEOUT)"
+            kubectl -n "$NAMESPACE" wait --for=condition=complete job/redis-cluster-init --timeout="$ROLLOUT_TIMEOUT" ||
+                die "the Redis Cluster did not form; look at: kubectl -n $NAMESPACE logs job/redis-cluster-init"
+            ;;
+        *) die "REDIS_TOPOLOGY must be single or cluster, not '$REDIS_TOPOLOGY'" ;;
+    esac
     apply redis-queue.yaml
-    wait_rollout statefulset/redis-data
     wait_rollout statefulset/redis-queue
 
     apply api-deployment.yaml

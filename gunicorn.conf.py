@@ -31,6 +31,12 @@ keepalive = int(os.environ.get("KEEPALIVE", "75"))
 # The app finds the client's address itself (app/platform/http/client_ip.py); uvicorn gets the same
 # list, so X-Forwarded-Proto is believed from the same peers and never from others.
 forwarded_allow_ips = get_settings().trusted_proxies
+# uvicorn's own variable, if set (kubernetes/configmap.yaml sets both), must say the same: one list.
+if os.environ.get("FORWARDED_ALLOW_IPS", forwarded_allow_ips) != forwarded_allow_ips:
+    raise SystemExit(
+        f"FORWARDED_ALLOW_IPS={os.environ['FORWARDED_ALLOW_IPS']!r} differs from TRUSTED_PROXIES="
+        f"{forwarded_allow_ips!r}: set them to the same proxies (the ingress controller's pods)"
+    )
 # The heartbeat file on tmpfs: a read-only root filesystem and slow disks do not stall workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (tmpfs, not a shared file name)
 accesslog = None  # the app logs one access line per request

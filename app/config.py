@@ -258,7 +258,11 @@ class Settings(BaseSettings):
     huey_workers: int = Field(default=2, ge=1)
     huey_worker_type: Literal["thread", "process", "greenlet"] = "thread"
     ttl_sweep_interval_seconds: int = Field(default=60, ge=1)
-    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
+    # 9464, not node_exporter's port (taken on every Kubernetes node and many hosts).
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    # The worker's liveness (GET /health/live on the metrics port) fails when its scheduler, or every
+    # worker thread, has not looped for this long (app/worker/heartbeat.py): above the longest task.
+    worker_stuck_seconds: float = Field(default=300.0, gt=0)
     audit_retention_days: int = Field(default=90, ge=1)
     audit_max_events: int = Field(default=100_000, ge=100)
     # Worker infrastructure and audit delivery (app/worker/base.py, app/audit/service.py)

@@ -28,6 +28,7 @@ from app.objects.presign import PresignSigner
 from app.objects.service import ObjectService, compaction_requester
 from app.platform.http import health
 from app.platform.http.cors import install_cors
+from app.platform.http.docs import install_docs
 from app.platform.http.metrics import install_metrics
 from app.platform.http.middleware import RequestContextMiddleware, RequestLimitMiddleware, quiet_paths
 from app.platform.http.openapi import document_error_responses
@@ -106,7 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # We export Prometheus metrics ourselves; FastAPI's native OpenTelemetry would only add a
         # per-request check of the global providers.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # install_docs: the same pages with their assets served here, not from a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     build_state(app, settings)
     register_error_handlers(app)
     prefix = settings.api_prefix

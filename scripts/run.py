@@ -56,6 +56,8 @@ def main() -> int:
             env[variable] = server.url
             print(f"{label} Redis  {server.url} (AOF under {server.data_dir}, maxmemory {maxmemory[name]})", flush=True)
         env.setdefault("ENVIRONMENT", "development")
+        # The worker's metrics listen where the API does (127.0.0.1 unless HOST says otherwise).
+        env.setdefault("WORKER_METRICS_HOST", HOST)
         # Tools beside it (python -m app.tenancy.admin) find these servers, not whatever listens on 6379.
         write_run_file({"REDIS_URL": env["REDIS_URL"], "HUEY_REDIS_URL": env["HUEY_REDIS_URL"]})
         # huey_consumer app.worker.huey with -w/-k from HUEY_WORKERS/HUEY_WORKER_TYPE; it runs the periodic tasks.

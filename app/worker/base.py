@@ -15,13 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from huey import RedisExpireHuey
-from huey.consumer import Consumer, Scheduler
+from huey.consumer import Consumer, Scheduler, Worker
 from redis.exceptions import RedisClusterException, RedisError
 
 from app.config import Settings, get_settings
 from app.platform.logging import setup_logging, warn_unknown_settings
 from app.platform.outage import OutageLog
 from app.platform.queue import create_huey, interval_of
+from app.worker import heartbeat
+from app.worker.heartbeat import SCHEDULER_SLOT, Heartbeats
 from app.worker.metrics import TaskMetrics, start_metrics_server
 
 logger = logging.getLogger("kvstore.worker")
@@ -43,6 +45,12 @@ class KVStoreScheduler(Scheduler):
         intervals = [s for s in (interval_of(t) for t in huey._registry.periodic_tasks) if s]
         self.periodic_task_seconds = max(1, min([60, *intervals]))
         self._last_minute: datetime | None = None
+        self.heartbeats: Heartbeats | None = None
+
+    def loop(self, now: datetime | None = None) -> None:
+        super().loop(now)
+        if self.heartbeats is not None:
+            self.heartbeats.beat(SCHEDULER_SLOT)
 
     def enqueue_periodic_tasks(self, now: datetime | None) -> None:
         timestamp = now or self.huey._get_timestamp()
@@ -62,10 +70,43 @@ class KVStoreScheduler(Scheduler):
                     QUEUE_OUTAGE.succeeded()
 
 
+class KVStoreWorker(Worker):
+    """Huey's worker, writing its heartbeat after each task or empty poll of the queue."""
+
+    heartbeats: Heartbeats | None = None
+    slot = 1
+
+    def loop(self, now: datetime | None = None) -> None:
+        super().loop(now)
+        if self.heartbeats is not None:
+            self.heartbeats.beat(self.slot)
+
+
 class KVStoreConsumer(Consumer):
-    """Huey's consumer plus the worker's metrics server (in the main process, after any fork)."""
+    """Huey's consumer plus the worker's metrics server (in the main process, after any fork) and the
+    heartbeats its liveness endpoint reads (app/worker/heartbeat.py)."""
 
     scheduler_class = KVStoreScheduler
+    worker_class = KVStoreWorker
+
+    def __init__(self, huey: RedisExpireHuey, workers: int = 1, **options: Any) -> None:
+        # Before Consumer.__init__ creates the scheduler and the workers (and before any fork).
+        self.heartbeats = Heartbeats(workers, get_settings().worker_stuck_seconds)
+        self._next_slot = 1
+        super().__init__(huey, workers=workers, **options)
+
+    def _create_worker(self) -> Worker:
+        worker = super()._create_worker()
+        assert isinstance(worker, KVStoreWorker)
+        worker.heartbeats, worker.slot = self.heartbeats, self._next_slot
+        self._next_slot += 1
+        return worker
+
+    def _create_scheduler(self) -> Scheduler:
+        scheduler = super()._create_scheduler()
+        assert isinstance(scheduler, KVStoreScheduler)
+        scheduler.heartbeats = self.heartbeats
+        return scheduler
 
     def start(self) -> None:
         settings = get_settings()
@@ -74,6 +115,7 @@ class KVStoreConsumer(Consumer):
                 "-k process without PROMETHEUS_MULTIPROC_DIR: start with `python -m app.worker.consumer` "
                 "for worker metrics that include the worker processes"
             )
+        heartbeat.install(self.heartbeats)
         super().start()
         start_metrics_server(settings.worker_metrics_host, settings.worker_metrics_port, settings)
 

@@ -4,40 +4,54 @@
   ``success``; ``retry`` (failed, will run again); ``failure`` (failed with no retry left);
   ``locked``, ``canceled``, ``revoked``, ``expired``, ``interrupted``, ``timeout``, ``rate-limited``.
 - ``kvstore_background_task_duration_seconds{task}``: run time of each attempt that executed.
+- ``kvstore_background_task_last_success_timestamp_seconds{task}``: Unix time of the task's last
+  successful run (``time() - ...{task="ttl_sweep"}`` is how far behind the TTL sweep is).
+- ``kvstore_audit_outbox_tenants``: tenants whose audit outbox (data Redis) holds undelivered events
+  (SCARD of ``audit:outbox:tenants`` at scrape time; the periodic ``drain_audit_outbox`` empties them).
+- ``kvstore_worker_heartbeat_age_seconds{loop}``: seconds since the scheduler (``scheduler``) and the
+  freshest worker (``workers``) last looped; ``GET /health/live`` on the same port answers 503 past
+  ``WORKER_STUCK_SECONDS`` (app/worker/heartbeat.py).
 - ``kvstore_redis_up{redis,node}``, ``kvstore_redis_memory_used_bytes{redis,node}`` and
   ``kvstore_redis_memory_max_bytes{redis,node}`` (``redis`` is ``data`` or ``queue``; max 0 = no limit):
   read from ``INFO memory`` of each Redis (each master of a cluster) at scrape time. A data Redis near its
-  maxmemory refuses writes with 507; the alert rules in prometheus/alerts.yml fire before it does.
+  maxmemory refuses writes with 507; the alert rules in kubernetes/monitoring/alerts.yml fire before it does.
 
 The consumer's main process serves them on ``settings.worker_metrics_host:worker_metrics_port``
-(default 0.0.0.0:9100; port 0 turns the server off). With ``-k process`` the tasks run in forked
-children, so the values go through prometheus_client's multiprocess files: ``python -m
-app.worker.consumer`` sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory (restarting itself so that
-prometheus_client is imported with it set).
+(default 0.0.0.0:9464; port 0 turns the server off), with ``GET /health/live`` beside ``/metrics``.
+With ``-k process`` the tasks run in forked children, so the values go through prometheus_client's
+multiprocess files: ``python -m app.worker.consumer`` sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh
+directory (restarting itself so that prometheus_client is imported with it set).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from huey import signals
 from huey.api import Huey, Task
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app, multiprocess
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from app.config import Settings
+from app.platform.keyspace import AUDIT_OUTBOX_TENANTS
 from app.platform.redis import SyncDataRedis, create_sync_data_redis, create_sync_queue_redis
+from app.worker import heartbeat
 
 logger = logging.getLogger("kvstore.worker")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LIVENESS_PATH = "/health/live"
 MAX_LOGGED_ARGUMENTS = 2000
 
 # From a quick outbox drain to a long sweep of a big tenant.
@@ -57,6 +71,13 @@ TASK_DURATION = Histogram(
     "Run time of background task attempts, in seconds.",
     ["task"],
     buckets=DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+LAST_SUCCESS = Gauge(
+    "kvstore_background_task_last_success_timestamp_seconds",
+    "Unix time of the last successful run of each background task.",
+    ["task"],
+    multiprocess_mode="max",
     registry=REGISTRY,
 )
 
@@ -106,6 +127,7 @@ class TaskMetrics:
                 self._started[task.id] = time.monotonic()
         elif signal == signals.SIGNAL_COMPLETE:
             self._observe(task, "success")
+            LAST_SUCCESS.labels(task.name).set(time.time())
         elif signal in (signals.SIGNAL_ERROR, signals.SIGNAL_TIMEOUT):
             # Emitted before Huey decrements the retries, so 0 left means this was the last attempt.
             error = repr(args[0]) if args else signal
@@ -149,7 +171,8 @@ def scrape_registry() -> CollectorRegistry:
 
 
 class RedisMemoryCollector(Collector):
-    """Memory use and limit of the data and queue Redis, read when Prometheus scrapes."""
+    """Memory use and limit of the data and queue Redis, and the tenants with a waiting audit outbox,
+    read when Prometheus scrapes (one INFO per Redis node, one SCARD)."""
 
     def __init__(self, clients: dict[str, SyncDataRedis]) -> None:
         self._clients = clients
@@ -166,7 +189,7 @@ class RedisMemoryCollector(Collector):
         return self._families()  # registering must not query Redis
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         up = GaugeMetricFamily(
             "kvstore_redis_up", "1 when the worker could read INFO from the Redis.", labels=["redis", "node"]
         )
@@ -176,13 +199,18 @@ class RedisMemoryCollector(Collector):
         limit = GaugeMetricFamily(
             "kvstore_redis_memory_max_bytes", "The Redis maxmemory (0: no limit).", labels=["redis", "node"]
         )
-        return up, used, limit
+        outbox = GaugeMetricFamily(
+            "kvstore_audit_outbox_tenants", "Tenants whose audit outbox holds events not yet recorded."
+        )
+        return up, used, limit, outbox
 
     def collect(self) -> Any:
-        up, used, limit = self._families()
+        up, used, limit, outbox = self._families()
         for role, client in self._clients.items():
             try:
                 infos = self._infos(client)
+                if role == "data":
+                    outbox.add_metric([], float(client.scard(AUDIT_OUTBOX_TENANTS)))
             except (RedisError, RedisClusterException, OSError):
                 up.add_metric([role, ""], 0)
                 continue
@@ -190,22 +218,78 @@ class RedisMemoryCollector(Collector):
                 up.add_metric([role, node], 1)
                 used.add_metric([role, node], float(info.get("used_memory", 0)))
                 limit.add_metric([role, node], float(info.get("maxmemory", 0)))
-        yield from (up, used, limit)
+        yield from (up, used, limit, outbox)
+
+
+class HeartbeatCollector(Collector):
+    """Seconds since the consumer's scheduler and freshest worker last looped."""
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily(
+            "kvstore_worker_heartbeat_age_seconds",
+            "Seconds since the scheduler, and the freshest worker, of this consumer last looped.",
+            labels=["loop"],
+        )
+        beats = heartbeat.current()
+        if beats is not None:
+            for loop, age in beats.ages().items():
+                family.add_metric([loop], age)
+        yield family
+
+
+def liveness() -> tuple[int, dict[str, Any]]:
+    """200 while the consumer's scheduler and at least one worker loop; 503 once either is stuck."""
+    beats = heartbeat.current()
+    if beats is None:
+        return 200, {"status": "ok"}
+    ages = {loop: round(age, 1) for loop, age in beats.ages().items()}
+    stuck = beats.stuck()
+    if stuck:
+        return 503, {"status": "stuck", "stuck": stuck, "seconds_since_loop": ages, "limit": beats.stuck_seconds}
+    return 200, {"status": "ok", "seconds_since_loop": ages}
+
+
+def metrics_app(registry: CollectorRegistry) -> Callable[..., Iterable[bytes]]:
+    """WSGI: ``/health/live`` (the liveness probe), anything else the Prometheus exposition."""
+    exposition = make_wsgi_app(registry)
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == LIVENESS_PATH:
+            status, body = liveness()
+            payload = json.dumps(body).encode()
+            reason = "OK" if status == 200 else "Service Unavailable"
+            start_response(
+                f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+            )
+            return [payload]
+        result: Iterable[bytes] = exposition(environ, start_response)
+        return result
+
+    return application
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes and scrapes are not logged."""
 
 
 def start_metrics_server(host: str, port: int, settings: Settings | None = None) -> bool:
-    """Serve /metrics on ``host:port`` from a daemon thread; a busy port is logged, not fatal."""
+    """Serve /metrics and /health/live on ``host:port`` from a daemon thread; a busy port is logged, not fatal."""
     if port == 0:
         logger.info("worker metrics server disabled (WORKER_METRICS_PORT=0)")
         return False
     registry = scrape_registry()
-    if settings is not None and not any(isinstance(c, RedisMemoryCollector) for c in registry._collector_to_names):
+    collectors = registry._collector_to_names
+    if settings is not None and not any(isinstance(c, RedisMemoryCollector) for c in collectors):
         clients = {"data": create_sync_data_redis(settings), "queue": create_sync_queue_redis(settings)}
         registry.register(RedisMemoryCollector(clients))
+    if not any(isinstance(c, HeartbeatCollector) for c in collectors):
+        registry.register(HeartbeatCollector())
     try:
-        start_http_server(port, addr=host, registry=registry)
+        server = make_server(host, port, metrics_app(registry), ThreadingWSGIServer, handler_class=_QuietHandler)
     except OSError as exc:
         logger.error("worker metrics server could not listen on %s:%d: %s", host, port, exc)
         return False
-    logger.info("worker metrics on http://%s:%d/metrics", host, port)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    logger.info("worker metrics on http://%s:%d/metrics (liveness: %s)", host, port, LIVENESS_PATH)
     return True

@@ -44,22 +44,29 @@ PROCESS_ENV = {
     "WORKER_TIMEOUT",
     "KEEPALIVE",
     "PROMETHEUS_MULTIPROC_DIR",
+    "FORWARDED_ALLOW_IPS",  # uvicorn's; gunicorn.conf.py refuses it unless it equals TRUSTED_PROXIES
 }
 KNOWN_ENV = SETTINGS_ENV | PROCESS_ENV
 API_PORT = 8000
 REDIS_PORT = 6379
 WORKER_METRICS_PORT = Settings.model_fields["worker_metrics_port"].default
+PYTHON_IMAGE = re.compile(r"python:3\.11\.\d+-slim-bookworm")  # exact patch release and Debian release
+REDIS_IMAGE = re.compile(r"redis:7\.2\.\d+-alpine")
 OLDEST_KUBERNETES = "1.28.0"  # HPA v2, PDB v1 and Ingress v1 are all GA well before it
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def manifests() -> list[tuple[str, dict[str, Any]]]:
+def manifests(folder: str = "kubernetes") -> list[tuple[str, dict[str, Any]]]:
     found = []
-    for path in sorted((REPO / "kubernetes").glob("*.yaml")):
+    for path in sorted((REPO / folder).glob("*.yaml")):
         found += [(path.name, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
     return found
+
+
+def cluster_manifests() -> list[tuple[str, dict[str, Any]]]:
+    return manifests("kubernetes/redis-cluster")
 
 
 def objects(kind: str) -> dict[str, dict[str, Any]]:
@@ -72,6 +79,10 @@ def containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
     return {item["name"]: item.get("value", "") for item in container.get("env", [])}
+
+
+def cpu_cores(value: str) -> float:
+    return int(value[:-1]) / 1000 if value.endswith("m") else float(value)
 
 
 def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -140,7 +151,8 @@ def shell_scripts() -> list[Path]:
 def test_every_manifest_is_valid_against_the_kubernetes_schema(version: str) -> None:
     found = manifests()
     assert len(found) >= 14
-    for name, doc in found:
+    assert len(cluster_manifests()) == 5
+    for name, doc in found + cluster_manifests():
         try:
             kubernetes_validate.validate(doc, version, strict=True)  # strict: unknown fields are errors
         except kubernetes_validate.ValidationError as exc:
@@ -180,8 +192,13 @@ def test_api_deployment_probes_resources_security_and_scrape_annotations() -> No
     probed = [container[probe]["httpGet"]["path"] for probe in ("startupProbe", "livenessProbe", "readinessProbe")]
     assert probed == ["/api/v1/health/live", "/api/v1/health/live", "/api/v1/health/ready"]
     assert all(route_exists(path) for path in probed)
-    for kind in ("requests", "limits"):
-        assert {"cpu", "memory"} <= set(container["resources"][kind])
+    # A CPU request of one core per gunicorn worker... at least half of one; no CPU limit (CFS throttling
+    # shows up as p99 latency); memory limited.
+    resources = container["resources"]
+    workers = int(env_of(container)["WEB_CONCURRENCY"])
+    assert cpu_cores(resources["requests"]["cpu"]) >= workers / 2
+    assert "cpu" not in resources["limits"]
+    assert resources["limits"]["memory"] == resources["requests"]["memory"]
 
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert pod["spec"]["securityContext"]["runAsUser"] == 10001  # the Dockerfile's USER
@@ -217,7 +234,17 @@ def test_hpa_pdb_service_and_ingress_point_at_the_api_pods() -> None:
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "kvstore-api"}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
-    assert {metric["resource"]["name"] for metric in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+    # CPU and traffic (requests/s per pod through prometheus-adapter), never memory.
+    metrics = {metric["type"]: metric for metric in hpa["spec"]["metrics"]}
+    assert set(metrics) == {"Resource", "Pods"}
+    assert metrics["Resource"]["resource"]["name"] == "cpu"
+    traffic = metrics["Pods"]["pods"]
+    assert traffic["target"]["type"] == "AverageValue" and float(traffic["target"]["averageValue"]) > 0
+    adapter = yaml.safe_load((REPO / "kubernetes/monitoring/prometheus-adapter-rules.yaml").read_text())
+    [rule] = adapter["rules"]["custom"]
+    assert rule["name"]["as"] == traffic["metric"]["name"] == "http_requests_per_second"
+    assert rule["seriesQuery"].startswith("http_requests_total{")  # a series the API serves (test_monitoring)
+    assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}
 
     pdb = objects("PodDisruptionBudget")["kvstore-api"]
     assert labels_match(pdb["spec"]["selector"]["matchLabels"], pod_labels)
@@ -233,7 +260,10 @@ def test_hpa_pdb_service_and_ingress_point_at_the_api_pods() -> None:
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
     assert {path["backend"]["service"]["name"] for path in paths} == {"kvstore-api"}
     assert {path["backend"]["service"]["port"]["name"] for path in paths} == {service_port["name"]}
-    assert "/api" in {path["path"] for path in paths}
+    assert {"/api", "/docs", "/redoc", "/openapi.json"} <= {path["path"] for path in paths}
+    # The docs pages' assets are under /docs/ (app/platform/http/docs.py), which the /docs prefix routes.
+    docs = next(path for path in paths if path["path"] == "/docs")
+    assert docs["pathType"] == "Prefix"
     assert not any(path["path"].startswith("/metrics") for path in paths)  # not public
 
 
@@ -252,6 +282,11 @@ def test_exactly_one_consumer_runs_periodic_tasks_and_the_others_pass_n() -> Non
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(WORKER_METRICS_PORT)
         assert container["ports"][0]["containerPort"] == WORKER_METRICS_PORT
+        assert int(config["WORKER_METRICS_PORT"]) == WORKER_METRICS_PORT
+        # Liveness: the consumer's heartbeats (503 once stuck), not merely the metrics thread answering.
+        probe = container["livenessProbe"]["httpGet"]
+        assert (probe["path"], probe["port"]) == ("/health/live", container["ports"][0]["name"])
+        assert container["livenessProbe"]["periodSeconds"] * container["livenessProbe"]["failureThreshold"] < 300
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert [name for name, runs in periodic.items() if runs] == ["kvstore-huey-periodic"]
     scheduler = consumers["kvstore-huey-periodic"]["spec"]
@@ -280,6 +315,10 @@ def test_redis_statefulsets_persist_with_aof(name: str) -> None:
 def test_configmap_points_at_the_redis_services_and_names_only_real_settings() -> None:
     data = objects("ConfigMap")["kvstore-config"]["data"]
     assert set(data) <= KNOWN_ENV, set(data) - KNOWN_ENV
+    # One list of proxies for the app and for uvicorn, a network (the ingress controller's pods).
+    assert data["FORWARDED_ALLOW_IPS"] == data["TRUSTED_PROXIES"]
+    networks = Settings(trusted_proxies=data["TRUSTED_PROXIES"], secret_key="x" * 40).trusted_proxy_networks
+    assert networks and all(network.num_addresses > 1 for network in networks)
     for key, service in (("REDIS_URL", "redis-data"), ("HUEY_REDIS_URL", "redis-queue")):
         url = urlsplit(data[key])
         assert (url.hostname, url.port) == (service, REDIS_PORT)
@@ -331,7 +370,7 @@ def test_image_is_multi_stage_slim_non_root_with_healthcheck_and_no_build_tools(
     path = REPO / dockerfile
     stages = dockerfile_stages(path)
     assert len(stages) >= 2
-    assert all(stage[0][1].split()[0] == "python:3.11-slim" for stage in stages)
+    assert all(PYTHON_IMAGE.fullmatch(stage[0][1].split()[0]) for stage in stages)
     final = stages[-1]
     (user,) = instruction(final, "USER")
     assert user.split(":")[0].isdigit() and int(user.split(":")[0]) > 0  # numeric: runAsNonRoot can check it
@@ -382,6 +421,8 @@ def test_worker_image_stops_with_sigint_and_runs_huey_consumer_in_exec_form() ->
     assert positional == ["app.worker.huey"] and values["periodic"] is True
     assert isinstance(import_target("app.worker.huey"), Huey)
     assert instruction(final, "EXPOSE") == [str(WORKER_METRICS_PORT)]
+    (healthcheck,) = instruction(final, "HEALTHCHECK")
+    assert f"'WORKER_METRICS_PORT', '{WORKER_METRICS_PORT}')}}/health/live" in healthcheck
 
 
 # --- docker-compose.yml and .env.example ---------------------------------------------------------
@@ -434,7 +475,7 @@ def test_compose_app_and_worker_agree_with_the_code() -> None:
     values, positional = huey_options(huey["command"])
     assert positional == ["app.worker.huey"] and values["periodic"] is True
     assert huey["stop_signal"] == "SIGINT"
-    assert f":{WORKER_METRICS_PORT}/metrics" in huey["healthcheck"]["test"][-1]
+    assert f"'WORKER_METRICS_PORT', '{WORKER_METRICS_PORT}')}}/health/live" in huey["healthcheck"]["test"][-1]
 
 
 def test_env_example_lists_every_setting_with_its_default_and_a_comment() -> None:
@@ -476,3 +517,118 @@ def test_every_shell_script_passes_shellcheck_and_the_deploy_scripts_are_strict(
         assert "set -euo pipefail" in path.read_text(), path
         assert path.stat().st_mode & 0o111, f"{path} is not executable"
         assert shlex.split(path.read_text().splitlines()[0]) == ["#!/usr/bin/env", "bash"], path
+
+
+# --- pinned images, one worker metrics port --------------------------------------------------------
+
+
+def workload_images() -> list[str]:
+    images = [
+        c["image"]
+        for _, doc in manifests() + cluster_manifests()
+        if "template" in doc.get("spec", {})
+        for c in doc["spec"]["template"]["spec"]["containers"]
+    ]
+    return images + [service["image"] for service in compose()["services"].values()]
+
+
+def test_base_and_redis_images_are_pinned_to_exact_releases_everywhere() -> None:
+    redis_images = {image for image in workload_images() if image.startswith("redis:")}
+    assert len(redis_images) == 1 and REDIS_IMAGE.fullmatch(redis_images.pop())
+    python_images = {
+        stage[0][1].split()[0] for name in ("Dockerfile", "Dockerfile.huey") for stage in dockerfile_stages(REPO / name)
+    }
+    assert len(python_images) == 1 and PYTHON_IMAGE.fullmatch(python_images.pop())
+    own = {image for image in workload_images() if not image.startswith("redis:")}
+    assert own == {"kvstore:1.0.0", "kvstore-huey:1.0.0"}  # the images built from this tree, by release
+
+
+def test_the_worker_metrics_port_has_one_value_in_every_artefact() -> None:
+    """WORKER_METRICS_PORT's default is the only worker port: not node_exporter's 9100 anywhere, and
+    each artefact that names the port names that one."""
+    assert WORKER_METRICS_PORT != 9100
+    port = str(WORKER_METRICS_PORT)
+    artefacts = [
+        "Dockerfile.huey",
+        "docker-compose.yml",
+        ".env.example",
+        "README.md",
+        "app/config.py",
+        "app/worker/metrics.py",
+        "kubernetes/configmap.yaml",
+        "kubernetes/huey-deployment.yaml",
+        "kubernetes/monitoring/podmonitors.yaml",
+    ]
+    for name in artefacts:
+        text = (REPO / name).read_text()
+        assert "9100" not in text, f"{name} still names port 9100"
+        assert port in text, f"{name} does not name the worker port {port}"
+    deployment = (REPO / "kubernetes/huey-deployment.yaml").read_text()
+    assert set(re.findall(r'prometheus\.io/port: "(\d+)"', deployment)) == {port}
+    assert set(re.findall(r"containerPort: (\d+)", deployment)) == {port}
+    assert dotenv_values(REPO / ".env.example")["WORKER_METRICS_PORT"] == port
+
+
+# --- the production data Redis: a Redis Cluster ---------------------------------------------------
+
+
+def test_redis_cluster_has_six_nodes_with_replicas_aof_and_a_one_shot_init() -> None:
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in cluster_manifests()}
+    statefulset = docs[("StatefulSet", "redis-cluster")]
+    assert statefulset["spec"]["replicas"] == 6 and statefulset["spec"]["serviceName"] == "redis-cluster"
+    (container,) = containers(statefulset)
+    script = container["args"][0]
+    options = dict(re.findall(r"--([a-z-]+) (\S+)", script))
+    assert options["cluster-enabled"] == "yes" and options["appendonly"] == "yes"
+    assert options["maxmemory-policy"] == "noeviction" and options["dir"] == "/data"
+    assert options["cluster-preferred-endpoint-type"] == "hostname"
+    limit = container["resources"]["limits"]["memory"]
+    assert int(options["maxmemory"].removesuffix("mb")) * 1024**2 <= 0.65 * int(limit.removesuffix("Gi")) * 1024**3
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}[claim["metadata"]["name"]] == "/data"
+    assert {p["containerPort"] for p in container["ports"]} == {REDIS_PORT, REDIS_PORT + 10000}
+
+    service = docs[("Service", "redis-cluster")]
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert labels_match(service["spec"]["selector"], statefulset["spec"]["template"]["metadata"]["labels"])
+    assert docs[("PodDisruptionBudget", "redis-cluster")]["spec"]["maxUnavailable"] == 1
+
+    job = docs[("Job", "redis-cluster-init")]
+    (init,) = containers(job)
+    init_script = init["args"][0]
+    assert "--cluster-replicas 1" in init_script and "cluster_state:ok" in init_script
+    assert "for i in 0 1 2 3 4 5" in init_script  # one name per node of the StatefulSet
+    assert init["image"] == container["image"]
+
+    # The app is pointed at it as deploy-kubernetes.sh does (REDIS_TOPOLOGY=cluster) and accepts it.
+    patch = re.search(r"CLUSTER_SETTINGS='(.+)'", (REPO / "deploy-kubernetes.sh").read_text()).group(1)  # type: ignore[union-attr]
+    data = json.loads(patch)["data"]
+    url = urlsplit(data["REDIS_URL"])
+    assert (url.hostname, url.port) == ("redis-cluster", REDIS_PORT)
+    assert Settings(
+        redis_url=data["REDIS_URL"], redis_cluster=data["REDIS_CLUSTER"], secret_key="x" * 40
+    ).data_redis_is_cluster
+
+    # Only the app's pods and the nodes themselves reach it; the nodes also on the cluster bus.
+    policy = docs[("NetworkPolicy", "redis-cluster")]
+    allowed = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
+    assert {"api", "worker", "worker-periodic", "redis-cluster-init"} == set(allowed)
+    assert {p["port"] for p in policy["spec"]["ingress"][1]["ports"]} == {REDIS_PORT, REDIS_PORT + 10000}
+
+
+def test_the_shell_scripts_inside_manifests_pass_shellcheck(tmp_path: Path) -> None:
+    scripts = [
+        (name, c["args"][0])
+        for name, doc in manifests() + cluster_manifests()
+        if "template" in doc.get("spec", {})
+        for c in doc["spec"]["template"]["spec"]["containers"]
+        if c.get("command") == ["sh", "-c"]
+    ]
+    assert len(scripts) == 2
+    for number, (name, script) in enumerate(scripts):
+        path = tmp_path / f"{number}.sh"
+        path.write_text("#!/bin/sh\n" + script)
+        result = subprocess.run(
+            [str(BIN / "shellcheck"), "-s", "sh", str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, f"{name}:\n{result.stdout}"

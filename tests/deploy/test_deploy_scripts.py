@@ -31,6 +31,9 @@ case "$*" in
   *"get pods"*"-o name"*) echo pod/kvstore-api-1 ;;
   *"get pods"*) echo "NAME READY STATUS" ;;
   *"wait --for=condition=Ready"*) true ;;
+  *"wait --for=condition=complete job/redis-cluster-init"*) true ;;
+  *"patch configmap kvstore-config --type merge -p "*) true ;;
+  *"delete job redis-cluster-init --ignore-not-found"*) true ;;
   *"get endpointslices"*) [[ -n "${STUB_NO_ENDPOINTS:-}" ]] || printf '10.0.0.7 10.0.0.8 ' ;;
   *port-forward*) exec sleep 30 ;;
   *) echo "stub kubectl: unexpected call: $*" >&2; exit 99 ;;
@@ -103,6 +106,37 @@ def test_deploy_applies_in_dependency_order_and_waits_for_each_rollout(stub_env:
         doc for doc in applied(stub_env) if doc["metadata"]["name"] == "kvstore-api" and doc["kind"] == "Deployment"
     )
     assert api["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/kvstore:2"
+
+
+def test_deploy_with_redis_topology_cluster_runs_the_redis_cluster_and_points_the_app_at_it(
+    stub_env: dict[str, str],
+) -> None:
+    result = run("deploy-kubernetes.sh", stub_env, SECRET_KEY=SECRET, REDIS_TOPOLOGY="cluster")
+    assert result.returncode == 0, result.stderr
+    order = [(doc["kind"], doc["metadata"]["name"]) for doc in applied(stub_env)]
+    assert ("StatefulSet", "redis-data") not in order
+    position = {item: index for index, item in enumerate(order)}
+    assert position[("StatefulSet", "redis-cluster")] < position[("Deployment", "kvstore-api")]
+    assert ("Job", "redis-cluster-init") in position
+    made = calls(stub_env)
+    [patch] = [call for call in made if "patch configmap kvstore-config" in call]
+    settings = yaml.safe_load(patch.split(" -p ", 1)[1])["data"]
+    assert settings == {"REDIS_URL": "redis://redis-cluster:6379/0", "REDIS_CLUSTER": "true"}
+    # The ConfigMap is applied first, then switched; the Job goes before it is applied again, and is
+    # waited for before the API starts.
+    index = {call: number for number, call in enumerate(made)}
+    delete = next(n for c, n in index.items() if "delete job redis-cluster-init" in c)
+    wait_job = next(n for c, n in index.items() if "condition=complete job/redis-cluster-init" in c)
+    api_rollout = next(n for c, n in index.items() if "rollout status deployment/kvstore-api" in c)
+    assert delete < wait_job < api_rollout
+    rollouts = [call.split()[-2] for call in made if "rollout status" in call]
+    assert rollouts[:2] == ["statefulset/redis-cluster", "statefulset/redis-queue"]
+
+
+def test_deploy_refuses_an_unknown_redis_topology(stub_env: dict[str, str]) -> None:
+    result = run("deploy-kubernetes.sh", stub_env, SECRET_KEY=SECRET, REDIS_TOPOLOGY="sentinel")
+    assert result.returncode == 1
+    assert "REDIS_TOPOLOGY must be single or cluster, not 'sentinel'" in result.stderr
 
 
 def test_deploy_keeps_an_existing_secret(stub_env: dict[str, str]) -> None:

@@ -3,13 +3,14 @@ the API; Ctrl-C (or SIGTERM) stops every process it started."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +123,29 @@ class RunScript:
         return self.process.wait(STOP_TIMEOUT)
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses with a socket listening on ``port`` (/proc/net/tcp, state 0A)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:
+            found.add(str(ipaddress.IPv4Address(bytes.fromhex(address)[::-1])))
+    return found
+
+
 @pytest.fixture
 def start_run_script(tmp_path: Path, redis_binary: str) -> Iterator[object]:
     started: list[RunScript] = []
@@ -165,9 +189,14 @@ def start_run_script(tmp_path: Path, redis_binary: str) -> Iterator[object]:
 
 @pytest.mark.subprocess
 def test_run_starts_redis_with_aof_worker_and_api_and_ctrl_c_stops_all(start_run_script, tmp_path):
-    run = start_run_script()
+    worker_port = free_port()
+    run = start_run_script(WORKER_METRICS_PORT=str(worker_port))
     run.wait_for_docs()
     assert f"http://127.0.0.1:{run.port}/docs" in run.output
+    # The worker's metrics and liveness listen where the API does (HOST, 127.0.0.1 by default), not on
+    # every interface.
+    wait_for(lambda: httpx.get(f"http://127.0.0.1:{worker_port}/health/live", timeout=1).status_code == 200)
+    assert listening_addresses(worker_port) == {"127.0.0.1"}
 
     servers = run.redis_servers()
     assert len(servers) == 2, run.children()

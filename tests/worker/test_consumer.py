@@ -47,12 +47,19 @@ async def test_the_consumer_writes_audit_events_and_serves_its_metrics(settings,
         assert counter(metrics, "write_audit_events", "success") >= 1
         assert 'kvstore_background_task_duration_seconds_count{task="write_audit_events"}' in metrics
         assert counter(metrics, "drain_audit_outbox", "success") >= 1  # the periodic task ran at start
-        # Memory of both Redis, read at scrape time (the alert rules of prometheus/alerts.yml use them).
+        # Memory of both Redis, read at scrape time (the alert rules of kubernetes/monitoring/alerts.yml use them).
         for role in ("data", "queue"):
             [up] = re.findall(rf'kvstore_redis_up{{node="[^"]+",redis="{role}"}} (\S+)', metrics)
             [used] = re.findall(rf'kvstore_redis_memory_used_bytes{{node="[^"]+",redis="{role}"}} (\S+)', metrics)
             assert float(up) == 1.0 and float(used) > 100_000
             assert re.search(rf'kvstore_redis_memory_max_bytes{{node="[^"]+",redis="{role}"}} ', metrics)
+        # What the dashboard and the alert rules of kubernetes/monitoring/ read besides the task counters.
+        last_success = r'kvstore_background_task_last_success_timestamp_seconds{task="drain_audit_outbox"} \S+'
+        assert re.search(last_success, metrics)
+        assert re.search(r"^kvstore_audit_outbox_tenants 0\.0$", metrics, re.MULTILINE)
+        assert re.search(r'kvstore_worker_heartbeat_age_seconds{loop="scheduler"} \S+', metrics)
+        live = httpx.get(f"http://127.0.0.1:{consumer.metrics_port}/health/live", timeout=5)
+        assert (live.status_code, live.json()["status"]) == (200, "ok")
 
 
 @pytest.fixture
