@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /kv/watch to the routers below.
     app.include_router(flat_routes.router, prefix=prefix)
     app.include_router(health.router, prefix=prefix)
+    app.include_router(health.root_router)
     app.include_router(auth_routes.router, prefix=prefix)
     app.include_router(bucket_routes.router, prefix=prefix)
     app.include_router(watch_routes.router, prefix=prefix)

@@ -197,3 +197,15 @@ async def test_frozen_data_redis_gives_503_within_the_socket_timeout(own_data_se
         os.kill(pid, signal.SIGCONT)
     assert (await http.get(f"{AUTH}/me", headers=headers)).status_code == 200
     assert (await http.get("/api/v1/health/ready")).status_code == 200
+
+
+async def test_probes_answer_at_the_root_too_and_quarkus_paths_redirect(client):
+    """Kubernetes' and the earlier Quarkus store's paths: /health/live, /health/ready, /swagger-ui, /openapi."""
+    live = await client.get("/health/live")
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    docs = await client.get("/swagger-ui")
+    assert docs.status_code == 308 and docs.headers["location"] == "/docs"
+    schema = await client.get("/openapi")
+    assert schema.status_code == 308 and schema.headers["location"] == "/openapi.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
@@ -63,6 +63,15 @@ def install_docs(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc
             redoc_favicon_url=f"{base}{ASSETS_PATH}/favicon.png",
             with_google_fonts=False,
         )
+
+    # Where the earlier Quarkus store's users find its docs and schema (SmallRye's paths).
+    @app.get("/swagger-ui", include_in_schema=False)
+    async def swagger_ui_elsewhere(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"{root(request)}{docs_url}", status_code=308)
+
+    @app.get("/openapi", include_in_schema=False)
+    async def openapi_elsewhere(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"{root(request)}{app.openapi_url}", status_code=308)
 
     @app.get(f"{ASSETS_PATH}/{{name}}", include_in_schema=False)
     async def asset(name: str) -> FileResponse:

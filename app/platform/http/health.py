@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 router = APIRouter(tags=["health"])
+# The same probes at the root, where Kubernetes conventions (and the earlier Quarkus store) look for them.
+root_router = APIRouter(tags=["health"])
 
 
 async def _ping_queue(request: Request, timeout: float) -> dict[str, Any]:
@@ -32,11 +34,17 @@ async def _ping(client: Any, timeout: float) -> dict[str, Any]:
     return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
+@root_router.get("/health/live", summary="Liveness: the process answers (root alias)")
 @router.get("/health/live", summary="Liveness: the process answers")
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@root_router.get(
+    "/health/ready",
+    summary="Readiness: the data Redis answers (root alias)",
+    responses={503: {"description": "The data Redis does not answer"}},
+)
 @router.get(
     "/health/ready",
     summary="Readiness: the data Redis answers (a queue Redis outage shows as degraded)",

@@ -25,7 +25,15 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@=+~,/-]{1,128}$")
 def quiet_paths(api_prefix: str) -> frozenset[str]:
     """Scrapes and probes: not logged by default and not counted in request metrics."""
     return frozenset(
-        {"/metrics", "/health", f"{api_prefix}/health", f"{api_prefix}/health/live", f"{api_prefix}/health/ready"}
+        {
+            "/metrics",
+            "/health",
+            "/health/live",
+            "/health/ready",
+            f"{api_prefix}/health",
+            f"{api_prefix}/health/live",
+            f"{api_prefix}/health/ready",
+        }
     )
 
 

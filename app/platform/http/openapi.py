@@ -34,7 +34,7 @@ def _add(responses: dict[str, Any], *statuses: int) -> None:
 
 def document_error_responses(schema: dict[str, Any], api_prefix: str) -> None:
     """Add the statuses of the shared layers to every operation of ``schema`` (in place)."""
-    liveness_paths = {"/health", f"{api_prefix}/health/live"}
+    liveness_paths = {"/health", "/health/live", f"{api_prefix}/health/live"}
     for path, item in schema.get("paths", {}).items():
         for method in METHODS:
             operation = item.get(method)
