@@ -81,14 +81,15 @@ class Follower:
 
     def run(self) -> int:
         args = self.ctx.args
-        backlog = items_of(self.get(limit=args.limit or DEFAULT_FOLLOW_BACKLOG), "items")
-        if backlog:
-            self.last = position(backlog[0].get("id"))
-        elif self.filters:
-            # Nothing matches yet: start after the newest event of any kind, so that a poll never
-            # scans the whole trail for a sparse filter.
+        head = (0, 0)
+        if self.filters:
+            # Where the whole trail stands, read first: when nothing matches yet, the follow starts
+            # there (a poll never scans the whole trail for a sparse filter), and an event recorded
+            # between the two reads is still after it.
             newest = items_of(self.ctx.client.call("GET", AUDIT, params={"limit": 1}), "items")
-            self.last = position(newest[0].get("id")) if newest else (0, 0)
+            head = position(newest[0].get("id")) if newest else (0, 0)
+        backlog = items_of(self.get(limit=args.limit or DEFAULT_FOLLOW_BACKLOG), "items")
+        self.last = position(backlog[0].get("id")) if backlog else head
         if not self.ctx.out.json_mode:
             self.ctx.out.line("  ".join(HEADERS))
         self.show(backlog)

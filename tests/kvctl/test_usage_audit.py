@@ -123,5 +123,5 @@ def test_audit_follow_with_a_filter_that_matches_nothing_yet_starts_at_the_newes
     monkeypatch.setattr(audit, "pause", stop)
     result = kvctl(["--json", "audit", "-f", "--action", "auth.login"], server)
     assert result.code == 130
-    assert [dict(r.url.params) for r in result.requests] == [{"action": "auth.login", "limit": "10"}, {"limit": "1"}]
+    assert [dict(r.url.params) for r in result.requests] == [{"limit": "1"}, {"action": "auth.login", "limit": "10"}]
     assert result.out == ""
