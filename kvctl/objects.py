@@ -390,7 +390,8 @@ class MultipartUpload:
         try:
             for number in range(1, count + 1):
                 offset, length = self.part_range(number)
-                if received.get(number) == (length, file_sha256(self.source, offset, length)):
+                held = received.get(number)
+                if held is not None and held == (length, file_sha256(self.source, offset, length)):
                     self.progress.advance(length)  # the server has this part already
                     continue
                 self.send_part(upload_id, number, offset, length)
@@ -494,7 +495,12 @@ def cmd_get(ctx: Context) -> int:
         progress = Progress(ctx.out, label, int(length) if length and length.isdigit() else None)
         if target is not None:
             temporary = target.with_name(f".{target.name}.kvctl-{os.getpid()}")
-            with temporary.open("wb") as sink:
+            try:
+                sink = temporary.open("wb")
+            except OSError as exc:
+                temporary = None
+                raise CliError(f"cannot write {target}: {exc.strerror}") from exc
+            with sink:
                 received, digest = copy_body(response, sink, progress)
         else:
             ctx.out.stdout.flush()

@@ -374,3 +374,27 @@ def test_progress_bar_only_on_a_terminal(kvctl, big, monkeypatch) -> None:
     drawn = terminal.getvalue()
     assert "\r\x1b[2Kphotos/big.bin 100% [########################] 1.0 KiB/1.0 KiB" in drawn
     assert drawn.endswith("\r\x1b[2K")  # the bar is cleared before the result is printed
+
+
+def test_objects_alone_lists_the_object_buckets(kvctl) -> None:
+    result = kvctl(["--json", "objects"], lambda r: httpx.Response(200, json={"items": []}))
+    assert (result.code, result.requests[0].url.path) == (0, "/api/v1/objects/buckets")
+
+
+def test_get_into_a_missing_directory_is_one_line(kvctl, tmp_path: Path) -> None:
+    result = kvctl(["objects", "get", "photos", "x", "-o", str(tmp_path / "no" / "f")], object_answer(b"x"))
+    assert (result.code, result.err) == (1, f"error: cannot write {tmp_path / 'no' / 'f'}: No such file or directory\n")
+
+
+def test_a_fresh_upload_reads_each_part_once(kvctl, big, monkeypatch) -> None:
+    hashed: list[int] = []
+    real = objects.file_sha256
+
+    def counting(path: Path, offset: int = 0, length: int | None = None) -> str:
+        hashed.append(offset)
+        return real(path, offset, length)
+
+    monkeypatch.setattr(objects, "file_sha256", counting)
+    argv = ["objects", "put", "photos", "big.bin", str(big), "--multipart-threshold", "1K", "--part-size", "400"]
+    assert kvctl(argv, FakeMultipart()).code == 0
+    assert hashed == []  # no part hashed beforehand: only those the server holds when resuming
