@@ -372,6 +372,13 @@ class MultipartUpload:
         self.state_key = f"{ctx.url} {ctx.args.bucket_name} {ctx.args.name}"
         stat = source.stat()
         self.identity = (str(source.resolve()), size, stat.st_mtime_ns, self.part_size)
+        self.expires_at = "its expiry (24 h by default)"
+
+    def note(self, text: str) -> None:
+        """A message on its own line, not over the progress bar (redrawn on the next bytes)."""
+        if self.progress.enabled:
+            self.ctx.out.end_progress()
+        self.ctx.out.note(text)
 
     def part_count(self) -> int:
         return max(1, -(-self.size // self.part_size))
@@ -385,6 +392,7 @@ class MultipartUpload:
         if upload_id is None:
             created = self.client.call("POST", f"{self.path}/uploads", headers=self.headers)
             upload_id = str(created["upload_id"])
+            self.expires_at = str(created.get("expires_at") or self.expires_at)
             self.remember(upload_id)
         count = self.part_count()
         try:
@@ -402,12 +410,15 @@ class MultipartUpload:
                 headers=self.conditions,
             )
         except (ConnectionFailed, KeyboardInterrupt):
-            self.ctx.out.note(
-                f"upload {upload_id} kept for 24 h: run the same command again to send only the missing parts"
+            self.note(
+                f"upload {upload_id} kept until {self.expires_at}: "
+                "run the same command again to send only the missing parts"
             )
             raise
         except CliError as exc:
-            if not (isinstance(exc, ApiError) and exc.status == 412):  # a failed condition: the parts stay
+            if isinstance(exc, ApiError) and exc.status == 412:
+                self.note(f"upload {upload_id} kept until {self.expires_at}: run again without the failed condition")
+            else:
                 with contextlib.suppress(CliError):
                     self.client.request("DELETE", f"{self.path}/uploads/{segment(upload_id)}")
                 self.forget()
@@ -425,7 +436,7 @@ class MultipartUpload:
             except ConnectionFailed as exc:
                 if attempt == PART_ATTEMPTS:
                     raise
-                self.ctx.out.note(f"part {number}: {exc.message}; sending it again")
+                self.note(f"part {number}: {exc.message}; sending it again")
                 pause(0.5 * 2**attempt)
         if part.get("sha256") != body.sha256() or part.get("size") != length:
             raise CliError(f"part {number} arrived damaged (sha256 {part.get('sha256')}, sent {body.sha256()})")
@@ -450,7 +461,8 @@ class MultipartUpload:
                 return None, {}
             raise
         received = {int(p["part_number"]): (int(p["size"]), str(p["sha256"])) for p in upload.get("parts", [])}
-        self.ctx.out.note(f"resuming upload {pending.upload_id}: the server has {len(received)} part(s)")
+        self.expires_at = str(upload.get("expires_at") or self.expires_at)
+        self.note(f"resuming upload {pending.upload_id}: the server has {len(received)} part(s)")
         return pending.upload_id, received
 
     def remember(self, upload_id: str) -> None:

@@ -43,7 +43,7 @@ class FakeMultipart:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if request.method == "POST" and path.endswith("/uploads"):
-            return httpx.Response(201, json={"upload_id": "up1", "parts": []})
+            return httpx.Response(201, json={"upload_id": "up1", "parts": [], "expires_at": "2026-01-02T00:00:00Z"})
         if request.method == "GET" and path.endswith("/uploads/up1"):
             parts = [{"part_number": n, "size": len(b), "sha256": sha(b)} for n, b in sorted(self.parts.items())]
             return httpx.Response(200, json={"upload_id": "up1", "parts": parts})
@@ -168,7 +168,7 @@ def test_an_interrupted_upload_resumes_with_the_missing_parts_only(kvctl, big, c
     argv = ["objects", "put", "photos", "big.bin", str(big), "--multipart-threshold", "1K", "--part-size", "400"]
     first = kvctl(argv, server)
     assert first.code == 2  # the connection's code
-    assert "upload up1 kept for 24 h: run the same command again" in first.err
+    assert "upload up1 kept until 2026-01-02T00:00:00Z: run the same command again" in first.err
     assert not server.aborted
     saved = json.loads(config_file.read_text())["uploads"]
     assert [record["upload_id"] for record in saved.values()] == ["up1"]
@@ -398,3 +398,21 @@ def test_a_fresh_upload_reads_each_part_once(kvctl, big, monkeypatch) -> None:
     argv = ["objects", "put", "photos", "big.bin", str(big), "--multipart-threshold", "1K", "--part-size", "400"]
     assert kvctl(argv, FakeMultipart()).code == 0
     assert hashed == []  # no part hashed beforehand: only those the server holds when resuming
+
+
+def test_a_failed_condition_keeps_the_parts_for_a_retry_without_it(kvctl, big, config_file) -> None:
+    server = FakeMultipart()
+
+    def precondition(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/complete") and "If-Match" in request.headers:
+            return problem(412, "precondition_failed", "The object does not match If-Match")
+        return server(request)
+
+    argv = ["objects", "put", "photos", "big.bin", str(big), "--multipart-threshold", "1K", "--part-size", "400"]
+    refused = kvctl([*argv, "--if-match", "abc"], precondition)
+    assert refused.code == 1
+    assert "upload up1 kept until 2026-01-02T00:00:00Z: run again without the failed condition" in refused.err
+    assert not server.aborted
+    done = kvctl(argv, precondition)
+    assert done.code == 0, done.err
+    assert [r.method for r in done.requests] == ["GET", "POST"]  # every part was there: only the completion
