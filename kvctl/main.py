@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("-o", "--output", metavar="PATH", help="write to this file (default: stdout)")
     p.add_argument("--range", metavar="FIRST-LAST", help="only these bytes: 0-1023, 1024- or -500 (the last 500)")
+    p.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="do not continue an interrupted download to -o PATH"
+    )
     p = command("ls", "list object buckets, or a bucket's objects", objects.cmd_ls, under=objects_sub)
     p.add_argument("bucket_name", metavar="BUCKET", nargs="?")
     p.add_argument("--prefix")

@@ -494,57 +494,140 @@ def range_header(spec: str) -> str:
 
 
 def cmd_get(ctx: Context) -> int:
-    """Stream the object to -o PATH (written beside it, then renamed: never a half file under that
-    name) or to stdout. A whole object's bytes are checked against its ETag (SHA-256)."""
+    """Stream the object to stdout, or to -o PATH through a partial file beside it, renamed only
+    when complete: PATH is never a half or damaged file. A whole object's bytes are checked against
+    its ETag (SHA-256)."""
     args = ctx.args
-    headers = {"Range": range_header(args.range)} if args.range else None
-    label = f"{args.bucket_name}/{args.name}"
-    response = ctx.client.open_stream("GET", object_path(args.bucket_name, args.name), headers=headers)
     target = Path(args.output) if args.output and args.output != "-" else None
-    temporary: Path | None = None
+    if target is not None:
+        return Download(ctx, target).run()
+    headers = {"Range": range_header(args.range)} if args.range else None
+    response = ctx.client.open_stream("GET", object_path(args.bucket_name, args.name), headers=headers)
     try:
-        length = response.headers.get("content-length")
-        progress = Progress(ctx.out, label, int(length) if length and length.isdigit() else None)
-        if target is not None:
-            temporary = target.with_name(f".{target.name}.kvctl-{os.getpid()}")
-            try:
-                sink = temporary.open("wb")
-            except OSError as exc:
-                temporary = None
-                raise CliError(f"cannot write {target}: {exc.strerror}") from exc
-            with sink:
-                received, digest = copy_body(response, sink, progress)
-        else:
-            ctx.out.stdout.flush()
-            received, digest = copy_body(response, ctx.out.stdout.buffer, progress)
+        progress = Progress(ctx.out, f"{args.bucket_name}/{args.name}", content_length(response))
+        ctx.out.stdout.flush()
+        received, digest = copy_body(response, ctx.out.stdout.buffer, progress, hashlib.sha256())
         progress.finish()
-        if length and length.isdigit() and received != int(length):
-            raise CliError(f"the transfer of {label} was cut short: {received} of {length} bytes")
-        expected = etag_sha256(response.headers.get("etag"))
-        if response.status_code == 200 and expected and digest != expected:
-            raise CliError(f"{label} arrived damaged: sha256 {digest}, the object's is {expected}")
-        if temporary is not None and target is not None:
-            os.replace(temporary, target)
-            temporary = None
+        check_body(ctx, response, received, digest.hexdigest())
     finally:
         response.close()
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-    if target is not None:
-        span = response.headers.get("content-range")
-        if ctx.out.json_mode:
-            info = {"bucket": args.bucket_name, "name": args.name, "path": str(target), "bytes": received}
-            ctx.out.data({**info, "etag": response.headers.get("etag"), "content_range": span})
-        else:
-            ctx.out.line(f"saved {label} to {target} ({received} bytes{', ' + span if span else ''})")
     return EXIT_OK
 
 
-def copy_body(response: httpx.Response, sink: BinaryIO, progress: Progress) -> tuple[int, str]:
-    digest = hashlib.sha256()
+def content_length(response: httpx.Response) -> int | None:
+    length = response.headers.get("content-length", "")
+    return int(length) if length.isdigit() else None
+
+
+def check_body(
+    ctx: Context, response: httpx.Response, received: int, digest: str | None, *, whole: bool = False
+) -> None:
+    """The body was as long as announced and, for a whole object, hashes to its ETag."""
+    label = f"{ctx.args.bucket_name}/{ctx.args.name}"
+    length = content_length(response)
+    if length is not None and received != length:
+        raise CliError(f"the transfer of {label} was cut short: {received} of {length} bytes")
+    expected = etag_sha256(response.headers.get("etag"))
+    if (whole or response.status_code == 200) and expected and digest != expected:
+        raise CliError(f"{label} arrived damaged: sha256 {digest}, the object's is {expected}")
+
+
+class Download:
+    """``objects get -o PATH``: bytes go to ``.PATH.kvctl-part``. When the transfer breaks (or
+    Ctrl-C), the partial file and the object's ETag stay, and the same command asks for the rest
+    only (Range + If-Range: if the object changed meanwhile the server sends it whole)."""
+
+    def __init__(self, ctx: Context, target: Path) -> None:
+        self.ctx = ctx
+        self.args = ctx.args
+        self.target = target
+        self.partial = target.with_name(f".{target.name}.kvctl-part")
+        self.tag_file = target.with_name(f".{target.name}.kvctl-part.etag")
+        self.resumable = not self.args.range and self.args.resume
+        self.path = object_path(self.args.bucket_name, self.args.name)
+
+    def open(self) -> tuple[httpx.Response, int]:
+        """The response, and the bytes of the partial file it continues (0: from the start)."""
+        if self.args.range:
+            return self.ctx.client.open_stream("GET", self.path, headers={"Range": range_header(self.args.range)}), 0
+        offset, etag = 0, ""
+        if self.resumable and self.partial.is_file() and self.tag_file.is_file():
+            offset, etag = self.partial.stat().st_size, self.tag_file.read_text().strip()
+        if not (offset and etag):
+            return self.ctx.client.open_stream("GET", self.path), 0
+        try:
+            response = self.ctx.client.open_stream(
+                "GET", self.path, headers={"Range": f"bytes={offset}-", "If-Range": etag}
+            )
+        except ApiError as exc:
+            if exc.status != 416:
+                raise
+            self.discard()  # the partial file is as long as the object, or longer: start afresh
+            return self.ctx.client.open_stream("GET", self.path), 0
+        if response.status_code != 206:
+            return response, 0  # the object changed: the server sends it whole
+        if not response.headers.get("content-range", "").startswith(f"bytes {offset}-"):
+            response.close()
+            raise CliError(f"the server answered another range than bytes={offset}-")
+        self.ctx.out.note(f"resuming the download of {self.args.bucket_name}/{self.args.name} after {offset} bytes")
+        return response, offset
+
+    def run(self) -> int:
+        args = self.args
+        label = f"{args.bucket_name}/{args.name}"
+        response, offset = self.open()
+        keep = False
+        try:
+            length = content_length(response)
+            progress = Progress(self.ctx.out, label, offset + length if length is not None else None)
+            progress.advance(offset)
+            digest = hashlib.sha256()
+            if offset:
+                with self.partial.open("rb") as handle:
+                    while piece := handle.read(PIECE):
+                        digest.update(piece)
+            try:
+                if self.resumable:
+                    self.tag_file.write_text(response.headers.get("etag", ""))
+                sink = self.partial.open("ab" if offset else "wb")
+            except OSError as exc:
+                raise CliError(f"cannot write {self.target}: {exc.strerror}") from exc
+            try:
+                with sink:
+                    received, digest = copy_body(response, sink, progress, digest)
+            except (ConnectionFailed, KeyboardInterrupt):
+                keep = self.resumable and self.partial.is_file() and self.partial.stat().st_size > 0
+                if keep:
+                    progress.finish()
+                    self.ctx.out.note(f"the partial download stays in {self.partial}: run the same command again")
+                raise
+            progress.finish()
+            check_body(self.ctx, response, received, digest.hexdigest(), whole=bool(offset))
+            os.replace(self.partial, self.target)
+            self.tag_file.unlink(missing_ok=True)
+        finally:
+            response.close()
+            if not keep:
+                self.discard()
+        span = response.headers.get("content-range") if args.range else None
+        size = offset + received
+        if self.ctx.out.json_mode:
+            info = {"bucket": args.bucket_name, "name": args.name, "path": str(self.target), "bytes": size}
+            self.ctx.out.data({**info, "etag": response.headers.get("etag"), "content_range": span})
+        else:
+            self.ctx.out.line(f"saved {label} to {self.target} ({size} bytes{', ' + span if span else ''})")
+        return EXIT_OK
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
+        self.tag_file.unlink(missing_ok=True)
+
+
+def copy_body(response: httpx.Response, sink: BinaryIO, progress: Progress, digest: Any) -> tuple[int, Any]:
+    """Copy the body PIECE by PIECE into ``sink`` and ``digest``; a broken transfer is ConnectionFailed."""
     received = 0
     try:
-        for piece in response.iter_bytes(PIECE):
+        for piece in response.iter_bytes():  # as they arrive: a broken transfer keeps all it got
             sink.write(piece)
             digest.update(piece)
             received += len(piece)
@@ -552,4 +635,4 @@ def copy_body(response: httpx.Response, sink: BinaryIO, progress: Progress) -> t
     except httpx.TransportError as exc:
         raise ConnectionFailed(f"the transfer broke after {received} bytes: {exc or exc.__class__.__name__}") from exc
     sink.flush()
-    return received, digest.hexdigest()
+    return received, digest

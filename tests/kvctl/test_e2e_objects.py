@@ -154,6 +154,40 @@ def test_an_interrupted_multipart_upload_resumes(api: ApiProcess, cli: Kvctl, tm
     assert sha256(copy) == sha256(blob)
 
 
+def test_an_interrupted_download_continues(api: ApiProcess, cli: Kvctl, tmp_path: Path) -> None:
+    """The server goes away mid-download: the partial file stays (PATH is not created) and the same
+    command fetches only the rest (Range + If-Range), checked as a whole against the ETag."""
+    assert cli("objects", "buckets", "create", "dl").code == 0
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(os.urandom(96 * MiB))
+    assert cli("objects", "put", "dl", "blob.bin", str(blob)).code == 0
+    proxy = TcpProxy(api.port)
+    through = Kvctl(proxy.url, tmp_path / "through.json")
+    assert through("login", "-u", cli.username).code == 0
+    copy, partial = tmp_path / "copy.bin", tmp_path / ".copy.bin.kvctl-part"
+    download = through.start("objects", "get", "dl", "blob.bin", "-o", str(copy))
+    try:
+        deadline = time.monotonic() + 30
+        while not (partial.exists() and partial.stat().st_size > 0):
+            assert time.monotonic() < deadline and download.process.poll() is None, download.stderr
+            time.sleep(0.002)
+        proxy.pause()
+        proxy.drop()
+        assert download.process.wait(30) == 2, download.stderr
+        assert not copy.exists()
+        kept = partial.stat().st_size
+        assert 0 < kept < 96 * MiB
+        proxy.resume()
+        resumed = through("objects", "get", "dl", "blob.bin", "-o", str(copy))
+    finally:
+        download.stop()
+        proxy.close()
+    assert resumed.code == 0, resumed.err
+    assert f"resuming the download of dl/blob.bin after {kept} bytes" in resumed.err
+    assert sha256(copy) == sha256(blob)
+    assert not partial.exists()
+
+
 def peak_rss_kib(cli: Kvctl, *args: str) -> int:
     """Run kvctl in a child that reports its own peak RSS (KiB) on its last stderr line."""
     code = (  # VmHWM, not ru_maxrss: that one keeps the forking test process's peak across exec

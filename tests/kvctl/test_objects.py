@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -416,3 +416,68 @@ def test_a_failed_condition_keeps_the_parts_for_a_retry_without_it(kvctl, big, c
     done = kvctl(argv, precondition)
     assert done.code == 0, done.err
     assert [r.method for r in done.requests] == ["GET", "POST"]  # every part was there: only the completion
+
+
+class BreaksAfter(httpx.SyncByteStream):
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+        raise httpx.ReadError("connection reset by peer")
+
+
+def test_a_broken_download_continues_where_it_stopped(kvctl, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 40
+    etag = f'"{sha(data)}"'
+    target = tmp_path / "copy.bin"
+    argv = ["objects", "get", "photos", "x", "-o", str(target)]
+
+    def breaking(request: httpx.Request) -> httpx.Response:
+        headers = {"ETag": etag, "Content-Length": str(len(data))}
+        return httpx.Response(200, headers=headers, stream=BreaksAfter(data[:4000]))
+
+    first = kvctl(argv, breaking)
+    assert first.code == 2
+    partial = tmp_path / ".copy.bin.kvctl-part"
+    assert f"the partial download stays in {partial}: run the same command again" in first.err
+    assert partial.read_bytes() == data[:4000] and not target.exists()
+
+    def rest(request: httpx.Request) -> httpx.Response:
+        start = int(request.headers["Range"].removeprefix("bytes=").removesuffix("-"))
+        span = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        return httpx.Response(206, content=data[start:], headers={"ETag": etag, "Content-Range": span})
+
+    second = kvctl(argv, rest)
+    assert second.code == 0, second.err
+    (request,) = second.requests
+    assert (request.headers["Range"], request.headers["If-Range"]) == ("bytes=4000-", etag)
+    assert "resuming the download of photos/x after 4000 bytes" in second.err
+    assert target.read_bytes() == data  # and its SHA-256 checked against the ETag, the first 4000 bytes included
+    assert second.out == f"saved photos/x to {target} ({len(data)} bytes)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.bin", "kvctl"]
+
+
+def test_a_download_resumed_over_a_changed_object_starts_afresh(kvctl, tmp_path: Path) -> None:
+    target = tmp_path / "copy.bin"
+    (tmp_path / ".copy.bin.kvctl-part").write_bytes(b"old bytes")
+    (tmp_path / ".copy.bin.kvctl-part.etag").write_text('"old"')
+    result = kvctl(["objects", "get", "photos", "x", "-o", str(target)], object_answer(b"the new version"))
+    assert result.code == 0, result.err
+    assert result.requests[0].headers["If-Range"] == '"old"'
+    assert target.read_bytes() == b"the new version"  # the server sent it whole (200): nothing appended
+
+
+def test_a_damaged_resumed_download_is_discarded(kvctl, tmp_path: Path) -> None:
+    target = tmp_path / "copy.bin"
+    (tmp_path / ".copy.bin.kvctl-part").write_bytes(b"XXXX")  # not the object's first bytes
+    (tmp_path / ".copy.bin.kvctl-part.etag").write_text(f'"{sha(b"abcdefgh")}"')
+
+    def rest(request: httpx.Request) -> httpx.Response:
+        headers = {"ETag": f'"{sha(b"abcdefgh")}"', "Content-Range": "bytes 4-7/8"}
+        return httpx.Response(206, content=b"efgh", headers=headers)
+
+    result = kvctl(["objects", "get", "photos", "x", "-o", str(target)], rest)
+    assert result.code == 1
+    assert "photos/x arrived damaged" in result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kvctl"]  # the next attempt starts afresh
