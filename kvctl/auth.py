@@ -133,6 +133,10 @@ def cmd_passwd(ctx: Context) -> int:
 
 
 def cmd_whoami(ctx: Context) -> int:
+    if ctx.store.session(ctx.url) is None:
+        # Without a session there is nothing to send; still, "not logged in" would mislead when the
+        # server is not even there (a wrong --url, the API down): ask it first, unauthenticated.
+        ctx.client.transmit(ctx.client.http.build_request("GET", "/health/live")).close()  # exit 2 if unreachable
     me = ctx.client.call("GET", f"{API}/auth/me")
     if ctx.out.json_mode:
         ctx.out.data({**me, "url": ctx.url})

@@ -11,16 +11,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kvctl.errors import CliError
+from filelock import FileLock, Timeout
 
-try:  # POSIX only; without it two kvctl processes could refresh the same token at once
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from kvctl.errors import CliError
 
 CONFIG_ENV = "KVCTL_CONFIG"
 URL_ENV = "KVCTL_URL"
 DEFAULT_URL = "http://127.0.0.1:8000"
+# How long a kvctl waits for another one that holds the session file's lock (a refresh takes one request).
+LOCK_TIMEOUT_SECONDS = 60.0
 
 
 def config_path() -> Path:
@@ -88,20 +87,24 @@ class ConfigStore:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """An exclusive lock between kvctl processes (a refresh token may be used only once)."""
-        if fcntl is None:  # pragma: no cover - Windows
-            yield
-            return
+        """An exclusive lock between kvctl processes (a refresh token may be used only once), on
+        POSIX and Windows alike (filelock: flock, or msvcrt's locking)."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            lock = FileLock(lock_path, timeout=LOCK_TIMEOUT_SECONDS, mode=0o600)
+            lock.acquire()
+        except Timeout as exc:
+            raise CliError(
+                f"another kvctl holds the lock {lock_path} for more than {LOCK_TIMEOUT_SECONDS:g} s; "
+                "if none is running, delete that file"
+            ) from exc
         except OSError as exc:
             raise CliError(f"cannot lock config file {self.path}: {exc.strerror}") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            os.close(fd)  # closing releases the lock
+            lock.release()
 
     def session(self, url: str) -> Session | None:
         raw = self.load().get("servers", {}).get(normalize_url(url))

@@ -8,12 +8,13 @@ import sys
 
 import httpx
 
-from kvctl import auth, buckets, keys, presign, watch
+from kvctl import audit, auth, buckets, keys, objects, presign, usage, watch
 from kvctl.client import DEFAULT_BUCKET
 from kvctl.config import CONFIG_ENV, URL_ENV, ConfigStore, resolve_url
 from kvctl.context import Context
 from kvctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, CliError
 from kvctl.output import Output
+from kvctl.progress import parse_size
 
 EPILOG = f"""\
 environment: {URL_ENV} (server URL), {CONFIG_ENV} (config file, default ~/.config/kvctl/config.json),
@@ -37,6 +38,13 @@ def positive_int(text: str) -> int:
     if value == 0:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_float(text: str) -> float:
@@ -185,9 +193,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
-    objects_parser = command("objects", "the object store", None)
-    objects_sub = objects_parser.add_subparsers(dest="objects_command", metavar="ACTION", required=True)
+    # kvctl objects ...: more object commands register under objects_sub (command(..., under=objects_sub)).
+    objects_parser = command("objects", "object buckets and objects: put, get, ls, rm, verify", objects.cmd_ls)
+    objects_parser.set_defaults(bucket_name=None, prefix=None, limit=None, cursor=None, all_pages=False)
+    objects_parser.set_defaults(names_only=False)
+    objects_sub = objects_parser.add_subparsers(dest="objects_command", metavar="ACTION")
+    p = command("put", "upload a file (- for stdin); multipart above the threshold", objects.cmd_put, under=objects_sub)
+    p.add_argument("bucket_name", metavar="BUCKET")
+    p.add_argument("name", metavar="NAME", help="the object's name ('/' allowed)")
+    p.add_argument("path", metavar="PATH", help="the file to upload, - for stdin")
+    p.add_argument("--content-type", help="default: guessed from PATH's name, else application/octet-stream")
+    p.add_argument("--description")
+    p.add_argument("--meta", action="append", default=[], metavar="NAME=VALUE", help="X-Object-Meta-*; repeatable")
+    p.add_argument("--if-match", metavar="SHA256", help="replace only this version (its sha256 or ETag)")
+    p.add_argument("--create", action="store_true", help="only if the object does not exist")
+    p.add_argument(
+        "--multipart-threshold",
+        type=size,
+        default=objects.DEFAULT_MULTIPART_THRESHOLD,
+        metavar="SIZE",
+        help="files larger than this go up in parts (default 64MiB)",
+    )
+    p.add_argument("--part-size", type=size, default=objects.DEFAULT_PART_SIZE, metavar="SIZE", help="default 16MiB")
+    p.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="start afresh instead of resuming an unfinished upload"
+    )
+    p = command("get", "download an object to a file or stdout", objects.cmd_get, under=objects_sub)
+    p.add_argument("bucket_name", metavar="BUCKET")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-o", "--output", metavar="PATH", help="write to this file (default: stdout)")
+    p.add_argument("--range", metavar="FIRST-LAST", help="only these bytes: 0-1023, 1024- or -500 (the last 500)")
+    p.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="do not continue an interrupted download to -o PATH"
+    )
+    p = command("ls", "list object buckets, or a bucket's objects", objects.cmd_ls, under=objects_sub)
+    p.add_argument("bucket_name", metavar="BUCKET", nargs="?")
+    p.add_argument("--prefix")
+    p.add_argument("--limit", type=positive_int, help="objects per page (at most 1000)")
+    p.add_argument("--cursor", help="continue from a previous page's next_cursor")
+    p.add_argument("--all-pages", action="store_true", help="follow next_cursor to the end")
+    p.add_argument("-q", "--names-only", action="store_true", help="print object names only")
+    p = command("rm", "delete objects", objects.cmd_rm, under=objects_sub)
+    p.add_argument("bucket_name", metavar="BUCKET")
+    p.add_argument("names", metavar="NAME", nargs="+")
+    p.add_argument("--if-match", metavar="SHA256", help="delete only this version")
+    p = command("verify", "rehash an object's stored chunks (exit 1 if damaged)", objects.cmd_verify, under=objects_sub)
+    p.add_argument("bucket_name", metavar="BUCKET")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--file", metavar="PATH", help="also compare with this local file")
     presign.add_presign_command(command, objects_sub)
+    p = command("buckets", "list, create or delete object buckets", objects.cmd_buckets_list, under=objects_sub)
+    object_bucket_sub = p.add_subparsers(dest="object_bucket_command", metavar="ACTION")
+    command("list", "list object buckets (the default action)", objects.cmd_buckets_list, under=object_bucket_sub)
+    p = command("create", "create an object bucket", objects.cmd_buckets_create, under=object_bucket_sub)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--description")
+    p.add_argument("--chunk-size", type=size, metavar="SIZE", help="64KiB to 8MiB (default 1MiB)")
+    p.add_argument("--max-object-size", type=size, metavar="SIZE")
+    p = command("delete", "delete an object bucket", objects.cmd_buckets_delete, under=object_bucket_sub)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--force", action="store_true", help="delete its objects too (refused if not empty otherwise)")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    command("usage", "what the tenant uses, against its limits", usage.cmd_usage)
+
+    p = command("audit", "the tenant's audit trail, newest first", audit.cmd_audit)
+    p.add_argument("--action", help="only this action, e.g. kv.put_key")
+    p.add_argument("--key", help="only events on this key or object")
+    p.add_argument("--limit", type=positive_int, help="events per page (default 50)")
+    p.add_argument("--cursor", help="continue from a previous page's next_cursor (older events)")
+    p.add_argument("--all-pages", action="store_true", help="follow next_cursor to the oldest event")
+    p.add_argument("-f", "--follow", action="store_true", help="print new events as they are recorded (Ctrl-C stops)")
+    p.add_argument("--interval", type=positive_float, default=2.0, help="seconds between polls of --follow (2)")
     return parser
 
 

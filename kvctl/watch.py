@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from kvctl.client import ApiClient, KVPaths
 from kvctl.context import Context
@@ -33,55 +33,13 @@ def pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-@dataclass
-class SseEvent:
-    event: str
-    data: str
-    id: str | None = None
-
-
-class SseParser:
-    """The Server-Sent Events line protocol (WHATWG HTML §9.2.6), one line at a time."""
-
-    def __init__(self) -> None:
-        self.retry_ms: int | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self._event = ""
-        self._data: list[str] = []
-        self._id: str | None = None
-
-    def feed(self, line: str) -> SseEvent | None:
-        if line == "":
-            event = None
-            if self._data or self._event:
-                event = SseEvent(event=self._event or "message", data="\n".join(self._data), id=self._id)
-            elif self._id is not None:
-                # An id without data (the server's heartbeat after filtered-out changes): nothing to
-                # dispatch, but the position to resume from moves on.
-                event = SseEvent(event="", data="", id=self._id)
-            self._reset()
-            return event
-        if line.startswith(":"):
-            return None  # a comment: the server's heartbeat
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        elif name == "id" and "\0" not in value:
-            self._id = value
-        elif name == "retry" and value.isdigit():
-            self.retry_ms = int(value)
-        return None
-
-    def parse(self, lines: Iterable[str]) -> Iterator[SseEvent]:
-        for line in lines:
-            event = self.feed(line)
-            if event is not None:
-                yield event
+def events_of(response: httpx.Response) -> Iterator[ServerSentEvent]:
+    """The events of one connection, decoded by httpx-sse (WHATWG HTML §9.2.6); a 200 that is not
+    an event stream (a proxy's page) is an error, not something to retry."""
+    try:
+        yield from EventSource(response).iter_sse()
+    except SSEError as exc:
+        raise CliError(f"{response.request.url} did not answer with an event stream: {exc}") from exc
 
 
 def revision_of(value: str | None) -> int | None:
@@ -146,7 +104,7 @@ class Watcher:
         self.sleep = sleep or pause
         self.printed = 0
         self.last_revision: int | None = None
-        self.parser = SseParser()
+        self.retry_ms: int | None = None  # the server's `retry:` advice
 
     def request_args(self) -> tuple[dict[str, Any], dict[str, str]]:
         """Query and headers of the next connection: resume after the last revision seen."""
@@ -201,15 +159,17 @@ class Watcher:
 
     def backoff(self, failures: int) -> float:
         base = INITIAL_BACKOFF_SECONDS
-        if self.parser.retry_ms is not None:
-            base = max(base, self.parser.retry_ms / 1000)
+        if self.retry_ms is not None:
+            base = max(base, self.retry_ms / 1000)
         delay = min(MAX_BACKOFF_SECONDS, base * 2**failures)
         jittered: float = delay * random.uniform(0.8, 1.2)  # jitter: many watchers do not reconnect in lockstep
         return jittered
 
     def consume(self, response: httpx.Response) -> tuple[str, str]:
         """Print the events of one connection; returns (outcome, reason): done | now | lost."""
-        for event in self.parser.parse(response.iter_lines()):
+        for event in events_of(response):
+            if event.retry is not None:
+                self.retry_ms = event.retry
             try:
                 data = json.loads(event.data) if event.data else None
             except ValueError:
@@ -220,8 +180,8 @@ class Watcher:
                 continue  # printed before the reconnect
             if revision is not None and (self.last_revision is None or revision > self.last_revision):
                 self.last_revision = revision
-            if event.event == "":
-                continue  # only moved the resume position
+            if event.event == "message" and not event.data:
+                continue  # an id without data (the heartbeat after filtered-out changes): only moved the position
             if event.event == "error":
                 return self.on_error(data)
             self.show(event, data)
@@ -252,9 +212,9 @@ class Watcher:
             return "now", detail
         return "lost", f"{detail} ({code})" if code else detail
 
-    def show(self, event: SseEvent, data: Any) -> None:
+    def show(self, event: ServerSentEvent, data: Any) -> None:
         if self.out.json_mode:
-            self.out.event({"event": event.event, "id": event.id, "data": data})
+            self.out.event({"event": event.event, "id": event.id or None, "data": data})
         elif event.event == "ready":
             info = data if isinstance(data, dict) else {}
             why = " (the revision asked for is no longer kept)" if info.get("reason") == "trimmed" else ""

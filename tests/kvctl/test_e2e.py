@@ -170,6 +170,9 @@ def test_unreachable_server_exits_2(tmp_path: Path) -> None:
     assert run.code == 2
     assert run.err.startswith("error: cannot connect to http://127.0.0.1:")
     assert "Traceback" not in run.err
+    whoami = cli("whoami")  # no session either: the server's absence is what the user must hear
+    assert whoami.code == 2
+    assert whoami.err.startswith("error: cannot connect to http://127.0.0.1:")
 
 
 def wait_until_watching(kvctl: Kvctl, watcher: LiveProcess) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from kvctl.client import KVPaths
@@ -10,6 +12,7 @@ from kvctl.keys import parse_json_or_text, parse_put_tags, parse_tag_filters
 from kvctl.main import build_parser
 from kvctl.output import format_tags, format_ttl, format_value
 from kvctl.watch import format_event
+from tests.support.paths import REPO
 
 
 def test_global_options_work_before_and_after_the_command() -> None:
@@ -121,3 +124,30 @@ def test_url_order_is_flag_env_last_login_default(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("KVCTL_URL", "http://env:2")
     assert resolve_url(None, store) == "http://env:2"
     assert resolve_url("flag:3", store) == "http://flag:3"
+
+
+def readme_kvctl_commands() -> list[str]:
+    """Every `kvctl ...` line of the code blocks of README's kvctl section (comments, pipes and
+    redirections cut off)."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("\n## kvctl\n") :]
+    section = section[: section.index("\n## ", 1)]
+    commands = []
+    for line in section.splitlines():
+        line = line.split("#", 1)[0].split("<", 1)[0].strip()
+        if "|" in line:
+            line = line.split("|", 1)[1].strip()
+        if line.startswith("kvctl "):
+            commands.append(line)
+    return commands
+
+
+def test_every_kvctl_command_in_the_readme_parses() -> None:
+    commands = readme_kvctl_commands()
+    assert any(c.startswith("kvctl objects put") for c in commands) and any(
+        c.startswith("kvctl audit") for c in commands
+    )
+    parser = build_parser()
+    for command in commands:
+        args = parser.parse_args(shlex.split(command)[1:])  # exits (fails the test) on a bad option
+        assert callable(args.handler), command

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from filelock import FileLock
 
 from kvctl.config import ConfigStore, Session
 from tests.support.kvctl_fakes import URL, problem
@@ -68,9 +69,10 @@ def test_not_logged_in_says_how_to_log_in(kvctl, config_file) -> None:
 
 
 def test_sessions_are_per_server(kvctl, logged_in) -> None:
-    result = kvctl(["--url", "http://other.test", "whoami"])
+    result = kvctl(["--url", "http://other.test", "whoami"], lambda r: httpx.Response(200, json={"status": "ok"}))
     assert result.code == 1
     assert "not logged in to http://other.test" in result.err
+    assert all("Authorization" not in r.headers for r in result.requests)  # alice's token stays home
 
 
 def test_expired_access_token_is_refreshed_and_the_request_retried(kvctl, logged_in, config_file) -> None:
@@ -176,3 +178,36 @@ def test_passwd_reports_a_wrong_current_password(kvctl, logged_in, monkeypatch) 
     )
     assert result.code == 1
     assert "The current password is incorrect" in result.err
+
+
+def test_whoami_against_an_unreachable_server_says_so_not_not_logged_in(kvctl, config_file) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    result = kvctl(["whoami"], refuse)
+    assert result.code == 2  # the connection's code, not the 1 of "not logged in"
+    assert result.err == f"error: cannot connect to {URL}: [Errno 111] Connection refused\n"
+    assert [r.url.path for r in result.requests] == ["/health/live"]  # unauthenticated: no token to send
+
+
+def test_whoami_not_logged_in_on_a_reachable_server(kvctl, config_file) -> None:
+    result = kvctl(["whoami"], lambda r: httpx.Response(200, json={"status": "ok"}))
+    assert (result.code, result.err) == (1, f"error: not logged in to {URL}; run: kvctl login\n")
+    assert "Authorization" not in result.requests[0].headers
+
+
+def test_the_session_lock_is_a_filelock_shared_with_other_processes(kvctl, config_file, monkeypatch) -> None:
+    store = ConfigStore(config_file)
+    store.set_session(URL, Session("alice", "access-1", "refresh-1", time.time() - 5))
+    first = kvctl(["token"], lambda r: httpx.Response(200, json=PAIR))  # a refresh, under the lock
+    assert (first.code, first.out) == (0, "access-2\n")
+    lock_path = config_file.with_name("config.json.lock")
+    assert stat.S_IMODE(lock_path.stat().st_mode) == 0o600
+
+    store.set_session(URL, Session("alice", "access-2", "refresh-2", time.time() - 5))
+    monkeypatch.setattr("kvctl.config.LOCK_TIMEOUT_SECONDS", 0.3)
+    with FileLock(lock_path, thread_local=False):  # another kvctl is refreshing: wait, then give up clearly
+        result = kvctl(["token"])
+    assert result.code == 1
+    assert result.err.startswith(f"error: another kvctl holds the lock {lock_path} for more than 0.3 s")
+    assert result.requests == []  # the refresh token was not presented

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from kvctl import watch
-from kvctl.watch import SseParser
+from kvctl.main import main as kvctl_main
 from tests.support.kvctl_fakes import problem
 
 pytestmark = pytest.mark.usefixtures("logged_in")
@@ -33,9 +33,12 @@ class Dropping(httpx.SyncByteStream):
         raise httpx.ReadError("connection reset by peer")
 
 
+SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8"}
+
+
 def stream(*chunks: bytes, drop: bool = False) -> httpx.Response:
     body = Dropping(*chunks) if drop else httpx.ByteStream(b"".join(chunks))
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
+    return httpx.Response(200, headers=SSE_HEADERS, stream=body)
 
 
 @pytest.fixture
@@ -45,12 +48,36 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return delays
 
 
-def test_sse_parser_handles_comments_multiline_data_and_retry() -> None:
-    parser = SseParser()
-    lines = [": heartbeat", "retry: 2500", "id: 5", "event: put", 'data: {"a":', "data: 1}", "", "data: x", ""]
-    events = list(parser.parse(lines))
-    assert [(e.event, e.id, e.data) for e in events] == [("put", "5", '{"a":\n1}'), ("message", None, "x")]
-    assert parser.retry_ms == 2500
+def test_events_are_decoded_by_httpx_sse_comments_multiline_data_crlf_and_retry(kvctl, sleeps) -> None:
+    body = (
+        b": heartbeat\r\nretry: 2500\r\n\r\n"
+        b'id: 5\r\nevent: put\r\ndata: {"key": "a", "revision": 5,\r\ndata: "value": 1}\r\n\r\n'
+    )
+    answers = iter([stream(body, drop=True), stream(sse("put", 6, key="b", value=2))])
+    result = kvctl(["watch", "-n", "2"], lambda r: next(answers))
+    assert result.code == 0, result.err
+    assert result.out == "5 put a = 1\n6 put b = 2\n"
+    assert result.requests[1].headers["Last-Event-ID"] == "5"
+    assert len(sleeps) == 1 and 2.0 <= sleeps[0] <= 3.0  # the server's retry: 2500 ms, jittered
+
+
+def test_watch_uses_httpx_sse_not_a_parser_of_its_own() -> None:
+    assert watch.EventSource.__module__.startswith("httpx_sse")
+    assert not hasattr(watch, "SseParser")
+
+
+def test_a_200_that_is_not_an_event_stream_is_an_error(kvctl, sleeps) -> None:
+    result = kvctl(["watch"], lambda r: httpx.Response(200, html="<html>login</html>"))
+    assert (result.code, sleeps) == (1, [])
+    assert "did not answer with an event stream" in result.err
+
+
+def test_watch_help_says_since_replays_after_the_revision(capsys) -> None:
+    with pytest.raises(SystemExit):
+        kvctl_main(["watch", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "replay the changes after this revision" in text
+    assert "from this revision" not in text
 
 
 def test_watch_prints_events_with_filters(kvctl, sleeps) -> None:
@@ -154,7 +181,7 @@ def test_ctrl_c_ends_watch_cleanly(kvctl, sleeps) -> None:
             yield sse("put", 1, key="a", value=1)
             raise KeyboardInterrupt
 
-    result = kvctl(["watch"], lambda r: httpx.Response(200, stream=Interrupted()))
+    result = kvctl(["watch"], lambda r: httpx.Response(200, headers=SSE_HEADERS, stream=Interrupted()))
     assert result.code == 130  # as README says of an interrupted command
     assert result.out == "1 put a = 1\n"
     assert result.err == ""
