@@ -8,7 +8,10 @@ concurrency) in interleaved rounds against: the floor, GET of a key, PUT of a ke
 req/s, p50/p99 and a ratio to the floor of the same run, with the data Redis's CPU per request and
 per script call (INFO cpu and commandstats). Results are written as JSON to bench/results/.
 
-    python -m bench.run [--sizes 100000] [--rounds 3] [--duration 8] [--connections 32]
+    python -m bench.run [--sizes 100000] [--rounds 3] [--duration 8] [--connections 32] [--cluster]
+
+--cluster: the data Redis is a local Redis Cluster of three masters (AOF everysec), the API on its
+cluster client; Redis CPU is summed over the nodes.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from pathlib import Path
 
 import httpx
 import redis
+from redis.crc import key_slot
 
 from app.config import Settings
 from app.kv.store import KV_PUT, write_header
-from app.platform.embedded_redis import RedisProcess, free_port
+from app.platform.embedded_redis import LocalRedisCluster, RedisProcess, free_port
 from app.platform.keyspace import KeySchema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,11 +125,11 @@ def run_wrk(url: str, token: str | None, script: Path | None, duration: int, con
 
 def load_keys(data_url: str, tenant_id: str, total: int, already: int) -> None:
     """Write keys k00000000... straight through the kv_put script, pipelined."""
+    bucket = KeySchema(tenant_id).bucket("default")
     client = redis.Redis.from_url(data_url)
     kv_put = client.register_script(KV_PUT.source)  # pipelined loading: the raw redis-py script
     settings = Settings(environment="test", secret_key="x" * 32, quota_max_keys=0, quota_max_kv_bytes=0)
     header = write_header(settings, tenant_id, "default")
-    bucket = KeySchema(tenant_id).bucket("default")
     value = json.dumps({"name": "bench", "count": 42, "tags": ["a", "b"]})
     for start in range(already, total, LOAD_PIPELINE):
         pipe = client.pipeline(transaction=False)
@@ -148,27 +152,36 @@ def wait_for(url: str, timeout: float = 30.0) -> None:
 
 
 class RedisMeter:
-    """The data Redis's CPU over one wrk run: per request, and per script call (EVALSHA)."""
+    """The data Redis's CPU over one wrk run (summed over a cluster's nodes): per request, and per
+    script call (EVALSHA)."""
 
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url)
+    def __init__(self, ports: list[int]) -> None:
+        self.clients = [redis.Redis(port=port) for port in ports]
 
     def _cpu(self) -> float:
-        info = self.client.info("cpu")
-        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        infos = [client.info("cpu") for client in self.clients]
+        return sum(float(info["used_cpu_user"]) + float(info["used_cpu_sys"]) for info in infos)
 
     def start(self) -> None:
-        self.client.config_resetstat()
+        for client in self.clients:
+            client.config_resetstat()
         self.cpu = self._cpu()
 
     def stop(self, requests: float) -> dict[str, float]:
         used = self._cpu() - self.cpu
-        stats = self.client.info("commandstats")
-        script = stats.get("cmdstat_evalsha", {})
+        calls = usec = 0.0
+        for client in self.clients:
+            script = client.info("commandstats").get("cmdstat_evalsha", {})
+            calls += float(script.get("calls", 0))
+            usec += float(script.get("usec", 0))
         return {
             "redis_cpu_us_per_request": round(used * 1e6 / requests, 1) if requests else 0.0,
-            "redis_us_per_script_call": float(script.get("usec_per_call", 0.0)),
+            "redis_us_per_script_call": round(usec / calls, 2) if calls else 0.0,
         }
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
 
 
 def start_gunicorn(
@@ -231,9 +244,15 @@ class Stack:
     """One API under test, as production runs it: its own data and queue Redis, a Huey consumer and
     gunicorn, from the checkout ``root`` (this one, or a baseline to compare with)."""
 
-    def __init__(self, name: str, root: Path, work: Path, workers: int) -> None:
+    def __init__(self, name: str, root: Path, work: Path, workers: int, cluster: bool = False) -> None:
         self.name, self.root = name, root
-        self.data = RedisProcess(work / f"data-{name}").start()
+        self.data: RedisProcess | LocalRedisCluster
+        if cluster:
+            self.data = LocalRedisCluster(work / f"data-{name}", appendonly=True).start()
+            ports = [node.port for node in self.data.nodes]
+        else:
+            self.data = RedisProcess(work / f"data-{name}").start()
+            ports = [self.data.port]
         self.queue = RedisProcess(work / f"queue-{name}").start()
         self.port = free_port()
         self.env = {
@@ -260,7 +279,7 @@ class Stack:
             start_gunicorn("app.main:app", self.env, self.port, work, name, root),
         ]  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"
-        self.meter = RedisMeter(self.data.url)
+        self.meter = RedisMeter(ports)
         self.log = work / f"{name}.log"
         self.token = self.tenant_id = ""
         self.loaded = 0
@@ -277,7 +296,12 @@ class Stack:
     def load(self, size: int) -> None:
         """Keys k00000000... written by the checkout's own kv_put script (its storage format)."""
         code = "import sys; from bench.run import load_keys; load_keys(*sys.argv[1:3], *map(int, sys.argv[3:]))"
-        command = [sys.executable, "-c", code, self.data.url, self.tenant_id, str(size), str(self.loaded)]
+        url = self.data.url
+        if isinstance(self.data, LocalRedisCluster):  # the node of the tenant's slot (one hash tag)
+            slot = key_slot(KeySchema(self.tenant_id).bucket("default").encode())
+            per_node = LocalRedisCluster.SLOTS // len(self.data.nodes)
+            url = self.data.nodes[min(slot // per_node, len(self.data.nodes) - 1)].url
+        command = [sys.executable, "-c", code, url, self.tenant_id, str(size), str(self.loaded)]
         subprocess.run(command, cwd=self.root, env=self.env, check=True)
         self.loaded = size
 
@@ -289,7 +313,7 @@ class Stack:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        self.meter.client.close()
+        self.meter.close()
         self.data.stop()
         self.queue.stop()
         problems = [line for line in self.log.read_text(errors="replace").splitlines() if '"ERROR"' in line]
@@ -308,6 +332,7 @@ def main() -> int:
     parser.add_argument(
         "--baseline", default="", help="another checkout (e.g. a git worktree of main) measured in the same run"
     )
+    parser.add_argument("--cluster", action="store_true", help="the data Redis as a local 3-master Redis Cluster")
     parser.add_argument(
         "--profile", default="", help="scenario to profile with py-spy (one API worker, first round), e.g. get"
     )
@@ -318,9 +343,9 @@ def main() -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     scenarios = {name: WRK_SCRIPTS[name] for name in (args.only.split(",") if args.only else WRK_SCRIPTS)}
     work = Path(tempfile.mkdtemp(prefix="kvstore-bench-"))
-    stacks = [Stack("api", ROOT, work, args.workers)]
+    stacks = [Stack("api", ROOT, work, args.workers, args.cluster)]
     if args.baseline:
-        stacks.append(Stack("baseline", Path(args.baseline).resolve(), work, args.workers))
+        stacks.append(Stack("baseline", Path(args.baseline).resolve(), work, args.workers, args.cluster))
     floor_port = free_port()
     floor_proc = start_gunicorn("bench.floor_app:app", stacks[0].env, floor_port, work, "floor", ROOT)
     floor = f"http://127.0.0.1:{floor_port}"
@@ -378,6 +403,7 @@ def main() -> int:
         "duration_s": args.duration,
         "rounds": args.rounds,
         "baseline": args.baseline or None,
+        "cluster": args.cluster,
         "results": results,
         "targets": check_targets(results),
     }

@@ -76,9 +76,26 @@ AUTH_FAILURES = Counter(
 )
 
 
+def labelled(metric: Any) -> Callable[..., Any]:
+    """``metric.labels`` remembered per label values: ``labels()`` validates and locks on every call,
+    about as much again as the ``inc()`` it precedes; label values are small fixed sets (see above)."""
+    children: dict[tuple[str, ...], Any] = {}
+
+    def child(*values: str) -> Any:
+        found = children.get(values)
+        if found is None:
+            found = children[values] = metric.labels(*values)
+        return found
+
+    return child
+
+
+_operation = labelled(OPERATIONS)
+
+
 def record_operation(operation: str, status: str = "ok") -> None:
     """Count one storage operation with its outcome (``ok`` or an error code)."""
-    OPERATIONS.labels(operation, status).inc()
+    _operation(operation, status).inc()
 
 
 @contextmanager

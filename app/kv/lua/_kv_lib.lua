@@ -423,10 +423,8 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
     redis.call('HSET', b.bkey, 'vmax', ver)
   end
   local ek = entry_key(tp, b.id, key)
-  redis.call('HSET', ek, 'v', value, 'enc', enc, 'ver', ver, 'rev', rev, 'c', created, 'u', now, 'tags', tags)
   local schedule = 0
   if x then
-    redis.call('HSET', ek, 'x', x)
     schedule = index_expiry(tp, b, key, x)
   elseif cur and cur[7] then
     redis.call('HDEL', ek, 'x')
@@ -452,7 +450,11 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
     redis.call('PERSIST', hk)
     redis.call('ZREM', deleted_keys_key(tp, b.id), key)
   end
-  redis.call('HSET', ek, 'hb', rest + #record, 'hh', #record)
+  -- The entry in one HSET (its fields, its history's bytes, its expiry): one command, not three.
+  local fields = {'v', value, 'enc', enc, 'ver', ver, 'rev', rev, 'c', created, 'u', now, 'tags', tags,
+                  'hb', rest + #record, 'hh', #record}
+  if x then fields[#fields + 1] = 'x'; fields[#fields + 1] = x end
+  redis.call('HSET', ek, unpack(fields))
   account_history(tp, b, rest - before)
   if cfg.room then cfg.room = cfg.room - (rest - before) end
   local event = {'op', 'put', 'key', key, 'ver', ver, 'enc', enc, 'tags', tags, 'x', x or '', 'u', now}

@@ -14,7 +14,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.platform.http.middleware import route_template
-from app.platform.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from app.platform.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, labelled
+
+_requests = labelled(HTTP_REQUESTS)
+_duration = labelled(HTTP_REQUEST_DURATION)
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -67,9 +70,9 @@ class RequestMetricsMiddleware:
             handler = self._handler(scope)
             if handler not in self.excluded:
                 method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
-                HTTP_REQUESTS.labels(handler, method, str(status)).inc()
+                _requests(handler, method, str(status)).inc()
                 duration = (headers_sent_at or time.perf_counter()) - started
-                HTTP_REQUEST_DURATION.labels(handler, method).observe(duration)
+                _duration(handler, method).observe(duration)
 
 
 def install_metrics(app: FastAPI, excluded_paths: Sequence[str], expose: bool = True) -> None:
