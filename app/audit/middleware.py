@@ -108,6 +108,8 @@ class AuditMiddleware:
                 status=status,
                 tenant_id=note.tenant_id,
                 username=note.username,
+                api_key_id=note.api_key_id,
+                api_key_name=note.api_key_name,
                 bucket=note.bucket or path_param(scope, "bucket"),
                 key=note.key or path_param(scope, "key", "name"),
                 request_id=request_id_var.get(),
