@@ -71,7 +71,9 @@ async def test_create_list_revoke(client, tenant, sync_redis) -> None:
 async def test_another_tenants_key_id_is_404(client, tenant) -> None:
     bob = await register(client, "bob")
     key = await create_key(client, tenant["headers"])
-    response = await client.delete(f"{API_KEYS}/{key['id']}", headers={"Authorization": f"Bearer {bob['access_token']}"})
+    response = await client.delete(
+        f"{API_KEYS}/{key['id']}", headers={"Authorization": f"Bearer {bob['access_token']}"}
+    )
     assert response.status_code == 404
     assert response.json()["code"] == "api_key_not_found"
     assert (await client.get(f"{KV}/x", headers=key_headers(key))).status_code == 404  # the key still works
@@ -102,7 +104,9 @@ async def test_hostile_create_bodies_are_422_problems(client, tenant, body) -> N
     assert response.headers["content-type"] == "application/problem+json"
 
 
-@pytest.mark.parametrize("raw", [b'{"name": "\\ud800", "scopes": ["kv:read"]}', b'{"name": "x", "scopes": ["\\udfff"]}'])
+@pytest.mark.parametrize(
+    "raw", [b'{"name": "\\ud800", "scopes": ["kv:read"]}', b'{"name": "x", "scopes": ["\\udfff"]}']
+)
 async def test_lone_surrogates_are_422_problems(client, tenant, raw) -> None:
     headers = {**tenant["headers"], "content-type": "application/json"}
     response = await client.post(API_KEYS, content=raw, headers=headers)
@@ -319,3 +323,29 @@ async def test_credential_alive(app, client, tenant) -> None:
     assert (await client.post("/api/v1/auth/logout-all", headers=tenant["headers"])).status_code == 204
     assert not await credential_alive(app.state, claims.credential, tid)
     assert not await credential_alive(app.state, "x:whatever", tid)
+
+
+async def test_a_process_with_a_stale_copy_asks_redis_for_every_key_request(app, client, tenant, settings) -> None:
+    """Never accepted on a stale copy: while the follower is stopped, a key another process revoked
+    (and this one had cached) is refused at once, from Redis."""
+    key = await create_key(client, tenant["headers"], scopes=["kv:read"])
+    assert (await client.get(f"{KV}/x", headers=key_headers(key))).status_code == 404  # cached here
+    sessions = app.state.sessions
+    await sessions.aclose()  # this process stops following the stream
+    sessions._synced_at = float("-inf")
+    assert not sessions.current
+    async with app_client(settings) as other:
+        assert (await other.delete(f"{API_KEYS}/{key['id']}", headers=tenant["headers"])).status_code == 204
+    assert (await client.get(f"{KV}/x", headers=key_headers(key))).status_code == 401
+
+
+async def test_a_key_revoked_on_another_process_is_refused_here_within_a_second(client, tenant, settings) -> None:
+    key = await create_key(client, tenant["headers"], scopes=["kv:read"])
+    async with app_client(settings) as other:
+        for _ in range(3):  # the other process verifies and caches it
+            assert (await other.get(f"{KV}/x", headers=key_headers(key))).status_code == 404
+        assert (await client.delete(f"{API_KEYS}/{key['id']}", headers=tenant["headers"])).status_code == 204
+        started = time.monotonic()
+        while (await other.get(f"{KV}/x", headers=key_headers(key))).status_code == 404:
+            assert time.monotonic() - started < 1.0
+            await asyncio.sleep(0.01)

@@ -59,3 +59,20 @@ def test_the_authentication_example_runs_as_written(redis_server, api_process) -
     assert me.status_code == 401  # logout-all ended the session of the last login too
     login = httpx.post(f"{api.url}/api/v1/auth/login", json={"username": "alice", "password": "Another456"}, timeout=5)
     assert login.status_code == 200  # the password change took
+
+
+def test_the_api_keys_example_runs_as_written(redis_server, api_process) -> None:
+    """The API keys example, after the Authentication one (it logs in as the user that one leaves)."""
+    data, queue = redis_server("data"), redis_server("queue", appendonly=False)
+    api = api_process({"REDIS_URL": data.url, "HUEY_REDIS_URL": queue.url, "SECRET_KEY": "x" * 48})
+    script = (readme_block("## Authentication") + readme_block("### API keys")).replace(
+        "http://127.0.0.1:8000", api.url
+    )
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert '"items":[{"id":' in out and '"kvs_' not in out.split('"items":')[1].split("HTTP/1.1")[0]
+    assert '"code":"key_not_found"' in out  # the key may read app:mode (absent)
+    assert "HTTP/1.1 403" in out
+    assert 'www-authenticate: Bearer error="insufficient_scope", scope="kv:write"' in out
+    assert out.rstrip().endswith("}") and '"status":401' in out.rsplit("\n", 1)[-1]  # revoked: refused
