@@ -349,3 +349,18 @@ async def test_a_key_revoked_on_another_process_is_refused_here_within_a_second(
         while (await other.get(f"{KV}/x", headers=key_headers(key))).status_code == 404:
             assert time.monotonic() - started < 1.0
             await asyncio.sleep(0.01)
+
+
+async def test_log_lines_never_hold_a_key(client, tenant) -> None:
+    """The log redaction (app/platform/logging.py) covers the keys as they are minted, in a header
+    and as the access_token query parameter of a watch URL."""
+    from app.platform.logging import redact
+
+    secret = (await create_key(client, tenant["headers"], scopes=["kv:read"]))["key"]
+    for line in (
+        f"Authorization: Bearer {secret}",
+        f"GET /api/v1/kv/watch?access_token={secret}&since=3 HTTP/1.1",
+        f"key={secret}",
+        f'{{"key": "{secret}"}}',
+    ):
+        assert secret[4:12] not in redact(line), redact(line)
