@@ -1,20 +1,18 @@
 """Scoped API keys: create/list/revoke, hostile input, scopes, buckets and key prefixes, no key wider
 than its creator, revocation and expiry, keys survive logout-all, the audit trail names the key, and
-an API-key request costs no extra Redis round trip."""
+an API-key request costs no extra Redis round trip (tests/auth/test_api_key_cost.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import time
-from typing import Any
 
 import httpx
 import pytest
 
 from app.auth.api_keys import credential_alive
 from app.platform.keyspace import KeySchema
-from app.platform.redis import HealthCheckedConnection as Connection
 from tests.support.api_keys import API_KEYS, create_key, key_headers
 from tests.support.apps import app_client
 from tests.support.tenants import register
@@ -287,28 +285,6 @@ async def test_the_audit_trail_names_the_key(immediate, app, client) -> None:
     assert (put["api_key_id"], put["api_key_name"], put["username"]) == (key["id"], "deployer", "alice")
     created = next(item for item in items if item["action"] == "api-keys.create_api_key")
     assert created["api_key_id"] is None  # created with the login session
-
-
-async def test_an_api_key_get_costs_one_round_trip(client, tenant, monkeypatch: pytest.MonkeyPatch) -> None:
-    key = key_headers(await create_key(client, tenant["headers"], scopes=["kv:read", "kv:write"]))
-    assert (await client.put(f"{KV}/k", json={"value": 1}, headers=key)).status_code == 201
-    await client.get(f"{KV}/k", headers=key)  # verified and cached, last use recorded
-    await asyncio.sleep(0.05)
-    sent: list[bytes] = []
-    original = Connection.send_packed_command
-
-    async def counting(self: Connection, command: Any, check_health: bool = True) -> None:
-        packed = b"".join(command) if isinstance(command, list) else bytes(command)
-        if b"XREAD" not in packed and b"MAINT_NOTIFICATIONS" not in packed:  # the follower; a new connection's hello
-            sent.append(packed)
-        await original(self, command, check_health)
-
-    monkeypatch.setattr(Connection, "send_packed_command", counting)
-    response = await client.get(f"{KV}/k", headers=key)
-    monkeypatch.undo()
-    assert response.status_code == 200
-    assert len(sent) == 1, sent
-    assert b"EVALSHA" in sent[0].upper()
 
 
 async def test_credential_alive(app, client, tenant) -> None:
