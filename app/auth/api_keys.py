@@ -132,9 +132,9 @@ class ApiKeys:
         self._store = store
         self._sessions = sessions
         self.max_per_tenant = settings.max_api_keys_per_tenant
-        # sha256 of the key -> (principal, monotonic time it was read from Redis)
+        # verified key -> (principal, monotonic time its record was read from Redis)
         self._cache: OrderedDict[str, tuple[AccessClaims, float]] = OrderedDict()
-        self._digests: dict[str, str] = {}  # key id -> its cache entry
+        self._digests: dict[str, str] = {}  # key id -> its cache entry (the key)
         self._touched: dict[str, float] = {}  # key id -> monotonic time last_used_at was last written
         self._background: set[asyncio.Task[None]] = set()
         sessions.on_key_revoked = self.forget
@@ -143,49 +143,46 @@ class ApiKeys:
 
     async def verify(self, key: str) -> AccessClaims:
         """The principal of a valid, unexpired, unrevoked key; InvalidToken (401) otherwise."""
-        match = KEY_RE.fullmatch(key)
-        if match is None:
-            raise InvalidToken("API key is invalid")
-        key_id = match.group(2)
-        hashed = digest(key)
-        now = time.time()
-        cached = self._cache.get(hashed)
+        cached = self._cache.get(key)  # keyed by the key itself, as TokenService caches tokens
         if (
             cached is not None
             and self._sessions.current
             and time.monotonic() - cached[1] < CACHE_SECONDS
-            and key_id not in self._sessions.revoked_keys
+            and cached[0].key_id not in self._sessions.revoked_keys
         ):
             principal = cached[0]
         else:
-            tenant_id = str(uuid.UUID(match.group(1)))
+            match = KEY_RE.fullmatch(key)
+            if match is None:
+                raise InvalidToken("API key is invalid")
+            tenant_id, key_id = str(uuid.UUID(match.group(1))), match.group(2)
             read_at = time.monotonic()
             raw = await self._store.api_key_record(tenant_id, key_id)
             record = ApiKeyRecord.from_json(raw) if raw else None
-            if record is None or not hmac.compare_digest(record.sha256, hashed):
+            if record is None or not hmac.compare_digest(record.sha256, digest(key)):
                 raise InvalidToken("API key is invalid or revoked")
             principal = record.principal(tenant_id)
             if key_id not in self._sessions.revoked_keys:
-                self._remember(hashed, principal, read_at)
-        if principal.expires_at <= now:
+                self._remember(key, principal, read_at)
+        if principal.expires_at <= time.time():
             raise InvalidToken("API key has expired")
         self._touch(principal)
         return principal
 
-    def _remember(self, hashed: str, principal: AccessClaims, read_at: float) -> None:
-        self._cache[hashed] = (principal, read_at)
-        self._cache.move_to_end(hashed)
+    def _remember(self, key: str, principal: AccessClaims, read_at: float) -> None:
+        self._cache[key] = (principal, read_at)
+        self._cache.move_to_end(key)
         assert principal.key_id is not None
-        self._digests[principal.key_id] = hashed
+        self._digests[principal.key_id] = key
         while len(self._cache) > CACHE_SIZE:
             _, (old, _) = self._cache.popitem(last=False)
             self._digests.pop(old.key_id or "", None)
 
     def forget(self, key_id: str) -> None:
         """The key was revoked: drop it from the cache (called by the revocation stream's follower)."""
-        hashed = self._digests.pop(key_id, None)
-        if hashed is not None:
-            self._cache.pop(hashed, None)
+        cached_key = self._digests.pop(key_id, None)
+        if cached_key is not None:
+            self._cache.pop(cached_key, None)
         self._touched.pop(key_id, None)
 
     def _touch(self, principal: AccessClaims) -> None:
@@ -212,8 +209,8 @@ class ApiKeys:
         """Whether the key exists, is unexpired and unrevoked (credential_alive)."""
         if key_id in self._sessions.revoked_keys:
             return False
-        hashed = self._digests.get(key_id)
-        cached = self._cache.get(hashed) if hashed else None
+        cached_key = self._digests.get(key_id)
+        cached = self._cache.get(cached_key) if cached_key else None
         if cached is not None and self._sessions.current and time.monotonic() - cached[1] < CACHE_SECONDS:
             return cached[0].expires_at > time.time()
         raw = await self._store.api_key_record(tenant_id, key_id)
