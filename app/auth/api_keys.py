@@ -47,7 +47,6 @@ KEY_RE = re.compile(r"kvs_([0-9a-f]{32})([0-9a-f]{16})([A-Za-z0-9_-]{43})")
 CACHE_SECONDS = 30.0  # a cached record is read again after this (always shorter than the revocation memory)
 CACHE_SIZE = 10_000
 TOUCH_EVERY_SECONDS = 60.0  # last_used_at is written at most this often per key and process
-MAX_EXPIRES_IN = 10 * 365 * 86400  # ten years
 ALL_BUCKETS = "*"
 
 
