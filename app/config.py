@@ -191,6 +191,8 @@ class Settings(BaseSettings):
     # address of any other peer is the client's. gunicorn.conf.py hands the same list to uvicorn.
     trusted_proxies: str = "127.0.0.1,::1"
     token_cache_size: int = Field(default=10_000, ge=0)
+    # API keys (app/auth/api_keys.py): at most this many per tenant, and at most this lifetime.
+    max_api_keys_per_tenant: int = Field(default=100, ge=1, le=10_000)
 
     # GET and PUT of one key skip FastAPI's dependency resolution when the request is the plain case
     # (app/platform/http/fastpath.py); false sends every request through FastAPI's own handler.

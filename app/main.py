@@ -13,6 +13,7 @@ from app.audit import routes as audit_routes
 from app.audit import tasks as audit_tasks
 from app.audit.middleware import AuditMiddleware
 from app.audit.service import AuditService
+from app.auth import api_key_routes
 from app.auth import routes as auth_routes
 from app.auth.middleware import AnonymousAuthLimitMiddleware
 from app.auth.service import AuthService
@@ -63,6 +64,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_max_concurrency, settings.bcrypt_niceness)
     state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
     state.sessions = state.auth_service.sessions
+    state.api_keys = state.auth_service.api_keys
     state.auth_limiter = AnonymousLimiter(AuthStore(state.data_redis, state.scripts), settings)
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
     state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions.start()  # follows ended sessions; until it has read them, tokens are checked in Redis
         yield
         await app.state.sessions.aclose()
+        await app.state.api_keys.aclose()
         await app.state.watch.aclose()  # before the clients it reads with
         await app.state.audit.aclose()
         app.state.hasher.close()
@@ -120,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, prefix=prefix)
     app.include_router(health.root_router)
     app.include_router(auth_routes.router, prefix=prefix)
+    app.include_router(api_key_routes.router, prefix=prefix)
     app.include_router(bucket_routes.router, prefix=prefix)
     app.include_router(watch_routes.router, prefix=prefix)
     app.include_router(audit_routes.router, prefix=prefix)

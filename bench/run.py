@@ -86,6 +86,9 @@ request = function()
 end
 """,
 }
+# The same GET and PUT with a scoped API key (kv:read, kv:write) instead of a login's access token.
+WRK_SCRIPTS["get_apikey"] = WRK_SCRIPTS["get"]
+WRK_SCRIPTS["put_apikey"] = WRK_SCRIPTS["put"]
 
 WRK_MISSING = """wrk is not installed. On Debian/Ubuntu:  sudo apt-get install wrk
 (other systems: https://github.com/wg/wrk, build with `make`)"""
@@ -281,7 +284,7 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.meter = RedisMeter(ports)
         self.log = work / f"{name}.log"
-        self.token = self.tenant_id = ""
+        self.token = self.tenant_id = self.api_key = ""
         self.loaded = 0
 
     def ready(self) -> None:
@@ -292,6 +295,13 @@ class Stack:
             timeout=30,
         ).json()
         self.token, self.tenant_id = reg["access_token"], reg["tenant_id"]
+        key = httpx.post(  # for the *_apikey scenarios ("" on a checkout without API keys: they are skipped)
+            f"{self.url}/api/v1/auth/api-keys",
+            json={"name": "bench", "scopes": ["kv:read", "kv:write"]},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
+        self.api_key = key.json()["key"] if key.status_code == 201 else ""
 
     def load(self, size: int) -> None:
         """Keys k00000000... written by the checkout's own kv_put script (its storage format)."""
@@ -371,10 +381,13 @@ def main() -> int:
                     order = stacks if round_number % 2 else stacks[::-1]
                     for stack in order:
                         label = name if stack is stacks[0] else f"{name}@baseline"
+                        token = stack.api_key if name.endswith("_apikey") else stack.token
+                        if not token:
+                            continue
                         stack.meter.start()
                         profiling = name == args.profile and round_number == 1 and stack is stacks[0]
                         spy = profile(stack.procs[1], work, name) if profiling else None
-                        figures = run_wrk(stack.url, stack.token, script, args.duration, args.connections)
+                        figures = run_wrk(stack.url, token, script, args.duration, args.connections)
                         if spy is not None:
                             report_profile(
                                 spy, work / f"profile-{name}.txt", figures["rps"] * args.duration / args.workers

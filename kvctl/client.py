@@ -80,9 +80,11 @@ class ApiClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.url = url
         self.store = store
+        self.api_key = api_key  # used instead of the saved login when set (--api-key, $KVCTL_API_KEY)
         self.http = httpx.Client(base_url=url, timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT})
         self._session: Session | None = None
 
@@ -127,7 +129,13 @@ class ApiClient:
                 request_headers["Authorization"] = f"Bearer {token}"
             request = self.http.build_request(method, path, headers=request_headers, **kwargs)
             response = self.transmit(request, stream=stream)
-            if response.status_code == 401 and auth and attempt == 0 and not _refused_credentials(response):
+            if (
+                response.status_code == 401
+                and auth
+                and attempt == 0
+                and self.api_key is None  # a key has nothing to rotate: its 401 is final
+                and not _refused_credentials(response)
+            ):
                 # The access token expired or was revoked: rotate the pair once and try again.
                 response.close()
                 self.refresh(stale_access_token=token)
@@ -159,7 +167,10 @@ class ApiClient:
         return session
 
     def access_token(self) -> str:
-        """The stored access token, rotated first when it is about to expire."""
+        """The API key when one is given, else the stored access token, rotated first when it is
+        about to expire."""
+        if self.api_key is not None:
+            return self.api_key
         session = self.session()
         if session.expires_at and session.expires_at - REFRESH_MARGIN_SECONDS < time.time():
             session = self.refresh(stale_access_token=session.access_token)
@@ -168,6 +179,8 @@ class ApiClient:
     def refresh(self, stale_access_token: str | None = None) -> Session:
         """Rotate the token pair (POST /auth/refresh) and save it; under a lock, so that concurrent
         kvctl processes never present the same refresh token twice (the server treats that as theft)."""
+        if self.api_key is not None:
+            raise CliError(f"the API key was refused by {self.url} (revoked or expired?)")
         with self.store.locked():
             current = self.store.session(self.url)
             if current is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,13 @@ class Context:
     @property
     def client(self) -> ApiClient:
         if self._client is None:
-            self._client = ApiClient(self.url, self.store, timeout=self.args.timeout, transport=self.transport)
+            self._client = ApiClient(
+                self.url,
+                self.store,
+                timeout=self.args.timeout,
+                transport=self.transport,
+                api_key=api_key_of(self.args),
+            )
         return self._client
 
     @property
@@ -35,6 +42,15 @@ class Context:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+API_KEY_ENV = "KVCTL_API_KEY"
+
+
+def api_key_of(args: argparse.Namespace) -> str | None:
+    """--api-key, else $KVCTL_API_KEY, else None (the saved login is used)."""
+    key = getattr(args, "api_key", None) or os.environ.get(API_KEY_ENV) or None
+    return key.strip() if key else None
 
 
 def metadata(entry: dict[str, Any]) -> dict[str, Any]:

@@ -8,17 +8,17 @@ import sys
 
 import httpx
 
-from kvctl import audit, auth, buckets, keys, objects, presign, usage, watch
+from kvctl import api_keys, audit, auth, buckets, keys, objects, presign, usage, watch
 from kvctl.client import DEFAULT_BUCKET
 from kvctl.config import CONFIG_ENV, URL_ENV, ConfigStore, resolve_url
-from kvctl.context import Context
+from kvctl.context import API_KEY_ENV, Context
 from kvctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, CliError
 from kvctl.output import Output
 from kvctl.progress import parse_size
 
 EPILOG = f"""\
 environment: {URL_ENV} (server URL), {CONFIG_ENV} (config file, default ~/.config/kvctl/config.json),
-{auth.PASSWORD_ENV} (password for login/register).
+{auth.PASSWORD_ENV} (password for login/register), {API_KEY_ENV} (an API key to use instead of the saved login).
 exit codes: 0 ok, 1 the API refused the request (its problem detail and code are printed),
 2 the server could not be reached or bad usage, 130 interrupted."""
 
@@ -74,6 +74,13 @@ def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--bucket",
         default=default(DEFAULT_BUCKET),
         help="KV bucket (default: default, served by the flat /api/v1/kv API)",
+    )
+    group.add_argument(
+        "--api-key",
+        default=default(None),
+        metavar="KEY",
+        help=f"use this API key (kvs_...) instead of the saved login (default: ${API_KEY_ENV}; "
+        "visible to other local users: prefer the variable)",
     )
     group.add_argument("--json", action="store_true", default=default(False), help="machine-readable JSON output")
     group.add_argument(
@@ -265,6 +272,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-pages", action="store_true", help="follow next_cursor to the oldest event")
     p.add_argument("-f", "--follow", action="store_true", help="print new events as they are recorded (Ctrl-C stops)")
     p.add_argument("--interval", type=positive_float, default=2.0, help="seconds between polls of --follow (2)")
+
+    keys_parser = command("api-keys", "create, list or revoke scoped API keys", api_keys.cmd_api_keys_list)
+    keys_sub = keys_parser.add_subparsers(dest="api_keys_command", metavar="ACTION")
+    command(
+        "list", "list the API keys, without secrets (the default action)", api_keys.cmd_api_keys_list, under=keys_sub
+    )
+    p = command(
+        "create", "create an API key and print it (shown only once)", api_keys.cmd_api_keys_create, under=keys_sub
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help=f"repeatable or comma-separated: {', '.join(api_keys.SCOPES)}",
+    )
+    p.add_argument(
+        "--buckets",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="buckets the key may use, repeatable or comma-separated (default: every bucket)",
+    )
+    p.add_argument("--key-prefix", metavar="PREFIX", help="keys and object names must start with it")
+    p.add_argument("--expires-in", type=positive_int, metavar="SECONDS", help="default: never expires")
+    p = command(
+        "revoke", "revoke an API key (refused everywhere within 1 s)", api_keys.cmd_api_keys_revoke, under=keys_sub
+    )
+    p.add_argument("id", metavar="ID")
     return parser
 
 

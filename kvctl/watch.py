@@ -208,7 +208,7 @@ class Watcher:
             self.last_revision = resume_from  # the server knows what it sent, filtered changes included
         if code in ("invalid_token", "token_expired", "unauthorized"):
             # The access token ran out mid-stream: rotate it and resume at once.
-            self.client.refresh(stale_access_token=self.client.session().access_token)
+            self.client.refresh(stale_access_token=self.client.access_token())
             return "now", detail
         return "lost", f"{detail} ({code})" if code else detail
 

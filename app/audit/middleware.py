@@ -9,6 +9,8 @@ Which requests: POST, PUT, PATCH and DELETE under the API prefix (unless the han
   ``unmatched`` when no route matched.
 - ``tenant_id``/``username``: set by authentication (``app.auth.deps.authenticate``) or by the auth
   service for register/login/refresh/logout, through ``audit_note``.
+- ``api_key_id``/``api_key_name``: the API key that made the request (set by authentication);
+  absent for a login session.
 - ``bucket``/``key``: ``audit_note`` values, else the path parameters ``bucket`` and ``key`` (or
   ``name``, for objects).
 - ``status``/``outcome``: the response status (500 when the app raised, 499 when the client went
@@ -108,6 +110,8 @@ class AuditMiddleware:
                 status=status,
                 tenant_id=note.tenant_id,
                 username=note.username,
+                api_key_id=note.api_key_id,
+                api_key_name=note.api_key_name,
                 bucket=note.bucket or path_param(scope, "bucket"),
                 key=note.key or path_param(scope, "key", "name"),
                 request_id=request_id_var.get(),

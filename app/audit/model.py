@@ -13,7 +13,8 @@ from datetime import datetime
 
 Event = dict[str, str]
 """An audit event in transit: string values only, absent fields left out. Keys: eid, ts (epoch ms),
-request_id, tenant_id, username, action, bucket, key, outcome (success|failure), status, client_ip,
+request_id, tenant_id, username, api_key_id, api_key_name (the API key of the request, absent for a
+login session), action, bucket, key, outcome (success|failure), status, client_ip,
 count (how many requests one aggregated event stands for: app/audit/service.py; absent = 1)."""
 
 
@@ -46,6 +47,8 @@ def new_event(
     status: int,
     tenant_id: str | None = None,
     username: str | None = None,
+    api_key_id: str | None = None,
+    api_key_name: str | None = None,
     bucket: str | None = None,
     key: str | None = None,
     request_id: str | None = None,
@@ -59,6 +62,8 @@ def new_event(
         "request_id": request_id,
         "tenant_id": tenant_id,
         "username": username,
+        "api_key_id": api_key_id,
+        "api_key_name": api_key_name,
         "action": action,
         "bucket": bucket,
         "key": key,
@@ -97,3 +102,5 @@ class StoredEvent:
     status: int
     client_ip: str | None
     count: int = 1
+    api_key_id: str | None = None
+    api_key_name: str | None = None

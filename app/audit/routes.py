@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from app.audit.deps import AuditServiceDep
 from app.audit.schemas import AuditEvent, AuditPage
-from app.auth.deps import CurrentClaims
+from app.auth.deps import AuditReadClaims
 from app.platform.http.schemas import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
     summary="Your tenant's audit events, newest first (filter by action and key; cursor paging)",
 )
 async def list_audit_events(
-    claims: CurrentClaims,
+    claims: AuditReadClaims,
     audit: AuditServiceDep,
     limit: Annotated[int, Query(ge=1, description="Events per page (at most MAX_PAGE_SIZE)")] = 50,
     cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,

@@ -17,6 +17,10 @@ class AuditEvent(BaseModel):
     request_id: str | None = Field(description="X-Request-ID of the request")
     tenant_id: str
     username: str | None
+    api_key_id: str | None = Field(
+        default=None, description="The id of the API key that made the request; null for a login session"
+    )
+    api_key_name: str | None = Field(default=None, description="That API key's name")
     action: str = Field(description="What was done, e.g. auth.login, kv.put_key, buckets.create_bucket")
     bucket: str | None
     key: str | None = Field(description="The key or object name, when the request names one")

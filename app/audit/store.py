@@ -56,6 +56,8 @@ def _stored_event(tenant_id: str, entry_id: bytes, raw: dict[bytes, bytes]) -> S
         status=int(fields.get("status") or 0),
         client_ip=optional("client_ip"),
         count=int(fields.get("count") or 1),
+        api_key_id=optional("api_key_id"),
+        api_key_name=optional("api_key_name"),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Response, status
 from pydantic import ValidationError
 
-from app.auth.deps import AuthServiceDep, CurrentClaims
+from app.auth.deps import AuthServiceDep, CurrentClaims, SessionClaims
 from app.auth.model import IssuedTokens
 from app.auth.schemas import (
     LoginRequest,
@@ -77,9 +77,9 @@ async def logout(body: RefreshRequest, auth: AuthServiceDep) -> Response:
     "/logout-all",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=PROBLEM_RESPONSES(401),
-    summary="End every session of the account, this one too",
+    summary="End every session of the account, this one too (API keys stay: revoke them separately)",
 )
-async def logout_all(claims: CurrentClaims, auth: AuthServiceDep) -> Response:
+async def logout_all(claims: SessionClaims, auth: AuthServiceDep) -> Response:
     """Every access and refresh token issued so far is refused from now on, on every replica within 1 s."""
     await auth.logout_all(claims)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -91,7 +91,7 @@ async def logout_all(claims: CurrentClaims, auth: AuthServiceDep) -> Response:
     responses=PROBLEM_RESPONSES(401, 422, 429),
     summary="Change the password; every other session ends",
 )
-async def change_password(body: PasswordChange, claims: CurrentClaims, auth: AuthServiceDep) -> Response:
+async def change_password(body: PasswordChange, claims: SessionClaims, auth: AuthServiceDep) -> Response:
     """The current password is checked (a wrong one counts as a failed login); this session goes on."""
     await auth.change_password(claims, body.current_password, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from app.platform.jsonutil import Timestamp
-from app.platform.security import MAX_PASSWORD_BYTES
+from app.platform.security import MAX_PASSWORD_BYTES, SCOPES
 
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 
@@ -92,3 +92,77 @@ class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no string
     current_password: LoginPassword
     new_password: NewPassword
+
+
+def _text(field: str) -> Any:
+    def check(value: str) -> str:
+        if "\x00" in value:
+            raise ValueError(f"{field} must not contain a NUL character")
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate (JSON \ud800) is no text
+            raise ValueError(f"{field} must be valid Unicode text") from exc
+        return value
+
+    return AfterValidator(check)
+
+
+MAX_API_KEY_EXPIRES_IN = 10 * 365 * 86400  # ten years
+
+
+def _scope(value: str) -> str:
+    if value not in SCOPES:
+        raise ValueError(f"unknown scope {value[:32]!r}; scopes are {', '.join(SCOPES)}")
+    return value
+
+
+class ApiKeyCreate(BaseModel):
+    """A new API key: what it may do (scopes), where (buckets, key_prefix) and for how long."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: Annotated[str, Field(min_length=1, max_length=100), _text("name")]
+    scopes: list[Annotated[str, Field(max_length=32), AfterValidator(_scope)]] = Field(
+        min_length=1, max_length=16, description=f"What the key may do: {', '.join(SCOPES)}"
+    )
+    buckets: list[Annotated[str, Field(min_length=1, max_length=256), _text("buckets")]] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        max_length=100,
+        description='KV and object buckets the key may use; ["*"] (the default) = every bucket',
+    )
+    key_prefix: Annotated[str, Field(max_length=256), _text("key_prefix")] = Field(
+        default="", description="KV keys and object names must start with it (also narrows listings and watches)"
+    )
+    expires_in: int | None = Field(
+        default=None, ge=1, le=MAX_API_KEY_EXPIRES_IN, description="Seconds until the key expires; none: never"
+    )
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    buckets: list[str]
+    key_prefix: str
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    last_used_at: Timestamp | None = Field(
+        default=None, description="When it was last used (updated at most once a minute)"
+    )
+
+
+class ApiKeyCreated(BaseModel):
+    """The new key; ``key`` is the secret, shown only in this response."""
+
+    id: str
+    name: str
+    key: str = Field(description="The secret (kvs_...): send it as 'Authorization: Bearer <key>'. Shown only once")
+    scopes: list[str]
+    buckets: list[str]
+    key_prefix: str
+    created_at: Timestamp
+    expires_at: Timestamp | None
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]

@@ -6,6 +6,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from app.auth.api_keys import ApiKeys
 from app.auth.model import IssuedTokens, User
 from app.auth.sessions import SessionRevocations
 from app.auth.store import AuthStore, Revocation
@@ -39,6 +40,7 @@ class AuthService:
         self._tokens = tokens
         self._settings = settings
         self.sessions = SessionRevocations(self._store, settings)
+        self.api_keys = ApiKeys(self._store, self.sessions, settings)
         self._login_limits = LoginLimits.from_settings(settings)
 
     async def _issue(self, tenant_id: str, username: str) -> IssuedTokens:

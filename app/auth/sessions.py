@@ -9,6 +9,10 @@ in memory, so checking a request's token is two dictionary lookups, not a Redis 
 matters only while an access token it ends can still be valid, so the stream and the memory keep
 entries for one access-token lifetime.
 
+API keys use the same stream: deleting a key adds a ``kid`` entry, and each process drops the key
+from its cache of verified keys (app/auth/api_keys.py) and remembers the id as revoked, so a key
+request needs no Redis round trip either while the copy is current.
+
 When the loop has not heard from Redis for ``STALE_AFTER_SECONDS`` (Redis unreachable, the process
 just started), the copy may be behind: requests then ask Redis (one pipelined round trip in the
 tenant's slot) until the loop has caught up. A token is never accepted on a stale copy.
@@ -63,13 +67,15 @@ class SessionRevocations:
             )
         )
         self._sessions: dict[str, int] = {}  # session id -> when it ended (ms)
+        self.revoked_keys: dict[str, int] = {}  # API key id -> when it was revoked (ms)
+        self.on_key_revoked: Callable[[str], None] | None = None  # the key cache forgets the key
         self._cutoffs: dict[str, _Cutoff] = {}  # tenant id -> its latest cut-off
         self._after = "0"  # the last stream entry read
         self._synced_at = float("-inf")  # monotonic time of the last answer from the stream
         self._pruned_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
-        # tenant id -> open watch streams: their session and what to call when it ends
-        self._watchers: dict[str, dict[object, tuple[str | None, Callable[[], None]]]] = {}
+        # tenant id -> open watch streams: their credential and what to call when it ends
+        self._watchers: dict[str, dict[object, tuple[str, Callable[[], None]]]] = {}
 
     # -- the check of every authenticated request ------------------------------------------------
     @property
@@ -84,12 +90,20 @@ class SessionRevocations:
         cutoff = self._cutoffs.get(tenant_id)
         return cutoff is not None and _cut(session_id, cutoff.before_ms, cutoff.keep)
 
-    def on_end(self, tenant_id: str, session_id: str | None, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` once this process learns that the session ended (an open watch stream
-        ends then); returns the function that forgets the callback."""
+    def credential_ended(self, tenant_id: str, credential: str) -> bool:
+        """Whether this process's copy says the credential (``s:<session id>``, ``k:<key id>``) ended."""
+        kind, _, ident = credential.partition(":")
+        if kind == "k":
+            return ident in self.revoked_keys
+        return self._ended(tenant_id, ident or None)
+
+    def on_end(self, tenant_id: str, credential: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` once this process learns that the credential (``s:<session id>`` or
+        ``k:<API key id>``, AccessClaims.credential) ended: an open watch stream ends then. Returns
+        the function that forgets the callback."""
         watchers = self._watchers.setdefault(tenant_id, {})
         handle = object()
-        watchers[handle] = (session_id, callback)
+        watchers[handle] = (credential, callback)
 
         def forget() -> None:
             known = self._watchers.get(tenant_id)
@@ -105,22 +119,30 @@ class SessionRevocations:
         if self.current:
             ended = self._ended(claims.tenant_id, claims.session_id)
         else:
-            state = await self._store.session_cutoff(claims.tenant_id, claims.session_id)
-            ended = state.family_revoked or _cut(claims.session_id, state.before_ms, state.keep)
+            ended = await self.ended_in_redis(claims.tenant_id, claims.session_id)
         if ended:
             raise SessionEnded("The session of this token has ended; log in again")
+
+    async def ended_in_redis(self, tenant_id: str, session_id: str | None) -> bool:
+        """Redis's word on whether a session ended (one round trip in the tenant's slot)."""
+        state = await self._store.session_cutoff(tenant_id, session_id)
+        return state.family_revoked or _cut(session_id, state.before_ms, state.keep)
 
     # -- keeping the copy current ----------------------------------------------------------------
     def apply(self, entries: list[Revocation]) -> None:
         self._record(entries)
         for tenant_id in {entry.tenant_id for entry in entries} & self._watchers.keys():
-            for session_id, callback in list(self._watchers.get(tenant_id, {}).values()):
-                if self._ended(tenant_id, session_id):
+            for credential, callback in list(self._watchers.get(tenant_id, {}).values()):
+                if self.credential_ended(tenant_id, credential):
                     callback()
 
     def _record(self, entries: list[Revocation]) -> None:
         for entry in entries:
-            if entry.session_id is not None:
+            if entry.key_id is not None:
+                self.revoked_keys[entry.key_id] = entry.at_ms
+                if self.on_key_revoked is not None:
+                    self.on_key_revoked(entry.key_id)
+            elif entry.session_id is not None:
                 self._sessions[entry.session_id] = entry.at_ms
             elif entry.before_ms:
                 known = self._cutoffs.get(entry.tenant_id)
@@ -164,6 +186,8 @@ class SessionRevocations:
         self._pruned_at = time.monotonic()
         oldest = int(time.time() * 1000) - self.keep_ms
         self._sessions = {sid: at for sid, at in self._sessions.items() if at >= oldest}
+        # Longer than any verified key stays cached (api_keys.CACHE_SECONDS), and a revoked id never returns.
+        self.revoked_keys = {kid: at for kid, at in self.revoked_keys.items() if at >= oldest}
         self._cutoffs = {tenant: cut for tenant, cut in self._cutoffs.items() if cut.at_ms >= oldest}
 
     async def aclose(self) -> None:

@@ -21,7 +21,7 @@ from redis.typing import EncodableT, FieldT
 
 from app.auth.model import User
 from app.platform import keyspace as keys
-from app.platform.errors import InvalidToken, KVStoreError, TokenReused
+from app.platform.errors import InvalidToken, KVStoreError, TokenReused, TooManyApiKeys
 from app.platform.keyspace import KeySchema
 from app.platform.redis import AsyncDataRedis, text
 from app.platform.scripts import LuaScript, ScriptError, Scripts, domain_error
@@ -29,12 +29,14 @@ from app.platform.scripts import LuaScript, ScriptError, Scripts, domain_error
 LOGIN_ATTEMPT: Final = LuaScript("login_attempt")
 AUTH_RATE: Final = LuaScript("auth_rate")
 REFRESH_ROTATE: Final = LuaScript("refresh_rotate")
+API_KEY_CREATE: Final = LuaScript("api_key_create")
 
 
 @dataclass(frozen=True, slots=True)
 class Revocation:
-    """One entry of the session-revocation stream: a session ended (``session_id``), or every session
-    of the tenant begun before ``before_ms`` except ``keep`` ended."""
+    """One entry of the session-revocation stream: a session ended (``session_id``), every session
+    of the tenant begun before ``before_ms`` except ``keep`` ended, or an API key was revoked
+    (``key_id``)."""
 
     entry_id: str
     at_ms: int  # when it was written (the entry id's time)
@@ -42,6 +44,7 @@ class Revocation:
     session_id: str | None = None
     before_ms: int = 0
     keep: str = ""
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,52 @@ class AuthStore:
             keep=text(keep) if keep else "",
         )
 
+    # -- API keys (app/auth/api_keys.py) ---------------------------------------------------------
+
+    async def create_api_key(self, tenant_id: str, key_id: str, record: str, maximum: int, now_ms: int) -> None:
+        """Store a key's record; TooManyApiKeys when the tenant has ``maximum`` unexpired keys."""
+        schema = KeySchema(tenant_id)
+        try:
+            await self._scripts.call(
+                API_KEY_CREATE, keys=[schema.api_keys(), schema.api_keys_used()], args=[key_id, record, maximum, now_ms]
+            )
+        except ScriptError as error:
+            raise TooManyApiKeys(error.detail) from None
+
+    async def api_key_record(self, tenant_id: str, key_id: str) -> str | None:
+        raw = await self._redis.hget(KeySchema(tenant_id).api_keys(), key_id)
+        return text(raw) if raw else None
+
+    async def api_key_records(self, tenant_id: str) -> tuple[dict[str, str], dict[str, int]]:
+        """Every key record of the tenant and when each was last used (one round trip, one slot)."""
+        schema = KeySchema(tenant_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(schema.api_keys())
+            pipe.hgetall(schema.api_keys_used())
+            records, used = await pipe.execute()
+        return (
+            {text(k): text(v) for k, v in records.items()},
+            {text(k): int(v) for k, v in used.items()},
+        )
+
+    async def delete_api_key(self, tenant_id: str, key_id: str, *, stream_ttl_seconds: int) -> bool:
+        """Delete a key and tell every API process; False when the tenant has no such key."""
+        schema = KeySchema(tenant_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(schema.api_keys(), key_id)
+            pipe.hdel(schema.api_keys_used(), key_id)
+            deleted, _ = await pipe.execute()
+        if not deleted:  # an unknown id adds nothing to the stream
+            return False
+        async with self._redis.pipeline(transaction=False) as pipe:
+            _announce(pipe, {"tenant": tenant_id, "kid": key_id}, stream_ttl_seconds)
+            await pipe.execute()
+        return True
+
+    async def touch_api_key(self, tenant_id: str, key_id: str, now_ms: int) -> None:
+        """Record that the key was used (callers write at most once a minute per key)."""
+        await self._redis.hset(KeySchema(tenant_id).api_keys_used(), key_id, now_ms)
+
 
 def _announce(pipe: Pipeline | ClusterPipeline, fields: dict[FieldT, EncodableT], stream_ttl_seconds: int) -> None:
     """Queue the XADD of one revocation, trimming entries older than any access token they could end."""
@@ -256,6 +305,7 @@ async def read_revocations(
                     session_id=fields.get("sid"),
                     before_ms=int(fields.get("before") or 0),
                     keep=fields.get("keep", ""),
+                    key_id=fields.get("kid"),
                 )
             )
     return entries

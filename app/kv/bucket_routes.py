@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.auth.deps import CurrentClaims
+from app.auth.deps import AdminClaims, KVReadClaims, require_bucket
 from app.kv.deps import KVServiceDep, PathKeyScopeDependency
 from app.kv.model import BucketInfo
 from app.kv.routes import build_key_router
@@ -31,8 +31,9 @@ def _bucket(info: BucketInfo) -> Bucket:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Bucket, responses=PROBLEM_RESPONSES(401, 409, 422))
-async def create_bucket(body: BucketCreate, claims: CurrentClaims, kv: KVServiceDep) -> Bucket:
+async def create_bucket(body: BucketCreate, claims: AdminClaims, kv: KVServiceDep) -> Bucket:
     audit_note(bucket=body.name)  # the name is in the body, not the path (as for object buckets)
+    require_bucket(claims, body.name)
     info = await kv.create_bucket(
         claims.tenant_id,
         body.name,
@@ -45,20 +46,22 @@ async def create_bucket(body: BucketCreate, claims: CurrentClaims, kv: KVService
 
 
 @router.get("", response_model=BucketList, responses=PROBLEM_RESPONSES(401))
-async def list_buckets(claims: CurrentClaims, kv: KVServiceDep) -> BucketList:
-    return BucketList(items=[_bucket(info) for info in await kv.bucket_infos(claims.tenant_id)])
+async def list_buckets(claims: KVReadClaims, kv: KVServiceDep) -> BucketList:
+    """The buckets the caller may use (an API key limited to some buckets sees only those)."""
+    infos = await kv.bucket_infos(claims.tenant_id)
+    return BucketList(items=[_bucket(info) for info in infos if claims.allows_bucket(info.name)])
 
 
 @router.get("/{bucket}", response_model=Bucket, responses=PROBLEM_RESPONSES(401, 404, 422))
-async def get_bucket(bucket: str, claims: CurrentClaims, kv: KVServiceDep) -> Bucket:
+async def get_bucket(bucket: str, claims: KVReadClaims, kv: KVServiceDep) -> Bucket:
     return _bucket(await kv.get_bucket(claims.tenant_id, bucket))
 
 
 @router.delete("/{bucket}", response_model=Message, responses=PROBLEM_RESPONSES(401, 404, 422))
-async def delete_bucket(bucket: str, claims: CurrentClaims, kv: KVServiceDep) -> Message:
+async def delete_bucket(bucket: str, claims: AdminClaims, kv: KVServiceDep) -> Message:
     await kv.delete_bucket(claims.tenant_id, bucket)
     return Message(message=f"Bucket {bucket!r} deleted")
 
 
-key_router = build_key_router(PathKeyScopeDependency(), "buckets")
+key_router = build_key_router(PathKeyScopeDependency, "buckets")
 router.include_router(key_router, prefix="/{bucket}/keys")

@@ -25,4 +25,6 @@ class FlatKeyConvertor(Convertor[str]):
 
 register_url_convertor("flatkey", FlatKeyConvertor())
 
-router = build_key_router(KeyScopeDependency(DEFAULT_BUCKET), "kv", prefix="/kv", key_param="{key:flatkey}")
+router = build_key_router(
+    lambda scope: KeyScopeDependency(DEFAULT_BUCKET, scope), "kv", prefix="/kv", key_param="{key:flatkey}"
+)

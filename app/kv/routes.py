@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -156,13 +157,19 @@ def _encode(value: Any, encoding: str | None, max_depth: int, field: str = "body
 
 
 def build_key_router(
-    scope_dependency: KeyScopeDependency | PathKeyScopeDependency, tag: str, prefix: str = "", key_param: str = "{key}"
+    scope_dependency: Callable[[str], KeyScopeDependency | PathKeyScopeDependency],
+    tag: str,
+    prefix: str = "",
+    key_param: str = "{key}",
 ) -> APIRouter:
-    """The key endpoints, with tenant, service and bucket from ``scope_dependency`` and the key
-    from the path parameter ``key_param`` (a template such as ``{key}`` or ``{key:convertor}``)."""
+    """The key endpoints, with tenant, service and bucket from the dependency ``scope_dependency``
+    makes for a scope (kv:read for the reads, kv:write for the writes) and the key from the path
+    parameter ``key_param`` (a template such as ``{key}`` or ``{key:convertor}``)."""
     router = APIRouter(prefix=prefix, tags=[tag])
     key_path = f"/{key_param}"
-    Scope = Annotated[KeyScope, Depends(scope_dependency)]  # noqa: N806 - a type alias
+    read_dependency, write_dependency = scope_dependency("kv:read"), scope_dependency("kv:write")
+    Scope = Annotated[KeyScope, Depends(read_dependency)]  # noqa: N806 - a type alias
+    WriteScope = Annotated[KeyScope, Depends(write_dependency)]  # noqa: N806 - a type alias
 
     @router.post(
         "",
@@ -171,8 +178,9 @@ def build_key_router(
         responses=PROBLEM_RESPONSES(401, 404, 409, 413, 422),
         summary="Create a key (409 when it exists)",
     )
-    async def create_key(body: KVCreate, scope: Scope) -> Response:
+    async def create_key(body: KVCreate, scope: WriteScope) -> Response:
         audit_note(key=body.key)
+        scope.check_key(body.key)
         entry = await scope.kv.put(
             scope.tenant_id,
             scope.bucket,
@@ -209,6 +217,7 @@ def build_key_router(
                 errors=[{"field": "query.limit", "message": f"at most {max_size}", "type": "less_than_equal"}],
             )
         tags = parse_tag_filters(tag_filter)
+        prefix = scope.list_prefix(prefix)
         cursor_mode = cursor is not None or (limit is not None and page is None)
         if cursor_mode:
             result = await scope.kv.list_keys(
@@ -227,7 +236,7 @@ def build_key_router(
         responses=PROBLEM_RESPONSES(401, 404, 413, 422),
         summary="Write up to 1000 keys, all or nothing",
     )
-    async def batch_put(body: BatchPut, scope: Scope) -> Response:
+    async def batch_put(body: BatchPut, scope: WriteScope) -> Response:
         items = []
         for index, raw in enumerate(body.items):
             try:
@@ -243,6 +252,7 @@ def build_key_router(
                 value_json = _encode(item.value, item.encoding, scope.kv.max_json_depth, f"body.items.{index}.value")
             except InvalidInput as exc:
                 raise InvalidInput(f"item {index}: {exc.detail}", index=index, **exc.extra) from exc
+            scope.check_key(item.key)
             items.append(PutItem(item.key, value_json, item.encoding, item.ttl, item.tags))
         entries = await scope.kv.batch_put(scope.tenant_id, scope.bucket, items)
         now = max(e.updated_ms for e in entries)
@@ -251,24 +261,29 @@ def build_key_router(
     @router.post("/batch/get", response_model=BatchGetResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
     async def batch_get(body: BatchKeys, scope: Scope) -> Response:
         audit_skip()  # a read, though a POST
+        for key in body.keys:
+            scope.check_key(key)
         found, missing, now = await scope.kv.batch_get(scope.tenant_id, scope.bucket, body.keys)
         items = b",".join(e.render(now) for e in found)
         return json_response(b'{"items":[' + items + b'],"missing":' + json.dumps(missing).encode() + b"}")
 
     @router.post("/batch/delete", response_model=BatchDeleteResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
-    async def batch_delete(body: BatchKeys, scope: Scope) -> BatchDeleteResult:
+    async def batch_delete(body: BatchKeys, scope: WriteScope) -> BatchDeleteResult:
+        for key in body.keys:
+            scope.check_key(key)
         deleted, missing = await scope.kv.batch_delete(scope.tenant_id, scope.bucket, body.keys)
         return BatchDeleteResult(deleted=deleted, missing=missing)
 
     @router.get("/stats/count", response_model=Count, responses=PROBLEM_RESPONSES(401, 404, 422))
     async def count_keys(scope: Scope) -> Count:
+        scope.whole_bucket()
         return Count(count=await scope.kv.count(scope.tenant_id, scope.bucket))
 
     async def fast_get(request: Request) -> Response | None:
         """GET without a query string: get_key's work, without FastAPI's resolution pass."""
         if request.scope["query_string"]:
             return None  # ?revision=N (and anything else FastAPI validates)
-        scope = await scope_dependency.fast(request)
+        scope = await read_dependency.fast(request)
         if scope is None:
             return None
         key = request.path_params["key"]
@@ -305,7 +320,7 @@ def build_key_router(
             body = KVPut.model_validate(json.loads(await request.body()))
         except (ValueError, ValidationError, RecursionError):
             return None
-        scope = await scope_dependency.fast(request)
+        scope = await write_dependency.fast(request)
         if scope is None:
             return None
         expected, must_exist = resolve_expected(headers.get("if-match"))
@@ -316,7 +331,7 @@ def build_key_router(
     async def put_key(
         key: str,
         body: KVPut,
-        scope: Scope,
+        scope: WriteScope,
         if_match: IfMatch = None,
         if_none_match: IfNoneMatch = None,
         expected_version: ExpectedVersion = None,
@@ -370,7 +385,7 @@ def build_key_router(
     async def patch_key(
         key: str,
         request: Request,
-        scope: Scope,
+        scope: WriteScope,
         if_match: IfMatch = None,
         expected_version: ExpectedVersion = None,
         expected_revision: ExpectedRevisionAlias = None,
@@ -396,7 +411,7 @@ def build_key_router(
     )
     async def delete_key(
         key: str,
-        scope: Scope,
+        scope: WriteScope,
         if_match: IfMatch = None,
         expected_version: ExpectedVersion = None,
         expected_revision: ExpectedRevisionAlias = None,

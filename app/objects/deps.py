@@ -49,8 +49,12 @@ class PresignedOrBearer(BearerClaims):
             {param: query.getlist(param) for param in query},
         )
         store = AuthStore(state.data_redis, state.scripts)
-        if not await credential_alive(state.sessions, store, grant.tenant_id, grant.credential, grant.issued):
-            raise PresignedUrlRevoked("The credential that signed this URL has ended (logout or password change)")
+        if not await credential_alive(
+            state.sessions, store, grant.tenant_id, grant.credential, grant.issued, state.api_keys
+        ):
+            raise PresignedUrlRevoked(
+                "The credential that signed this URL has ended (logout, password change or a revoked API key)"
+            )
         tenant_id_var.set(grant.tenant_id)
         username = ""
         if grant.method == "PUT":
@@ -58,7 +62,13 @@ class PresignedOrBearer(BearerClaims):
             user = await store.user(grant.tenant_id)  # the audit event names the user
             username = user.username if user else ""
             username_var.set(username)
-            audit_note(tenant_id=grant.tenant_id, username=username, action=PRESIGNED_PUT_ACTION)
+            key_kind, _, key_id = grant.credential.partition(":")
+            audit_note(
+                tenant_id=grant.tenant_id,
+                username=username,
+                action=PRESIGNED_PUT_ACTION,
+                api_key_id=key_id if key_kind == "k" else None,
+            )
         await apply_rate_limit(state.rate_limiter, grant.tenant_id)
         request.state.presigned = grant
         return grant.claims(username)
@@ -80,5 +90,7 @@ def presigned_grant(request: Request) -> Grant | None:
 
 ObjectServiceDep = Annotated[ObjectService, Depends(get_object_service)]
 PresignerDep = Annotated[PresignSigner, Depends(get_presigner)]
-ObjectAccessClaims = Annotated[AccessClaims, Depends(PresignedOrBearer())]
-"""GET, HEAD and PUT of one object: a bearer token or a presigned URL."""
+ObjectReadAccess = Annotated[AccessClaims, Depends(PresignedOrBearer("objects:read"))]
+"""GET and HEAD of one object: a bearer credential with ``objects:read``, or a presigned GET URL."""
+ObjectWriteAccess = Annotated[AccessClaims, Depends(PresignedOrBearer("objects:write"))]
+"""PUT of one object: a bearer credential with ``objects:write``, or a presigned PUT URL."""

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import quote, urlencode
 
 from app.auth.sessions import SessionRevocations
@@ -100,19 +100,31 @@ class Grant:
 
     def claims(self, username: str = "") -> AccessClaims:
         """The claims the object route works with: the creator's tenant (and session)."""
+        kind, _, ident = self.credential.partition(":")
         return AccessClaims(
             tenant_id=self.tenant_id,
             username=username,
             jti="presigned",
             expires_at=float(self.expires),
             session_id=self.session_id,
+            # What the URL may do, whatever its creator may: this one method on this one object.
+            scopes=frozenset({"objects:write" if self.method == "PUT" else "objects:read"}),
+            buckets=frozenset({self.bucket}),
+            key_prefix=self.name,
+            key_id=ident if kind == "k" else None,
         )
+
+
+class KeyLiveness(Protocol):
+    """What the URL check needs of the API keys (app/auth/api_keys.py ApiKeys)."""
+
+    async def alive(self, tenant_id: str, key_id: str) -> bool: ...
 
 
 def credential_of(claims: AccessClaims) -> str:
     """The credential a request authenticated with, as a presigned URL names it: ``s:<session id>``
-    (empty for tokens issued before sessions had ids). API keys will be ``k:<key id>``."""
-    return "s:" + (claims.session_id or "")
+    (empty for tokens issued before sessions had ids) or ``k:<API key id>``."""
+    return claims.credential
 
 
 class PresignSigner:
@@ -212,7 +224,7 @@ async def limited(body: AsyncIterable[bytes], max_bytes: int) -> AsyncIterator[b
 
 
 async def credential_alive(
-    sessions: SessionRevocations, store: AuthStore, tenant_id: str, credential: str, issued: int
+    sessions: SessionRevocations, store: AuthStore, tenant_id: str, credential: str, issued: int, api_keys: KeyLiveness
 ) -> bool:
     """Whether the credential that signed a URL at ``issued`` (s) still stands. ``s:<sid>``: the
     session has not ended. Every ended session is in the process's in-memory copy for one access-token
@@ -220,8 +232,11 @@ async def credential_alive(
     before the copy's window, so its session is asked of Redis (one round trip; the durable record
     outlives the URL: expires_in is at most the refresh-token lifetime).
 
-    API keys (``k:<key id>``) are not known here yet: their URLs are refused."""
+    ``k:<key id>``: the API key is neither revoked nor expired (every process hears of a revocation
+    within a second: app/auth/api_keys.py)."""
     kind, _, ident = credential.partition(":")
+    if kind == "k":
+        return await api_keys.alive(tenant_id, ident)
     if kind != "s":
         return False
     session_id = ident or None

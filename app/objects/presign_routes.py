@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 
-from app.auth.deps import CurrentClaims, SettingsDep
+from app.auth.deps import CurrentClaims, SettingsDep, require_scope
 from app.objects.deps import PresignerDep
 from app.objects.presign import Grant, credential_of, object_path
 from app.objects.routes import OBJECT, BucketName, ObjectName
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/objects", tags=["objects"])
 @router.post(
     OBJECT + "/presign",
     response_model=PresignOut,
-    responses=PROBLEM_RESPONSES(401, 422),
+    responses=PROBLEM_RESPONSES(401, 403, 422),
     name="objects.presign",
 )
 async def presign_object(
@@ -37,8 +37,11 @@ async def presign_object(
     settings: SettingsDep,
 ) -> PresignOut:
     """A URL that GETs (or HEADs) or PUTs this object with no Authorization header, until it expires
-    or the session that asked for it ends. The object need not exist yet."""
+    or the credential that asked for it ends (the session, or the API key). The object need not exist
+    yet. An API key needs the scope of the method it signs (objects:read for GET, objects:write for
+    PUT) on this bucket and name; the URL never allows more than its creator."""
     check_object_name(name, settings.max_object_name_bytes)
+    require_scope(claims, "objects:write" if body.method == "PUT" else "objects:read")
     longest = settings.refresh_token_expire_days * 86_400
     if body.expires_in > longest:
         raise InvalidInput(f"expires_in must be at most {longest} s (the refresh-token lifetime)")

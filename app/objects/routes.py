@@ -20,9 +20,9 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 from starlette.types import Send
 
-from app.auth.deps import CurrentClaims
+from app.auth.deps import AdminClaims, ObjectsReadClaims, ObjectsWriteClaims, narrow_prefix, require_bucket
 from app.objects.content import ChunkMissing
-from app.objects.deps import ObjectAccessClaims, ObjectServiceDep, presigned_grant
+from app.objects.deps import ObjectReadAccess, ObjectServiceDep, ObjectWriteAccess, presigned_grant
 from app.objects.model import StoredObject
 from app.objects.presign import limited
 from app.objects.schemas import (
@@ -236,8 +236,9 @@ def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = N
     responses=PROBLEM_RESPONSES(401, 409, 422),
     name="objects.bucket_create",
 )
-async def create_bucket(body: ObjectBucketCreate, claims: CurrentClaims, objects: ObjectServiceDep) -> ObjectBucketOut:
+async def create_bucket(body: ObjectBucketCreate, claims: AdminClaims, objects: ObjectServiceDep) -> ObjectBucketOut:
     audit_note(bucket=body.name)
+    require_bucket(claims, body.name)
     bucket = await objects.create_bucket(
         claims.tenant_id, body.name, body.description, body.chunk_size, body.max_object_size
     )
@@ -245,8 +246,9 @@ async def create_bucket(body: ObjectBucketCreate, claims: CurrentClaims, objects
 
 
 @router.get("/buckets", response_model=ObjectBucketList, responses=PROBLEM_RESPONSES(401))
-async def list_buckets(claims: CurrentClaims, objects: ObjectServiceDep) -> ObjectBucketList:
-    return ObjectBucketList(items=[ObjectBucketOut.of(b) for b in await objects.list_buckets(claims.tenant_id)])
+async def list_buckets(claims: ObjectsReadClaims, objects: ObjectServiceDep) -> ObjectBucketList:
+    buckets = await objects.list_buckets(claims.tenant_id)
+    return ObjectBucketList(items=[ObjectBucketOut.of(b) for b in buckets if claims.allows_bucket(b.name)])
 
 
 @router.delete(
@@ -257,7 +259,7 @@ async def list_buckets(claims: CurrentClaims, objects: ObjectServiceDep) -> Obje
 )
 async def delete_bucket(
     bucket: BucketName,
-    claims: CurrentClaims,
+    claims: AdminClaims,
     objects: ObjectServiceDep,
     force: Annotated[bool, Query(description="Delete the objects too")] = False,
 ) -> Message:
@@ -269,12 +271,13 @@ async def delete_bucket(
 @router.get("/buckets/{bucket}/objects", response_model=ObjectPageOut, responses=PROBLEM_RESPONSES(401, 404, 422))
 async def list_objects(
     bucket: BucketName,
-    claims: CurrentClaims,
+    claims: ObjectsReadClaims,
     objects: ObjectServiceDep,
     prefix: Annotated[str, Query(max_length=1024)] = "",
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ObjectPageOut:
+    prefix = narrow_prefix(claims, prefix)  # an API key with a key_prefix lists only its names
     page = await objects.list_objects(claims.tenant_id, bucket, prefix, cursor, limit)
     return ObjectPageOut(items=[ObjectListItem.of(item) for item in page.items], next_cursor=page.next_cursor)
 
@@ -284,7 +287,7 @@ async def list_objects(
 
 @router.get(OBJECT + "/verify", response_model=VerifyOut, responses=PROBLEM_RESPONSES(401, 404, 422))
 async def verify_object(
-    bucket: BucketName, name: ObjectName, claims: CurrentClaims, objects: ObjectServiceDep
+    bucket: BucketName, name: ObjectName, claims: ObjectsReadClaims, objects: ObjectServiceDep
 ) -> VerifyOut:
     """Recompute the SHA-256 from the stored chunks and compare it with the recorded one."""
     return VerifyOut.of(await objects.verify_object(claims.tenant_id, bucket, name))
@@ -298,7 +301,7 @@ async def verify_object(
     name="objects.multipart_create",
 )
 async def create_upload(
-    bucket: BucketName, name: ObjectName, request: Request, claims: CurrentClaims, objects: ObjectServiceDep
+    bucket: BucketName, name: ObjectName, request: Request, claims: ObjectsWriteClaims, objects: ObjectServiceDep
 ) -> UploadOut:
     """Start a multipart upload; Content-Type, X-Object-Description and X-Object-Meta-* given here
     become the object's when it completes."""
@@ -315,7 +318,7 @@ async def create_upload(
 
 @router.get(UPLOAD, response_model=UploadOut, responses=PROBLEM_RESPONSES(401, 404))
 async def get_upload(
-    bucket: BucketName, name: ObjectName, upload_id: UploadId, claims: CurrentClaims, objects: ObjectServiceDep
+    bucket: BucketName, name: ObjectName, upload_id: UploadId, claims: ObjectsWriteClaims, objects: ObjectServiceDep
 ) -> UploadOut:
     """The parts received so far (to resume an interrupted upload)."""
     return UploadOut.of(await objects.uploads.get(claims.tenant_id, bucket, name, upload_id))
@@ -334,7 +337,7 @@ async def put_part(
     upload_id: UploadId,
     part_number: Annotated[int, Path(ge=1)],
     request: Request,
-    claims: CurrentClaims,
+    claims: ObjectsWriteClaims,
     objects: ObjectServiceDep,
     content_length: ContentLength = None,
 ) -> PartOut:
@@ -357,7 +360,7 @@ async def complete_upload(
     name: ObjectName,
     upload_id: UploadId,
     body: CompleteUpload,
-    claims: CurrentClaims,
+    claims: ObjectsWriteClaims,
     objects: ObjectServiceDep,
     if_match: IfMatch = None,
     if_none_match: IfNoneMatch = None,
@@ -377,7 +380,7 @@ async def complete_upload(
 
 @router.delete(UPLOAD, response_model=Message, responses=PROBLEM_RESPONSES(401, 404), name="objects.multipart_abort")
 async def abort_upload(
-    bucket: BucketName, name: ObjectName, upload_id: UploadId, claims: CurrentClaims, objects: ObjectServiceDep
+    bucket: BucketName, name: ObjectName, upload_id: UploadId, claims: ObjectsWriteClaims, objects: ObjectServiceDep
 ) -> Message:
     await objects.uploads.abort(claims.tenant_id, bucket, name, upload_id)
     return Message(message=f"Upload {upload_id} aborted")
@@ -398,7 +401,7 @@ async def put_object(
     bucket: BucketName,
     name: ObjectName,
     request: Request,
-    claims: ObjectAccessClaims,
+    claims: ObjectWriteAccess,
     objects: ObjectServiceDep,
     content_length: ContentLength = None,
     if_match: IfMatch = None,
@@ -435,7 +438,7 @@ GET_OBJECT_ROUTE: dict[str, Any] = {
 @router.get(OBJECT, **GET_OBJECT_ROUTE)
 @router.head(OBJECT, **GET_OBJECT_ROUTE)
 async def get_object(
-    bucket: BucketName, name: ObjectName, request: Request, claims: ObjectAccessClaims, objects: ObjectServiceDep
+    bucket: BucketName, name: ObjectName, request: Request, claims: ObjectReadAccess, objects: ObjectServiceDep
 ) -> Response:
     """The object's bytes, streamed; Range (a-b, a-, -n), If-Range, If-None-Match and HEAD supported.
     Also answers presigned GET URLs."""
@@ -464,7 +467,7 @@ async def get_object(
 async def delete_object(
     bucket: BucketName,
     name: ObjectName,
-    claims: CurrentClaims,
+    claims: ObjectsWriteClaims,
     objects: ObjectServiceDep,
     if_match: IfMatch = None,
 ) -> Message:

@@ -24,6 +24,8 @@ class AuditNote:
     action: str | None = None
     bucket: str | None = None
     key: str | None = None
+    api_key_id: str | None = None  # the API key that made the request (None: a login session)
+    api_key_name: str | None = None
     skip: bool = False
 
 
@@ -37,6 +39,8 @@ def audit_note(
     action: str | None = None,
     bucket: str | None = None,
     key: str | None = None,
+    api_key_id: str | None = None,
+    api_key_name: str | None = None,
 ) -> None:
     """Enrich the audit event of the current request (fields left None are not changed).
 
@@ -54,6 +58,10 @@ def audit_note(
         note.bucket = bucket
     if key is not None:
         note.key = key
+    if api_key_id is not None:
+        note.api_key_id = api_key_id
+    if api_key_name is not None:
+        note.api_key_name = api_key_name
 
 
 def audit_skip() -> None:

@@ -54,6 +54,18 @@ class Forbidden(KVStoreError):
     status, code, title = 403, "forbidden", "Forbidden"
 
 
+class InsufficientScope(Forbidden):
+    """The credential (an API key) is valid but may not do this: RFC 6750's insufficient_scope,
+    answered with ``WWW-Authenticate: Bearer error="insufficient_scope", scope="<scope>"``."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, detail: str, scope: str | None = None) -> None:
+        challenge = 'Bearer error="insufficient_scope"' + (f', scope="{scope}"' if scope else "")
+        extra = {"required_scope": scope} if scope else {}
+        super().__init__(detail, headers={"WWW-Authenticate": challenge}, **extra)
+
+
 class NotFound(KVStoreError):
     status, code, title = 404, "not_found", "Not Found"
 
@@ -162,3 +174,11 @@ class ServiceUnavailable(KVStoreError):
     def __init__(self, detail: str | None = None, retry_after: int = 2, **extra: Any) -> None:
         super().__init__(detail, **extra)
         self.retry_after = retry_after
+
+
+class TooManyApiKeys(Conflict):
+    code = "too_many_api_keys"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"

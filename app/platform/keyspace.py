@@ -91,6 +91,16 @@ class KeySchema:
         """String ``t:{tid}:refresh_family:<family>``: "revoked" once a spent token was replayed."""
         return f"{self.prefix}refresh_family:{family}"
 
+    def api_keys(self) -> str:
+        """Hash ``t:{tid}:api_keys``: key id -> JSON record (name, sha256 of the secret, scopes,
+        buckets, key_prefix, created_ms, expires_ms)."""
+        return f"{self.prefix}api_keys"
+
+    def api_keys_used(self) -> str:
+        """Hash ``t:{tid}:api_keys_used``: key id -> when it was last used (ms, written at most once a
+        minute per key and API process)."""
+        return f"{self.prefix}api_keys_used"
+
     def sessions_revoked(self) -> str:
         """Hash ``t:{tid}:sessions_revoked``: ``before`` (ms) ends every session begun earlier except
         ``keep``; kept as long as a refresh token lives."""

@@ -100,13 +100,61 @@ def session_started_ms(session_id: str | None) -> int:
         return 0
 
 
+# What a credential may do. A session (JWT) may do everything; an API key what it was given.
+SCOPES: tuple[str, ...] = (
+    "kv:read",
+    "kv:write",
+    "kv:watch",
+    "objects:read",
+    "objects:write",
+    "audit:read",
+    "usage:read",
+    "admin",
+)
+ALL_SCOPES: frozenset[str] = frozenset(SCOPES)
+# Route requirements that are no scope a key can hold: any credential, or a user session only.
+ANY_CREDENTIAL = "authenticated"
+SESSION_ONLY = "session"
+
+
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
+    """The principal of an authenticated request: a session's access token (every scope, every
+    bucket, every key) or an API key (its scopes, buckets and key prefix)."""
+
     tenant_id: str
     username: str
     jti: str
     expires_at: float
     session_id: str | None = None  # None: a token issued before tokens named their session
+    scopes: frozenset[str] = ALL_SCOPES
+    buckets: frozenset[str] | None = None  # None: every bucket
+    key_prefix: str = ""  # KV keys and object names must start with it
+    key_id: str | None = None  # the API key's id; None for a session
+    key_name: str | None = None
+
+    @property
+    def credential(self) -> str:
+        """``k:<key id>`` for an API key, ``s:<session id>`` for a session (see credential_alive)."""
+        return f"k:{self.key_id}" if self.key_id is not None else f"s:{self.session_id or ''}"
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.key_id is not None
+
+    def allows(self, scope: str) -> bool:
+        """Whether the principal holds ``scope`` (or meets ANY_CREDENTIAL / SESSION_ONLY)."""
+        if scope == ANY_CREDENTIAL:
+            return True
+        if scope == SESSION_ONLY:
+            return self.key_id is None
+        return scope in self.scopes
+
+    def allows_bucket(self, bucket: str) -> bool:
+        return self.buckets is None or bucket in self.buckets
+
+    def allows_key(self, key: str) -> bool:
+        return key.startswith(self.key_prefix)
 
 
 @dataclass(frozen=True, slots=True)

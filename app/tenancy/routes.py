@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.auth.deps import CurrentClaims
+from app.auth.deps import UsageReadClaims
 from app.platform.http.schemas import PROBLEM_RESPONSES
 from app.tenancy.schemas import UsageOut
 
@@ -12,6 +12,6 @@ router = APIRouter(tags=["tenant"])
 
 
 @router.get("/usage", response_model=UsageOut, responses=PROBLEM_RESPONSES(401))
-async def get_usage(claims: CurrentClaims, request: Request) -> UsageOut:
+async def get_usage(claims: UsageReadClaims, request: Request) -> UsageOut:
     usage = await request.app.state.usage_service.usage(claims.tenant_id)
     return UsageOut.model_validate(usage.as_dict())

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from app.auth.deps import StreamClaims, authenticate_stream, bearer_token
+from app.auth.deps import StreamClaimsDependency, authenticate_stream, bearer_token, narrow_prefix, require_key
 from app.kv.service import DEFAULT_BUCKET
 from app.platform.errors import InvalidInput, KVStoreError
 from app.platform.http.problems import validation_errors
@@ -95,13 +95,18 @@ async def open_session(
     watch: WatchService, claims: AccessClaims, bucket: str, params: WatchParams, last_event_id: str | None
 ) -> WatchSession:
     since = resume_revision(last_event_id, params.since)
+    prefix = params.prefix
+    if claims.key_prefix:  # an API key with a key prefix watches only its keys
+        if params.key is not None:
+            require_key(claims, params.key)
+        prefix = narrow_prefix(claims, prefix or "")
     return await watch.open(
         claims.tenant_id,
         bucket,
         expires_at=claims.expires_at,
-        session_id=claims.session_id,
+        credential=claims.credential,
         key=params.key,
-        prefix=params.prefix,
+        prefix=prefix,
         since=since,
         snapshot=params.snapshot and since is None,  # a resumed stream gets only the changes it missed
         include_values=params.include_values,
@@ -203,7 +208,7 @@ async def watch_bucket(
     request: Request,
     bucket: Annotated[str, Path(max_length=256)],
     params: WatchQuery,
-    claims: StreamClaims,
+    claims: Annotated[AccessClaims, Depends(StreamClaimsDependency())],
     watch: WatchServiceDep,
     last_event_id: LastEventId = None,
 ) -> EventStreamResponse:
@@ -221,7 +226,7 @@ async def watch_bucket(
 async def watch_default_bucket(
     request: Request,
     params: WatchQuery,
-    claims: StreamClaims,
+    claims: Annotated[AccessClaims, Depends(StreamClaimsDependency(DEFAULT_BUCKET))],
     watch: WatchServiceDep,
     last_event_id: LastEventId = None,
 ) -> EventStreamResponse:
@@ -243,7 +248,7 @@ async def watch_socket(websocket: WebSocket, bucket: str) -> None:
     await websocket.accept()
     try:
         token = bearer_token(websocket.headers.get("authorization")) or websocket.query_params.get("access_token")
-        claims = await authenticate_stream(websocket, token)
+        claims = await authenticate_stream(websocket, token)  # kv:watch and the {bucket} of the path
         params = WatchParams.model_validate(dict(websocket.query_params))
         session = await open_session(
             websocket.app.state.watch, claims, bucket, params, websocket.headers.get("last-event-id")
@@ -277,3 +282,6 @@ async def watch_socket(websocket: WebSocket, bucket: str) -> None:
     if await run_session(session, emit, client_gone, "websocket", grace):
         with suppress(*TRANSPORT_ERRORS, RuntimeError):
             await websocket.close(code=CLOSE_CODES.get(session.end_code, 1000), reason=session.end_code or "")
+
+
+watch_socket.required_scope = StreamClaimsDependency.scope  # type: ignore[attr-defined]  # for the route test

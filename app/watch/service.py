@@ -70,11 +70,11 @@ class WatchSession:
         snapshot: bool,
         include_values: bool,
         expires_at: float,
-        session_id: str | None = None,
+        credential: str = "s:",
     ) -> None:
         self._store = service.store
         self._sessions = service.sessions
-        self.session_id = session_id
+        self.credential = credential  # AccessClaims.credential: the stream ends with it
         self._hub = service.hub
         self._kv = service.kv
         self.tenant_id = tenant_id
@@ -111,7 +111,7 @@ class WatchSession:
 
     async def messages(self) -> AsyncGenerator[WatchMessage, None]:
         self._hub.track(self.tenant_id, self.stream_id, self._lose_lease)
-        forget = self._sessions.on_end(self.tenant_id, self.session_id, lambda: self.end("session_ended"))
+        forget = self._sessions.on_end(self.tenant_id, self.credential, lambda: self.end("session_ended"))
         try:
             async for message in self._produce():
                 self._last_sent = time.monotonic()
@@ -305,7 +305,8 @@ _FAILURE_DETAIL: Final = {
     "slow_consumer": "the client fell too far behind; resume from resume_from",
     "shutting_down": "the server is restarting; resume from resume_from",
     "unavailable": "the change feed could not be read; resume from resume_from",
-    "session_ended": "the session of this stream's access token ended (logout, password change); log in again",
+    "session_ended": "the session of this stream's access token ended (logout, password change), or its API key "
+    "was revoked; log in again",
     "quota_exceeded": "this stream's lease lapsed while the data store was unreachable and the tenant's "
     "watch streams reached max_watch_streams meanwhile; resume from resume_from once a stream closes",
 }
@@ -334,7 +335,7 @@ class WatchService:
         bucket: str,
         *,
         expires_at: float,
-        session_id: str | None = None,
+        credential: str = "s:",
         key: str | None = None,
         prefix: str | None = None,
         since: int | None = None,
@@ -380,7 +381,7 @@ class WatchService:
             snapshot=snapshot,
             include_values=include_values,
             expires_at=expires_at,
-            session_id=session_id,
+            credential=credential,
         )
 
     async def aclose(self) -> None:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from app.config import Settings
 from app.main import create_app
 from app.platform.http.fastpath import fast_path_route
+from tests.support.api_keys import create_key
 from tests.support.apps import serve
 from tests.support.tenants import PASSWORD
 
@@ -80,7 +81,13 @@ bodies = st.one_of(
         ]
     ),
 )
-auths = st.sampled_from(["valid"] * 6 + ["none", "garbage", "Basic abc"])
+# API keys (seeded): read-only, write-only, and one limited to bucket b1 and keys starting with "k".
+API_KEY_AUTHS = {
+    "key-read": {"scopes": ["kv:read"]},
+    "key-write": {"scopes": ["kv:write"]},
+    "key-b1-k": {"scopes": ["kv:read", "kv:write"], "buckets": ["b1"], "key_prefix": "k"},
+}
+auths = st.sampled_from(["valid"] * 6 + [*API_KEY_AUTHS] * 2 + ["none", "garbage", "Basic abc", "kvs_forged"])
 
 
 class Apps:
@@ -112,6 +119,12 @@ def apps(settings: Settings) -> Iterator[Apps]:
 
 async def seeded(client: httpx.AsyncClient, data_url: str) -> str:
     """Fresh data: one tenant with key `k` (version 1) in `default` and bucket `b1`; its token."""
+    return (await seeded_credentials(client, data_url))["valid"]
+
+
+async def seeded_credentials(client: httpx.AsyncClient, data_url: str) -> dict[str, str]:
+    """Fresh data as :func:`seeded`, and the tenant's credentials: its token ("valid") and API keys
+    (API_KEY_AUTHS)."""
     plain = redis.Redis.from_url(data_url)
     plain.flushall()
     plain.close()
@@ -121,13 +134,20 @@ async def seeded(client: httpx.AsyncClient, data_url: str) -> str:
     await client.post("/api/v1/kv/buckets", json={"name": "b1"}, headers=headers)
     for path in ("/api/v1/kv/k", "/api/v1/kv/buckets/b1/keys/k"):
         assert (await client.put(path, json={"value": {"a": 1}}, headers=headers)).status_code == 201
-    return token
+    credentials = {"valid": token}
+    for name, grant in API_KEY_AUTHS.items():
+        credentials[name] = (await create_key(client, headers, name=name, **grant))["key"]
+    return credentials
 
 
 def normalized(response: httpx.Response) -> tuple[Any, ...]:
     body = TIMESTAMP_RE.sub(b"<time>", response.content)
     body = re.sub(rb'"request_id":"[^"]*"', b'"request_id":"-"', body)
-    headers = {name: value for name, value in response.headers.items() if name in ("content-type", "etag", "allow")}
+    headers = {
+        name: value
+        for name, value in response.headers.items()
+        if name in ("content-type", "etag", "allow", "www-authenticate")
+    }
     return response.status_code, headers, body
 
 
@@ -141,9 +161,11 @@ async def answer(
 async def _answer(
     client: httpx.AsyncClient, data_url: str, method: str, path: str, headers: dict[str, str], body: bytes | None
 ) -> tuple[Any, ...]:
-    token = await seeded(client, data_url)
-    if headers.get("Authorization") == "valid":
-        headers = {**headers, "Authorization": f"Bearer {token}"}
+    credentials = await seeded_credentials(client, data_url)
+    if headers.get("Authorization") in credentials:
+        headers = {**headers, "Authorization": f"Bearer {credentials[headers['Authorization']]}"}
+    elif headers.get("Authorization") == "kvs_forged":
+        headers = {**headers, "Authorization": "Bearer kvs_" + "0" * 48 + "a" * 43}
     raw = {name: value.encode() for name, value in headers.items()}  # '²' goes as UTF-8 bytes
     return normalized(await client.request(method, path, headers=raw, content=body))
 
@@ -188,7 +210,8 @@ def test_the_plain_requests_take_the_fast_path(apps, monkeypatch) -> None:
 
 
 async def plain_requests_take_the_fast_path(fast: httpx.AsyncClient, data_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    token = await seeded(fast, data_url)
+    credentials = await seeded_credentials(fast, data_url)
+    token = credentials["valid"]
     served: list[str] = []
     from app.kv import service
 
@@ -216,6 +239,13 @@ async def plain_requests_take_the_fast_path(fast: httpx.AsyncClient, data_url: s
     assert (await fast.get("/api/v1/kv/buckets/b1/keys/k", headers=headers)).status_code == 200
     assert (await fast.get("/api/v1/kv/k?revision=1", headers=headers)).status_code == 200
     assert served == ["fast_get", "fast_put", "fast_get", "get_key"]
+    served.clear()
+    limited = {"Authorization": f"Bearer {credentials['key-b1-k']}"}
+    assert (await fast.get("/api/v1/kv/buckets/b1/keys/k", headers=limited)).status_code == 200
+    assert (await fast.put("/api/v1/kv/buckets/b1/keys/k", json={"value": 3}, headers=limited)).status_code == 200
+    refused = await fast.get("/api/v1/kv/k", headers=limited)  # bucket `default`: not this key's
+    assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
+    assert served == ["fast_get", "fast_put"]
 
 
 def test_a_fast_path_route_is_a_plain_api_route() -> None:

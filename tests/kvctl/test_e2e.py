@@ -237,3 +237,23 @@ def test_watch_prints_changes_and_resumes_after_a_dropped_connection(
     assert replay.code == 0, replay.err
     events = [json.loads(line) for line in replay.out.splitlines()]
     assert [(e["event"], e["data"]["key"]) for e in events] == [("put", "w:a"), ("delete", "w:a")]
+
+
+def test_api_keys_create_use_and_revoke(kvctl: Kvctl) -> None:
+    assert kvctl("put", "app:a", "1").code == 0
+    assert kvctl("put", "other", "2").code == 0
+    created = kvctl("api-keys", "create", "ci", "--scope", "kv:read", "--key-prefix", "app:")
+    assert created.code == 0, created.err
+    key = created.out.strip()
+    assert key.startswith("kvs_")
+    reader = Kvctl(kvctl.url, Path(kvctl.env["KVCTL_CONFIG"]).with_name("empty.json"))  # no login at all
+    reader.env["KVCTL_API_KEY"] = key
+    assert reader("get", "app:a").out == "1\n"
+    assert reader("list", "-q").out == "app:a\n"
+    refused = reader("put", "app:a", "3")
+    assert refused.code == 1 and "insufficient_scope" in refused.err
+    [listed] = json.loads(kvctl("api-keys", "list", "--json").out)["items"]
+    assert "key" not in listed and listed["key_prefix"] == "app:"
+    assert kvctl("api-keys", "revoke", listed["id"]).code == 0
+    gone = reader("get", "app:a")
+    assert gone.code == 1 and "revoked" in gone.err

@@ -14,6 +14,7 @@ import pytest
 
 from app.objects.presign import Grant
 from app.platform.logging import redact
+from tests.support.api_keys import API_KEYS, create_key, key_headers
 from tests.support.apps import app_client
 from tests.support.objects import BUCKET, CHUNK, object_url, payload, put_ok, stream_body
 from tests.support.presign import presign, presigned_url, query, raw_query, with_path, with_query
@@ -408,13 +409,55 @@ async def test_presign_takes_a_small_json_body_only(client, tenant, bucket) -> N
     assert put.status_code == 201, put.text
 
 
-async def test_a_credential_this_process_does_not_know_is_refused(app, client, tenant, obj) -> None:
-    """credential_alive() knows sessions (s:<sid>) only: a URL signed for any other kind of
-    credential (API keys will be k:<key id>) is refused until it learns that kind."""
+async def test_a_url_of_an_unknown_credential_is_refused(app, client, tenant, obj) -> None:
+    """A signed URL whose API key does not exist (or a credential of no known kind) opens nothing."""
     now = int(time.time())
-    grant = Grant("GET", tenant["tenant_id"], BUCKET, "docs/report.bin", "k:key-1", now, now + 60)
-    problem(await client.get(f"{object_url('docs/report.bin')}?{app.state.presigner.query(grant)}"), 403,
-            "presigned_url_revoked")  # fmt: skip
+    for credential, code in (("k:0000000000000000", "presigned_url_revoked"), ("x:whatever", "presigned_url_invalid")):
+        grant = Grant("GET", tenant["tenant_id"], BUCKET, "docs/report.bin", credential, now, now + 60)
+        url = f"{object_url('docs/report.bin')}?{app.state.presigner.query(grant)}"
+        problem(await client.get(url), 403, code)
+
+
+# -- URLs made with an API key -------------------------------------------------------------------
+
+
+async def test_an_api_key_presigns_within_its_scopes_bucket_and_prefix(client, tenant, obj) -> None:
+    reader = await create_key(client, tenant["headers"], scopes=["objects:read"], buckets=[BUCKET], key_prefix="docs/")
+    url = await presigned_url(client, key_headers(reader), "docs/report.bin")
+    assert query(url)["cred"] == f"k:{reader['id']}"
+    got = await client.get(url)
+    assert got.status_code == 200 and got.content == DATA
+    # No wider than the key: no PUT URL without objects:write, nothing outside its prefix or bucket.
+    problem(await presign(client, key_headers(reader), "docs/new", method="PUT"), 403, "insufficient_scope")
+    problem(await presign(client, key_headers(reader), "other/report.bin"), 403, "insufficient_scope")
+    problem(
+        await presign(client, key_headers(reader), "docs/report.bin", bucket="elsewhere"), 403, "insufficient_scope"
+    )
+    writer = await create_key(client, tenant["headers"], scopes=["objects:write"])
+    put_url = await presigned_url(client, key_headers(writer), "docs/new", method="PUT", content_type="text/plain")
+    stored = await client.put(put_url, content=b"from a key", headers={"Content-Type": "text/plain"})
+    assert stored.status_code == 201, stored.text
+    assert (await client.get(object_url("docs/new"), headers=tenant["headers"])).content == b"from a key"
+
+
+async def test_revoking_the_api_key_refuses_its_urls_within_a_second(client, tenant, obj) -> None:
+    key = await create_key(client, tenant["headers"], scopes=["objects:read"])
+    url = await presigned_url(client, key_headers(key), "docs/report.bin")
+    session_url = await presigned_url(client, tenant["headers"], "docs/report.bin")
+    assert (await client.get(url)).status_code == 200
+    assert (await client.delete(f"{API_KEYS}/{key['id']}", headers=tenant["headers"])).status_code == 204
+    problem(await refused_within_a_second(client, url), 403, "presigned_url_revoked")
+    assert (await client.get(session_url)).status_code == 200  # the session's URLs are not the key's
+
+
+async def test_a_presigned_put_of_an_api_key_is_audited_with_the_key(immediate, app, client, tenant, bucket) -> None:
+    key = await create_key(client, tenant["headers"], name="uploader", scopes=["objects:write"])
+    put_url = await presigned_url(client, key_headers(key), "up/file.txt", method="PUT")
+    assert (await client.put(put_url, content=b"hi", headers={"Content-Type": "text/plain"})).status_code == 201
+    await app.state.audit.flush()
+    events = (await client.get("/api/v1/audit", headers=tenant["headers"])).json()["items"]
+    put = next(e for e in events if e["action"] == "objects.put_presigned")
+    assert put["api_key_id"] == key["id"] and put["username"] == "alice"
 
 
 async def test_a_presigned_get_costs_what_a_bearer_get_costs(client, tenant, obj, monkeypatch) -> None:

@@ -345,6 +345,8 @@ class Resources:
     part_number: str = "1"
     access_token: str = ""
     refresh_token: str = ""
+    key_id: str = ""  # an API key of the tenant (every scope) ...
+    api_key: str = ""  # ... and its secret, the credential of some of the valid requests
 
     def path_value(self, name: str) -> str:
         return str(getattr(self, name, "x"))
@@ -489,6 +491,10 @@ AUTH_GARBAGE = [
     b"bearer" + b" " * 20,
     b"Bearer " + b"x" * 8000,
     b"Bearer " + DIGITS.encode(),
+    b"Bearer kvs_",
+    b"Bearer kvs_" + b"0" * 48 + b"a" * 43,  # the shape of an API key, of no tenant
+    b"Bearer kvs_" + b"f" * 48 + b"\xff" * 43,
+    b"Bearer kvs_" + b"x" * 8000,
 ]
 QUERY_GARBAGE = ["%ED%A0%80=%FF", "=", "&&", "a=%00", "%=%", "x=" + "%FF" * 100, "limit=1&limit=" + DIGITS]
 
@@ -527,7 +533,8 @@ def hostile_requests(draw: st.DrawFn, operation: Operation, resources: Resources
 
     headers: list[tuple[bytes, bytes]] = []
     if "auth" not in hostile:
-        headers.append((b"Authorization", f"Bearer {resources.access_token}".encode()))
+        credential = resources.api_key if resources.api_key and draw(st.integers(0, 3)) == 0 else resources.access_token
+        headers.append((b"Authorization", f"Bearer {credential}".encode()))
     elif draw(st.integers(0, 3)):
         headers.append((b"Authorization", header_value(draw(st.one_of(st.sampled_from(AUTH_GARBAGE), hostile_bytes)))))
     for place in sorted(hostile):

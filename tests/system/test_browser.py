@@ -1,6 +1,7 @@
 """A page on another origin uses the API from headless Chromium (Playwright), over real HTTP to the API
 served by uvicorn with CORS_ORIGINS naming the page's origin: it logs in, reads and writes a key
-(reading ETag and the RateLimit-* headers), gets a 403 problem it can read, follows an EventSource
+(reading ETag and the RateLimit-* headers) with an API key, gets a 403 problem it can read (a key
+without the scope), follows an EventSource
 that receives a write, uploads a file through a presigned PUT and reads it back through a presigned
 GET (Range too), and sees an expired URL refused. A page on an origin CORS_ORIGINS does not name
 is blocked by the browser.
@@ -19,32 +20,25 @@ import httpx
 import pytest
 
 from tests.support.browser import CHROMIUM_ENV, chromium, find_chromium, missing_browser, static_site
-from tests.support.tenants import PASSWORD, register_sync
+from tests.support.tenants import register_sync
 
 USERNAME = "browser"
 FILE_BYTES = "Grüße aus dem Browser — presigned upload ✓\n".encode() * 50
 
 
-# -- step 1: the credential the page calls the API with ---------------------------------------------
-# The one place that decides how the page authenticates. Today: a bearer access token from
-# /auth/token (the OAuth2 password form), posted by the page itself, cross-origin. With API keys:
-# create a key here (outside the browser, through the API) and return it; auth_headers() and
-# watch_query() then say how the page presents it.
+# -- step 1: the credentials the page calls the API with -------------------------------------------
+# API keys, made through the API by the user (outside the browser, as a developer would make one for a
+# page): one for everything the page does, one that may only read keys (for the 403).
+
+PAGE_SCOPES = ["kv:read", "kv:write", "kv:watch", "objects:read", "objects:write", "admin"]
 
 
-def browser_login(page: Any, api: str) -> str:
-    return str(
-        page.evaluate(
-            """async ([api, username, password]) => {
-                const response = await fetch(`${api}/api/v1/auth/token`, {
-                    method: "POST", body: new URLSearchParams({username, password}),
-                });
-                if (response.status !== 200) throw new Error(`login answered ${response.status}`);
-                return (await response.json()).access_token;
-            }""",
-            [api, USERNAME, PASSWORD],
-        )
+def browser_login(api: str, user_headers: dict[str, str], scopes: list[str] = PAGE_SCOPES) -> str:
+    response = httpx.post(
+        f"{api}/api/v1/auth/api-keys", json={"name": "browser page", "scopes": scopes}, headers=user_headers, timeout=10
     )
+    assert response.status_code == 201, response.text
+    return str(response.json()["key"])
 
 
 def auth_headers(credential: str) -> dict[str, str]:
@@ -84,8 +78,8 @@ def test_a_page_on_another_origin_uses_the_api(tmp_path: Path, redis_server, api
                     "CORS_ORIGINS": page_origin,
                 }
             ).url
-            register_sync(api, USERNAME)
-            run_the_page(open_page(page_origin), api, tmp_path)
+            user = register_sync(api, USERNAME)
+            run_the_page(open_page(page_origin), api, tmp_path, user["headers"])
             blocked = open_page(foreign_origin).evaluate(
                 "async (url) => { try { await fetch(url); return 'read'; } catch (e) { return e.name; } }",
                 f"{api}/api/v1/health/live",
@@ -107,9 +101,10 @@ def test_without_a_browser_developers_are_warned_and_ci_fails(monkeypatch: pytes
         missing_browser("no Chromium found")
 
 
-def run_the_page(page: Any, api: str, tmp_path: Path) -> None:
+def run_the_page(page: Any, api: str, tmp_path: Path, user_headers: dict[str, str]) -> None:
     base = f"{api}/api/v1"
-    credential = browser_login(page, api)
+    credential = browser_login(api, user_headers)
+    assert credential.startswith("kvs_")
     auth = auth_headers(credential)
     json_auth = {**auth, "Content-Type": "application/json"}
 
@@ -126,14 +121,16 @@ def run_the_page(page: Any, api: str, tmp_path: Path) -> None:
     assert cas["status"] in (412, 422), cas  # a refusal the page can read as problem+json
     assert cas["headers"]["content-type"] == "application/problem+json"
 
-    # A 403 the page can read. TODO(API keys): replace with a request outside the key's scope
-    # (e.g. a write with a read-only key): today the 403 is a presigned URL whose signature was changed.
+    # A 403 the page can read: a write with a key that may only read keys.
+    reader = auth_headers(browser_login(api, user_headers, ["kv:read"]))
+    assert fetch(page, f"{base}/kv/greeting", headers=reader)["status"] == 200
+    forbidden = fetch(page, f"{base}/kv/greeting", method="PUT", headers={**reader, "Content-Type": "application/json"},
+                      body='{"value": "nope"}')  # fmt: skip
+    assert forbidden["status"] == 403, forbidden
+    assert '"code":"insufficient_scope"' in forbidden["text"]
+    assert forbidden["headers"]["www-authenticate"].startswith('Bearer error="insufficient_scope"')
     created = fetch(page, f"{base}/objects/buckets", method="POST", headers=json_auth, body='{"name": "files"}')
     assert created["status"] == 201, created
-    presigned = presign(page, base, auth, "files", "notes.txt", method="GET")
-    forbidden = fetch(page, presigned["url"].replace("signature=", "signature=0"))
-    assert forbidden["status"] == 403, forbidden
-    assert '"code":"presigned_url_invalid"' in forbidden["text"]
 
     # An EventSource (token in the URL) receives a write made by the page.
     event = page.evaluate(

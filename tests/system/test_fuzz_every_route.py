@@ -122,6 +122,14 @@ class Fuzzing:
         assert response.status_code in (200, 201), response.text
         uploads = f"{API}/objects/buckets/fuzz/objects/doc.txt/uploads"
         resources = self.resources
+        listed = self.call("GET", f"{API}/auth/api-keys", headers=auth)
+        if listed.is_error or resources.key_id not in {item["id"] for item in listed.json()["items"]}:
+            scopes = ["kv:read", "kv:write", "kv:watch", "objects:read", "objects:write", "audit:read", "usage:read"]
+            response = self.call(
+                "POST", f"{API}/auth/api-keys", json={"name": "fuzz", "scopes": [*scopes, "admin"]}, headers=auth
+            )
+            assert response.status_code == 201, response.text
+            resources.key_id, resources.api_key = response.json()["id"], response.json()["key"]
         if not resources.upload_id or self.call("GET", f"{uploads}/{resources.upload_id}", headers=auth).is_error:
             response = self.call("POST", uploads, headers=auth)
             assert response.status_code == 201, response.text

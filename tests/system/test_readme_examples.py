@@ -95,3 +95,20 @@ def test_the_presigned_url_example_runs_as_written(redis_server, api_process, tm
     assert done.stdout.startswith(photo[:1024])  # the Range request
     stored = httpx.get(f"{objects}/photos/objects/upload/cat.png", headers=headers, timeout=10)
     assert (stored.content, stored.headers["content-type"]) == (cat, "image/png")  # the presigned PUT
+
+
+def test_the_api_keys_example_runs_as_written(redis_server, api_process) -> None:
+    """The API keys example, after the Authentication one (it logs in as the user that one leaves)."""
+    data, queue = redis_server("data"), redis_server("queue", appendonly=False)
+    api = api_process({"REDIS_URL": data.url, "HUEY_REDIS_URL": queue.url, "SECRET_KEY": "x" * 48})
+    script = (readme_block("## Authentication") + readme_block("### API keys")).replace(
+        "http://127.0.0.1:8000", api.url
+    )
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert '"items":[{"id":' in out and '"kvs_' not in out.split('"items":')[1].split("HTTP/1.1")[0]
+    assert '"code":"key_not_found"' in out  # the key may read app:mode (absent)
+    assert "HTTP/1.1 403" in out
+    assert 'www-authenticate: Bearer error="insufficient_scope", scope="kv:write"' in out
+    assert out.rstrip().endswith("}") and '"status":401' in out.rsplit("\n", 1)[-1]  # revoked: refused

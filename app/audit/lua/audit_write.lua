@@ -6,7 +6,7 @@
 -- ARGV[6..] events as JSON objects of strings (eid, ts, request_id, username, action, ..., count)
 -- Returns {'OK', recorded, left in the outbox, malformed events dropped}.
 local stream, ids, outbox = KEYS[1], KEYS[2], KEYS[3]
-local FIELDS = {'eid', 'ts', 'request_id', 'username', 'action', 'bucket', 'key', 'outcome', 'status', 'client_ip', 'count'}
+local FIELDS = {'eid', 'ts', 'request_id', 'username', 'api_key_id', 'api_key_name', 'action', 'bucket', 'key', 'outcome', 'status', 'client_ip', 'count'}
 local recorded, malformed = 0, 0
 
 local function record(json)
