@@ -11,15 +11,34 @@ from app.platform.jsonutil import iso_ms
 WriteMode = Literal["put", "create", "update"]
 """'put' upserts, 'create' refuses an existing key, 'update' a missing one."""
 
-Expected = int | tuple[int, ...] | None
-"""The version a compare-and-swap write requires: one, any of several (an If-Match list), or None (any)."""
+
+@dataclass(frozen=True, slots=True)
+class AtRevision:
+    """A compare-and-swap on the key's revision (``metadata.revision``: the bucket's revision at the
+    key's last write, as NATS' expected revision) instead of its version; 0 = the key must not exist."""
+
+    revision: int
+
+
+Expected = int | tuple[int, ...] | AtRevision | None
+"""The precondition of a compare-and-swap write: a version, any of several (an If-Match list), a
+revision, or None (any)."""
 
 
 def expected_versions(expected: Expected) -> tuple[int, ...] | None:
-    """``expected`` as a tuple of the versions it accepts (None: no precondition)."""
-    if expected is None:
+    """``expected`` as a tuple of the versions it accepts (None: no version precondition)."""
+    if expected is None or isinstance(expected, AtRevision):
         return None
     return (expected,) if isinstance(expected, int) else expected
+
+
+def precondition_holds(expected: Expected, version: int, revision: int) -> bool:
+    """Whether an entry at ``version``/``revision`` (0/0: absent) meets ``expected``."""
+    if expected is None:
+        return True
+    if isinstance(expected, AtRevision):
+        return expected.revision == revision
+    return version in (expected_versions(expected) or ())
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
 from app.kv.deps import KeyScope, KeyScopeDependency, PathKeyScopeDependency
-from app.kv.model import Expected, HistoryRecord, Page, PutItem, StoredEntry
+from app.kv.model import AtRevision, Expected, HistoryRecord, Page, PutItem, StoredEntry
 from app.kv.schemas import (
     TAG_NAME_RE,
     BatchDeleteResult,
@@ -42,7 +42,12 @@ IfMatch = Annotated[str | None, Header(alias="If-Match", description='"<version>
 IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", description="* = create only")]
 ExpectedVersion = Annotated[int | None, Query(ge=0, description="Compare-and-swap on this version")]
 ExpectedRevisionAlias = Annotated[
-    int | None, Query(alias="expectedRevision", ge=0, description="Alias of expected_version")
+    int | None,
+    Query(
+        alias="expectedRevision",
+        ge=0,
+        description="Compare-and-swap on the key's metadata.revision (NATS' expected revision; 0 = must not exist)",
+    ),
 ]
 
 
@@ -98,11 +103,16 @@ def create_only(if_none_match: str | None) -> bool:
     return if_none_match is not None and if_none_match.strip() == "*"
 
 
-def resolve_expected(if_match: str | None, *query_values: int | None) -> tuple[Expected, bool]:
-    """The compare-and-swap version(s) from If-Match, else from expected_version/expectedRevision."""
+def resolve_expected(
+    if_match: str | None, expected_version: int | None, expected_revision: int | None = None
+) -> tuple[Expected, bool]:
+    """The compare-and-swap precondition: the version(s) of If-Match, else ``expected_version``, else
+    ``expectedRevision`` (the key's revision, as NATS compares it), the first one given."""
     expected, must_exist = parse_if_match(if_match)
-    if expected is None:
-        expected = next((v for v in query_values if v is not None), None)
+    if expected is None and expected_version is not None:
+        expected = expected_version
+    if expected is None and expected_revision is not None:
+        expected = AtRevision(expected_revision)
     return expected, must_exist
 
 
@@ -323,7 +333,7 @@ def build_key_router(
         scope = await write_dependency.fast(request)
         if scope is None:
             return None
-        expected, must_exist = resolve_expected(headers.get("if-match"))
+        expected, must_exist = resolve_expected(headers.get("if-match"), None)
         return await write(
             request.path_params["key"], body, scope, expected, must_exist, create_only(headers.get("if-none-match"))
         )

@@ -8,7 +8,7 @@ import binascii
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.kv.rules import check_json_depth, json_text
 from app.platform.jsonutil import Timestamp
@@ -39,8 +39,18 @@ class _ValueBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # strict: JSON true is no integer
     value: Any = Field(description="Any JSON value; with encoding=base64, a base64 string of bytes")
     encoding: Encoding = None
+    # The earlier Quarkus store's form of `encoding` (README "Coming from ..."): true = base64.
+    base64: bool | None = Field(default=None, description='true is encoding="base64"; false is no encoding')
     ttl: Ttl = None
     tags: Tags = None
+
+    @model_validator(mode="after")
+    def _base64_flag(self) -> _ValueBody:
+        if self.base64 is not None:
+            if self.encoding is not None and (self.encoding == "base64") != self.base64:
+                raise ValueError(f"base64={str(self.base64).lower()} contradicts encoding={self.encoding!r}")
+            self.encoding = "base64" if self.base64 else None
+        return self
 
 
 class KVCreate(_ValueBody):

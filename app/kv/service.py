@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from app.config import Settings
-from app.kv.model import BucketInfo, Expected, HistoryRecord, Page, PutItem, StoredEntry, WriteMode, expected_versions
+from app.kv.model import BucketInfo, Expected, HistoryRecord, Page, PutItem, StoredEntry, WriteMode, precondition_holds
 from app.kv.rules import BUCKET_RE, KEY_RE, check_json_depth, json_text, merge_patch
 from app.kv.store import KVStore
 from app.platform.errors import (
@@ -192,11 +192,12 @@ class KVService:
         async with self._patch_turns.turn((tenant_id, bucket, key)):
             for _ in range(self._settings.merge_patch_max_retries):
                 current, _ = await self.get(tenant_id, bucket, key)
-                accepted = expected_versions(expected_version)
-                if accepted is not None and current.version not in accepted:
+                if not precondition_holds(expected_version, current.version, current.revision):
                     raise VersionConflict(
-                        f"key {key!r} is at version {current.version}, not the expected one",
+                        f"key {key!r} is at version {current.version} (revision {current.revision}), "
+                        "not the expected one",
                         current_version=current.version,
+                        current_revision=current.revision,
                     )
                 if current.encoding:
                     raise InvalidInput("a base64 (binary) value cannot be merge-patched")

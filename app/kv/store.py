@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from app.config import Settings
 from app.kv.model import (
+    AtRevision,
     BucketInfo,
     Expected,
     ExpiredEntry,
@@ -77,7 +78,10 @@ def write_header(settings: Settings, tenant_id: str, bucket: str) -> list[Script
 
 
 def expected_arg(expected: Expected) -> str:
-    """The script argument of a compare-and-swap: '' (none) or the accepted versions joined by ','."""
+    """The script argument of a compare-and-swap: '' (none), the accepted versions joined by ',', or
+    'r<revision>' for a revision precondition (see precondition_matches in _kv_lib.lua)."""
+    if isinstance(expected, AtRevision):
+        return f"r{expected.revision}"
     versions = expected_versions(expected)
     return "" if versions is None else ",".join(map(str, versions))
 
@@ -88,7 +92,12 @@ def translate(error: ScriptError, bucket: str, key: str = "") -> KVStoreError:
     if code == "value_too_large":
         return PayloadTooLarge(f"value is over bucket {bucket!r}'s limit of {detail} bytes", limit=int(detail))
     if code == "version_conflict":
-        return VersionConflict(f"key {key!r} is at version {detail}, not the expected one", current_version=int(detail))
+        version, _, revision = detail.partition(",")
+        return VersionConflict(
+            f"key {key!r} is at version {version} (revision {revision or 0}), not the expected one",
+            current_version=int(version),
+            current_revision=int(revision or 0),
+        )
     if code == "precondition_failed":
         return PreconditionFailed(f"key {key!r} already exists (If-None-Match: *)")
     if code == "key_exists":

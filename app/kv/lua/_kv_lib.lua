@@ -121,8 +121,10 @@ local function read_entry(tp, b, key)
   return cur
 end
 
--- Whether version `ver` is one of `expected`, the versions a compare-and-swap accepts joined by ','.
-local function version_matches(expected, ver)
+-- Whether an entry at version `ver` and revision `rev` (0, 0: absent) meets `expected`: the
+-- versions a compare-and-swap accepts joined by ',', or 'r<N>' for revision N (NATS' expected revision).
+local function precondition_matches(expected, ver, rev)
+  if string.sub(expected, 1, 1) == 'r' then return tonumber(string.sub(expected, 2)) == tonumber(rev) end
   for v in string.gmatch(expected, '%d+') do
     if tonumber(v) == tonumber(ver) then return true end
   end
@@ -378,13 +380,13 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   if cur then
     if mode == 'create' then return {'E', 'key_exists', ''} end
     if if_none_match == '1' then return {'E', 'precondition_failed', 'exists'} end
-    if expected ~= '' and not version_matches(expected, cur[3]) then
-      return {'E', 'version_conflict', cur[3]}
+    if expected ~= '' and not precondition_matches(expected, cur[3], cur[4]) then
+      return {'E', 'version_conflict', cur[3] .. ',' .. cur[4]}
     end
   else
     if mode == 'update' then return {'E', 'key_not_found', ''} end
     -- Version 0 is "no such key" (as in etcd): expecting it is a create-only write.
-    if expected ~= '' and not version_matches(expected, 0) then return {'E', 'version_conflict', '0'} end
+    if expected ~= '' and not precondition_matches(expected, 0, 0) then return {'E', 'version_conflict', '0,0'} end
   end
   if b.maxv > 0 and #value > b.maxv then return {'E', 'value_too_large', tostring(b.maxv)} end
   local added
@@ -472,8 +474,8 @@ local function delete_entry(cfg, b, key, expected, now)
     cur = nil
   end
   if not cur then return {'E', 'key_not_found', ''} end
-  if expected ~= '' and not version_matches(expected, cur[3]) then
-    return {'E', 'version_conflict', cur[3]}
+  if expected ~= '' and not precondition_matches(expected, cur[3], cur[4]) then
+    return {'E', 'version_conflict', cur[3] .. ',' .. cur[4]}
   end
   local res = remove_entry(cfg, b, key, cur, 'delete', now)
   return {'OK', res[1], res[2]}
