@@ -166,6 +166,8 @@ def fuzz(fuzzing: Fuzzing, operation: Operation, examples: int, deep: bool) -> N
             fuzzing.seed()
         response = fuzzing.send(request)
         dirty = destructive and response.is_success
+        if response.status_code == 503 and operation.path.endswith("/health") and '"status":"down"' in response.text:
+            return  # the health report's answer when a Redis did not answer in time (a stalled machine)
         assert response.status_code < 500, f"{response.status_code} for {request!r}:\n{response.text[:300]}"
 
     failures = []
