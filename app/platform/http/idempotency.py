@@ -80,15 +80,24 @@ class IdempotencyMiddleware:
         self.identify = identify
         self.charge = charge
         prefix = api_prefix.rstrip("/")
-        self.roots = tuple(f"{prefix}/{part}" for part in ("kv", "objects", "events"))
+        roots = tuple(f"{prefix}/{part}" for part in ("kv", "objects", "events"))
+        self.root_paths = frozenset(roots)
+        self.root_prefixes = tuple(root + "/" for root in roots)
         self.max_response_bytes = max_response_bytes
         self.retry_after_seconds = retry_after_seconds
 
     def _covered(self, scope: Scope) -> bool:
+        """A write under /kv, /objects or /events that carries the header. The plain case (no header)
+        costs a few hundred nanoseconds: a method test, a path test and a look at each header name."""
         if scope["type"] != "http" or scope["method"] not in MUTATING_METHODS:
             return False
         path: str = scope["path"]
-        return any(path == root or path.startswith(root + "/") for root in self.roots)
+        if not (path.startswith(self.root_prefixes) or path in self.root_paths):
+            return False
+        for name, _ in scope["headers"]:  # noqa: SIM110 - a plain loop: any() and its generator cost more
+            if name == b"idempotency-key":
+                return True
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._covered(scope):
@@ -101,9 +110,6 @@ class IdempotencyMiddleware:
                 keys.append(value)
             elif name == b"authorization" and authorization is None:
                 authorization = value
-        if not keys:
-            await self.app(scope, receive, send)
-            return
         caller = await self.identify(authorization.decode("latin-1") if authorization is not None else None)
         if caller is None:  # no or a bad credential: the route answers 401 as it always does
             await self.app(scope, receive, send)
