@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.platform.errors import ServiceUnavailable
-from app.platform.idempotency import IdempotencyStore
+from app.platform.idempotency import PENDING, IdempotencyStore, StoredResponse
 from app.platform.keyspace import KeySchema
 from app.platform.redis import SyncDataRedis
 from tests.support.api_keys import create_key, key_headers
@@ -267,3 +267,28 @@ async def test_a_response_over_the_cap_is_replayed_without_its_body(settings) ->
         assert again.headers["idempotent-body-omitted"] == str(len(first.content))
         assert again.content == b"" and again.headers["etag"] == first.headers["etag"]
         assert await version(http, carol, "k") == 1
+
+
+async def test_only_the_request_holding_a_reservation_settles_it(app: FastAPI) -> None:
+    store: IdempotencyStore = app.state.idempotency
+    record = store.record_key("tenant-1", b"k")
+    assert await store.reserve(record, "a") is None
+    assert await store.reserve(record, "b") == PENDING
+    assert await store.extend(record, "a") and not await store.extend(record, "b")
+    assert not await store.release(record, "b")
+    response = StoredResponse("fp", 0, 201, [(b"etag", b'"1"')], b"{}")
+    assert not await store.store(record, "b", response)
+    assert await store.store(record, "a", response)
+    assert await store.reserve(record, "c") == response
+    assert not await store.release(record, "a")  # stored: no longer anyone's reservation
+
+
+async def test_a_lapsed_reservation_goes_to_the_next_request(app: FastAPI) -> None:
+    store = IdempotencyStore(app.state.scripts, ttl_seconds=60, lease_seconds=1)
+    record = store.record_key("tenant-1", b"k")
+    assert await store.reserve(record, "crashed") is None
+    await asyncio.sleep(1.2)  # the holder's process died: nobody extends its lease
+    assert await store.reserve(record, "next") is None
+    response = StoredResponse("fp", 0, 200, [], b"{}")
+    assert not await store.store(record, "crashed", response)  # the late holder cannot overwrite it
+    assert await store.store(record, "next", response)
