@@ -225,6 +225,13 @@ class Settings(BaseSettings):
     quota_max_object_bytes: int = Field(default=10_737_418_240, ge=0)
     quota_max_buckets: int = Field(default=100, ge=0)
 
+    # Idempotency-Key on KV and object writes (README "Idempotent writes"): how long a response is
+    # replayed, the largest response body kept (a larger one is replayed without its body), and the
+    # lease of a running request's reservation (renewed while its body streams in).
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=1)
+    idempotency_max_response_bytes: int = Field(default=1_048_576, ge=0)
+    idempotency_lease_seconds: int = Field(default=60, ge=3)
+
     # Per-tenant request rate limit (0 = off); each API process takes tokens from Redis in chunks.
     rate_limit_per_second: float = Field(default=200.0, ge=0)
     rate_limit_burst: int = Field(default=400, ge=1)

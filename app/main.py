@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,12 +16,13 @@ from app.audit.middleware import AuditMiddleware
 from app.audit.service import AuditService
 from app.auth import api_key_routes
 from app.auth import routes as auth_routes
+from app.auth.deps import apply_rate_limit, idempotency_caller
 from app.auth.middleware import AnonymousAuthLimitMiddleware
 from app.auth.service import AuthService
 from app.auth.store import AuthStore
 from app.auth.throttle import AnonymousLimiter
 from app.config import Settings, get_settings
-from app.kv import bucket_routes, flat_routes
+from app.kv import bucket_routes, event_routes, flat_routes
 from app.kv.service import KVService
 from app.objects import presign_routes
 from app.objects import routes as object_routes
@@ -30,11 +32,13 @@ from app.objects.service import ObjectService, compaction_requester
 from app.platform.http import health
 from app.platform.http.cors import install_cors
 from app.platform.http.docs import install_docs
+from app.platform.http.idempotency import IdempotencyMiddleware
 from app.platform.http.metrics import install_metrics
 from app.platform.http.middleware import RequestContextMiddleware, RequestLimitMiddleware, quiet_paths
 from app.platform.http.openapi import document_error_responses
 from app.platform.http.problems import register_error_handlers
 from app.platform.http.schemas import Problem
+from app.platform.idempotency import IdempotencyStore
 from app.platform.logging import setup_logging, warn_unknown_settings
 from app.platform.queue import TaskQueue
 from app.platform.redis import create_async_data_redis, create_async_queue_redis, warm_up_data_redis
@@ -79,6 +83,9 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     )
     state.presigner = PresignSigner(settings.secret_key)
     state.audit = AuditService(state.data_redis, settings, state.task_queue.task(audit_tasks.write_audit_events))
+    state.idempotency = IdempotencyStore(
+        state.scripts, settings.idempotency_ttl_seconds, settings.idempotency_lease_seconds
+    )
     state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings, state.sessions)
 
 
@@ -125,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_routes.router, prefix=prefix)
     app.include_router(api_key_routes.router, prefix=prefix)
     app.include_router(bucket_routes.router, prefix=prefix)
+    app.include_router(event_routes.router, prefix=prefix)
     app.include_router(watch_routes.router, prefix=prefix)
     app.include_router(audit_routes.router, prefix=prefix)
     app.include_router(tenancy_routes.router, prefix=prefix)
@@ -135,7 +143,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def root_health() -> dict[str, str]:
         return {"status": "ok"}
 
-    # Innermost, before any parsing: 431 for oversized headers, 413 for an oversized JSON body, 415 for
+    # Innermost: Idempotency-Key on KV and object writes (nothing without the header).
+    app.add_middleware(
+        IdempotencyMiddleware,
+        store=app.state.idempotency,
+        identify=idempotency_caller(app.state),
+        charge=partial(apply_rate_limit, app.state.rate_limiter),
+        api_prefix=prefix,
+        max_response_bytes=settings.idempotency_max_response_bytes,
+        retry_after_seconds=settings.redis_retry_after_seconds,
+    )
+    # Then, before any parsing: 431 for oversized headers, 413 for an oversized JSON body, 415 for
     # a body that is not JSON.
     app.add_middleware(
         RequestLimitMiddleware,

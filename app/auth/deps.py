@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Query, Request
@@ -13,8 +14,9 @@ from app.auth.service import AuthService
 from app.auth.sessions import SessionRevocations
 from app.config import Settings
 from app.platform.context import audit_note, response_headers_var, tenant_id_var, username_var
-from app.platform.errors import InsufficientScope, Unauthorized
-from app.platform.redis import AsyncDataRedis
+from app.platform.errors import InsufficientScope, KVStoreError, Unauthorized
+from app.platform.idempotency import Caller
+from app.platform.redis import REDIS_ERRORS, AsyncDataRedis
 from app.platform.security import ANY_CREDENTIAL, SESSION_ONLY, AccessClaims, TokenService
 
 # Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, which costs
@@ -67,6 +69,25 @@ async def authenticate(state: Any, token: str | None) -> AccessClaims:
         tenant_id=claims.tenant_id, username=claims.username, api_key_id=claims.key_id, api_key_name=claims.key_name
     )
     return claims
+
+
+def idempotency_caller(state: Any) -> Callable[[str | None], Awaitable[Caller | None]]:
+    """The caller of a request with an Idempotency-Key (app/platform/http/idempotency.py), from its
+    Authorization header by :func:`authenticate`; None when the credential is missing or bad (the
+    route then answers as it always does)."""
+
+    async def identify(authorization: str | None) -> Caller | None:
+        token = bearer_token(authorization)
+        if token is None:
+            return None
+        try:
+            claims = await authenticate(state, token)
+        except (KVStoreError, *REDIS_ERRORS):
+            return None
+        principal = f"k:{claims.key_id}" if claims.key_id is not None else f"u:{claims.username}"
+        return Caller(claims.tenant_id, principal)
+
+    return identify
 
 
 def require_scope(claims: AccessClaims, scope: str) -> None:

@@ -182,3 +182,18 @@ class TooManyApiKeys(Conflict):
 
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
+
+
+class IdempotencyKeyInProgress(Conflict):
+    """A request with the same Idempotency-Key (or CloudEvent source + id) is still running."""
+
+    code = "idempotency_key_in_progress"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key (or CloudEvent source + id) sent again with a different request."""
+
+    code = "idempotency_key_reused"

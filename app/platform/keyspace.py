@@ -182,6 +182,13 @@ class KeySchema:
         """Sorted set ``t:{tid}:watchers``: open watch stream id, score its lease expiry (ms)."""
         return f"{self.prefix}watchers"
 
+    def idempotency(self, key_digest: str) -> str:
+        """Hash ``t:{tid}:idem:<sha256 of the Idempotency-Key>``: state (pending|done), owner (the
+        request holding a pending reservation), fp (sha256 of the request), blen (its body length),
+        status, headers (JSON), body, omitted (the body's length when it was too large to keep);
+        expires after the idempotency window (a pending one after its lease)."""
+        return f"{self.prefix}idem:{key_digest}"
+
     # Keys of one bucket incarnation, ``t:{tid}:b:<bucket_id>:...``
     def bucket_prefix(self, bucket_id: int | str) -> str:
         return f"{self.prefix}b:{bucket_id}:"

@@ -319,6 +319,7 @@ HEADERS = (
     "Accept",
     "Transfer-Encoding",
     "X-Forwarded-For",
+    "Idempotency-Key",
 )
 CONTENT_TYPES = [
     b"application/json",
@@ -596,6 +597,7 @@ SWEPT_HEADERS = (
     "Content-Type",
     "Content-Length",
     "Authorization",
+    "Idempotency-Key",
 )
 
 

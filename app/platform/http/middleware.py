@@ -171,11 +171,14 @@ class RequestLimitMiddleware:
         self.prefix = api_prefix.rstrip("/")
         self.objects_prefix = f"{self.prefix}/objects/buckets/"
         self.form_paths = frozenset({f"{self.prefix}/auth/token"})
+        self.events_path = f"{self.prefix}/events"
 
     def _body_limit(self, path: str) -> int:
         """The largest body the route of ``path`` can use (decided before routing, from the path)."""
         if path == self.kv_prefix or path.startswith(self.kv_prefix + "/"):
             return self.max_body_bytes if path.endswith("/batch") else self.max_key_body_bytes
+        if path == self.events_path:  # a CloudEvent commits one entry
+            return self.max_key_body_bytes
         return self.max_small_body_bytes
 
     def _raw_object_data(self, scope: Scope) -> bool:

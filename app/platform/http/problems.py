@@ -73,6 +73,11 @@ def problem_response(
 
 def _domain_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, KVStoreError)
+    return domain_error_response(exc)
+
+
+def domain_error_response(exc: KVStoreError) -> Response:
+    """The problem response of a domain error (for middleware that answers by itself too)."""
     headers: dict[str, str] = {}
     if exc.status == 401 or isinstance(exc, LoginThrottled):
         auth_failure(exc.code)
