@@ -54,7 +54,52 @@ KEY_BODY_FACTOR = 4
 """A single-key write's body may be this many times the value limit (JSON escapes, whitespace) plus 64 KiB."""
 
 DESCRIPTION = """A multi-tenant key-value and object store. Register, log in, and call the API
-with `Authorization: Bearer <access token>`; everything is scoped to your tenant."""
+with `Authorization: Bearer <access token>` (or an API key); everything is scoped to your tenant.
+Errors are `application/problem+json` (RFC 9457) with a stable `code`."""
+
+# The tags in the order README.md presents them; every operation has exactly one of them
+# (tests/platform/test_openapi_docs.py). Audit action names derive from the first tag of a route
+# (app/audit/middleware.py), so a tag is never renamed.
+OPENAPI_TAGS: list[dict[str, str]] = [
+    {
+        "name": "auth",
+        "description": "Register, log in (JSON, or the OAuth2 form behind the Authorize button), refresh and end "
+        "sessions, change the password. Send the access token as `Authorization: Bearer <token>`.",
+    },
+    {
+        "name": "api-keys",
+        "description": "Long-lived API keys for programs, narrowed to scopes, buckets and a key prefix. Created, "
+        "listed and revoked with a login session or an `admin` key; the secret is shown once.",
+    },
+    {
+        "name": "kv",
+        "description": "The flat key-value API on the bucket `default`: JSON (or base64) values with a version "
+        "as ETag, compare-and-swap (`If-Match`, `expected_version`), TTL, tags, history, JSON merge "
+        "patch and all-or-nothing batches.",
+    },
+    {
+        "name": "buckets",
+        "description": "Named KV buckets (history depth, default TTL, value size limit) and the same key "
+        "operations as `kv` under `/kv/buckets/{bucket}/keys`.",
+    },
+    {
+        "name": "watch",
+        "description": "A bucket's changes as Server-Sent Events, resumable with `Last-Event-ID` or `since`. "
+        "The WebSocket twin, `/kv/watch/{bucket}`, is not described here (OpenAPI has no WebSockets).",
+    },
+    {
+        "name": "objects",
+        "description": "Object buckets and streamed objects: raw bodies of any size, SHA-256 ETags, `Range`, "
+        "conditional requests, multipart uploads, verification and presigned URLs.",
+    },
+    {"name": "tenant", "description": "The tenant's usage: counts, bytes and limits."},
+    {"name": "audit", "description": "The tenant's audit trail: one event per write, newest first."},
+    {
+        "name": "health",
+        "description": "Liveness, readiness, both Redis servers' health and the Prometheus metrics; no "
+        "credentials needed.",
+    },
+]
 
 
 def build_state(app: FastAPI, settings: Settings) -> None:
@@ -113,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="kvstore",
         version="1.0.0",
         description=DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
         # We export Prometheus metrics ourselves; FastAPI's native OpenTelemetry would only add a
         # per-request check of the global providers.
@@ -139,8 +185,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(object_routes.router, prefix=prefix)
     app.include_router(presign_routes.router, prefix=prefix)
 
-    @app.get("/health", tags=["health"], summary="The process answers (no dependencies)")
+    @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:
+        """`{"status": "ok"}` while the process answers; checks no dependency (no Redis), so a
+        Redis outage never restarts the pod. Kept at the root for load balancers and Docker."""
         return {"status": "ok"}
 
     # Innermost: Idempotency-Key on KV and object writes (nothing without the header).
@@ -186,7 +234,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
             problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(problem.pop("$defs", {}))

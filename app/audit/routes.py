@@ -19,7 +19,8 @@ router = APIRouter(prefix="/audit", tags=["audit"])
     "",
     response_model=AuditPage,
     responses=PROBLEM_RESPONSES(401, 422),
-    summary="Your tenant's audit events, newest first (filter by action and key; cursor paging)",
+    summary="List audit events",
+    operation_id="audit_list",
 )
 async def list_audit_events(
     claims: AuditReadClaims,
@@ -29,5 +30,10 @@ async def list_audit_events(
     action: Annotated[str | None, Query(max_length=128, description="Only this action, e.g. kv.put_key")] = None,
     key: Annotated[str | None, Query(max_length=1024, description="Only events on this key or object")] = None,
 ) -> AuditPage:
+    """The tenant's audit events, newest first: one per write (POST, PUT, PATCH, DELETE), failures
+    included, with the action (e.g. `kv.put_key`), who (username, API key), bucket, key, status,
+    request id and client address. Filter by `action` and `key`; page with `next_cursor`. Events
+    are written by the worker from an outbox, so the newest may take a moment to appear. Needs
+    `audit:read`."""
     items, next_cursor = await audit.list_events(claims.tenant_id, limit, cursor, action, key)
     return AuditPage(items=[AuditEvent(**asdict(item)) for item in items], next_cursor=next_cursor)

@@ -156,7 +156,7 @@ class ApiKeyCreated(BaseModel):
 
     id: str
     name: str
-    key: str = Field(description="The secret (kvs_...): send it as 'Authorization: Bearer <key>'. Shown only once")
+    key: str = Field(description="The secret (kvs_...): send it as `Authorization: Bearer <key>`. Shown only once")
     scopes: list[str]
     buckets: list[str]
     key_prefix: str

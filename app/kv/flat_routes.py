@@ -26,5 +26,9 @@ class FlatKeyConvertor(Convertor[str]):
 register_url_convertor("flatkey", FlatKeyConvertor())
 
 router = build_key_router(
-    lambda scope: KeyScopeDependency(DEFAULT_BUCKET, scope), "kv", prefix="/kv", key_param="{key:flatkey}"
+    lambda scope: KeyScopeDependency(DEFAULT_BUCKET, scope),
+    "kv",
+    prefix="/kv",
+    key_param="{key:flatkey}",
+    operation_prefix="kv",
 )

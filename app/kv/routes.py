@@ -31,6 +31,7 @@ from app.kv.schemas import (
 from app.platform.context import audit_note, audit_skip
 from app.platform.errors import BadRequest, InvalidInput, KeyNotFound, PreconditionFailed, UnsupportedMediaType
 from app.platform.http.fastpath import fast_path_route
+from app.platform.http.openapi import body_examples
 from app.platform.http.problems import validation_errors
 from app.platform.http.schemas import PROBLEM_RESPONSES, Message
 from app.platform.jsonutil import dumps, iso_ms
@@ -38,8 +39,21 @@ from app.platform.jsonutil import dumps, iso_ms
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 
-IfMatch = Annotated[str | None, Header(alias="If-Match", description='"<version>" for compare-and-swap')]
-IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", description="* = create only")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='Compare-and-swap: an ETag such as `"3"` (the version; a list matches any of its tags), '
+        "or `*` (any existing version)",
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        description="On a write, `*` = create only (412 when the key exists); on a read, `*` or the current ETag = 304",
+    ),
+]
 ExpectedVersion = Annotated[int | None, Query(ge=0, description="Compare-and-swap on this version")]
 ExpectedRevisionAlias = Annotated[
     int | None,
@@ -67,6 +81,13 @@ def read_response(entry: StoredEntry, now_ms: int, if_none_match: str | None) ->
 def json_response(body: bytes | str, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type=JSON)
 
+
+PATCH_EXAMPLES: dict[str, Any] = {
+    "set_and_remove": {
+        "summary": "Set one member, remove another",
+        "value": {"email": "ada@example.com", "name": None},
+    }
+}
 
 # One entity-tag of an If-Match list (RFC 9110 8.8.3): optional W/, then a quoted string.
 ENTITY_TAG_RE = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
@@ -168,14 +189,22 @@ def _encode(value: Any, encoding: str | None, max_depth: int, field: str = "body
 
 def build_key_router(
     scope_dependency: Callable[[str], KeyScopeDependency | PathKeyScopeDependency],
-    tag: str,
+    tag: str | None,
     prefix: str = "",
     key_param: str = "{key}",
+    *,
+    operation_prefix: str,
 ) -> APIRouter:
     """The key endpoints, with tenant, service and bucket from the dependency ``scope_dependency``
     makes for a scope (kv:read for the reads, kv:write for the writes) and the key from the path
-    parameter ``key_param`` (a template such as ``{key}`` or ``{key:convertor}``)."""
-    router = APIRouter(prefix=prefix, tags=[tag])
+    parameter ``key_param`` (a template such as ``{key}`` or ``{key:convertor}``). ``tag`` is the
+    OpenAPI tag (None when the router is included in a tagged one); the operation ids are
+    ``operation_prefix`` + ``_get``, ``_put``...: stable whatever the order routes are added in."""
+    router = APIRouter(prefix=prefix, tags=[tag] if tag else [])
+
+    def operation_id(name: str) -> str:
+        return f"{operation_prefix}_{name}"
+
     key_path = f"/{key_param}"
     read_dependency, write_dependency = scope_dependency("kv:read"), scope_dependency("kv:write")
     Scope = Annotated[KeyScope, Depends(read_dependency)]  # noqa: N806 - a type alias
@@ -186,9 +215,17 @@ def build_key_router(
         status_code=201,
         response_model=Entry,
         responses=PROBLEM_RESPONSES(401, 404, 409, 413, 422),
-        summary="Create a key (409 when it exists)",
+        summary="Create a key",
+        operation_id=operation_id("create"),
+        openapi_extra=body_examples(
+            json_value={"key": "user:42", "value": {"name": "Ada"}, "ttl": 3600, "tags": {"category": "user"}},
+            binary_value={"key": "blob", "value": "aGVsbG8=", "encoding": "base64"},
+        ),
     )
     async def create_key(body: KVCreate, scope: WriteScope) -> Response:
+        """201 with the new entry and its `ETag` (version 1, or above a deleted key's last version);
+        409 when the key exists (use PUT to create or replace). `ttl` in seconds, `tags` for
+        `tag_filter`; binary values travel as base64 with `"encoding": "base64"`."""
         audit_note(key=body.key)
         scope.check_key(body.key)
         entry = await scope.kv.put(
@@ -207,7 +244,8 @@ def build_key_router(
         "",
         response_model=EntryPage,
         responses=PROBLEM_RESPONSES(401, 404, 422),
-        summary="List keys in key order (page/page_size or cursor/limit; prefix; tag_filter=name:value)",
+        summary="List keys",
+        operation_id=operation_id("list"),
     )
     async def list_keys(
         scope: Scope,
@@ -219,6 +257,10 @@ def build_key_router(
         prefix: Annotated[str, Query(max_length=256)] = "",
         tag_filter: Annotated[list[str] | None, Query()] = None,
     ) -> Response:
+        """Entries in key order, `{items, total, page, page_size, next_cursor}`. Page with `page` and
+        `page_size`, or with `cursor` (the `next_cursor` of the previous page) and `limit`; at most
+        `MAX_PAGE_SIZE` (1000) per page. `prefix` narrows to keys that start with it; `tag_filter`
+        (`name:value`, repeatable, all must match) to tagged keys. Expired keys are never listed."""
         max_size = request.app.state.settings.max_page_size
         size = limit or page_size or 100
         if size > max_size:
@@ -244,9 +286,18 @@ def build_key_router(
         "/batch",
         response_model=BatchPutResult,
         responses=PROBLEM_RESPONSES(401, 404, 413, 422),
-        summary="Write up to 1000 keys, all or nothing",
+        summary="Write many keys",
+        operation_id=operation_id("batch_put"),
+        openapi_extra=body_examples(
+            two_keys={
+                "items": [{"key": "a", "value": 1}, {"key": "b", "value": {"n": 2}, "ttl": 60, "tags": {"t": "x"}}]
+            }
+        ),
     )
     async def batch_put(body: BatchPut, scope: WriteScope) -> Response:
+        """Create or replace up to 1000 keys, all or nothing: 200 with every entry, or an error naming
+        the first invalid item's `index` and nothing written. Each item is `{key, value, encoding?,
+        ttl?, tags?}`, as a single PUT."""
         items = []
         for index, raw in enumerate(body.items):
             try:
@@ -268,8 +319,17 @@ def build_key_router(
         now = max(e.updated_ms for e in entries)
         return json_response(b'{"items":[' + b",".join(e.render(now) for e in entries) + b"]}")
 
-    @router.post("/batch/get", response_model=BatchGetResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
+    @router.post(
+        "/batch/get",
+        response_model=BatchGetResult,
+        responses=PROBLEM_RESPONSES(401, 404, 413, 422),
+        summary="Read many keys",
+        operation_id=operation_id("batch_get"),
+        openapi_extra=body_examples(two_keys={"keys": ["a", "b"]}),
+    )
     async def batch_get(body: BatchKeys, scope: Scope) -> Response:
+        """The entries of the keys that exist, in `items`, and the names of the others in `missing`,
+        in one round trip. A read (kv:read), though a POST: not audited."""
         audit_skip()  # a read, though a POST
         for key in body.keys:
             scope.check_key(key)
@@ -277,15 +337,32 @@ def build_key_router(
         items = b",".join(e.render(now) for e in found)
         return json_response(b'{"items":[' + items + b'],"missing":' + json.dumps(missing).encode() + b"}")
 
-    @router.post("/batch/delete", response_model=BatchDeleteResult, responses=PROBLEM_RESPONSES(401, 404, 413, 422))
+    @router.post(
+        "/batch/delete",
+        response_model=BatchDeleteResult,
+        responses=PROBLEM_RESPONSES(401, 404, 413, 422),
+        summary="Delete many keys",
+        operation_id=operation_id("batch_delete"),
+        openapi_extra=body_examples(two_keys={"keys": ["a", "b"]}),
+    )
     async def batch_delete(body: BatchKeys, scope: WriteScope) -> BatchDeleteResult:
+        """Delete the keys that exist: the names deleted in `deleted`, the absent ones in
+        `missing` (no error for them)."""
         for key in body.keys:
             scope.check_key(key)
         deleted, missing = await scope.kv.batch_delete(scope.tenant_id, scope.bucket, body.keys)
         return BatchDeleteResult(deleted=deleted, missing=missing)
 
-    @router.get("/stats/count", response_model=Count, responses=PROBLEM_RESPONSES(401, 404, 422))
+    @router.get(
+        "/stats/count",
+        response_model=Count,
+        responses=PROBLEM_RESPONSES(401, 404, 422),
+        summary="Count keys",
+        operation_id=operation_id("count"),
+    )
     async def count_keys(scope: Scope) -> Count:
+        """The number of live keys of the bucket (expired ones excluded). Refused (403) to an API key
+        limited to a key prefix: the count covers the whole bucket."""
         scope.whole_bucket()
         return Count(count=await scope.kv.count(scope.tenant_id, scope.bucket))
 
@@ -306,6 +383,10 @@ def build_key_router(
         revision: Annotated[int | None, Query(ge=1)] = None,
         if_none_match: IfNoneMatch = None,
     ) -> Response:
+        """The entry `{key, value, metadata}`; its `ETag` header is the version (`"3"`), to send back
+        in `If-Match` for compare-and-swap. `If-None-Match` with that ETag (or `*`) answers 304.
+        `?revision=N` reads a past revision of the key while the bucket's history keeps it.
+        404 `key_not_found` when the key does not exist or has expired."""
         entry, now = await scope.kv.get(scope.tenant_id, scope.bucket, key, revision)
         return read_response(entry, now, if_none_match)
 
@@ -315,7 +396,8 @@ def build_key_router(
         methods=["GET"],
         response_model=Entry,
         responses={304: {"description": "Not modified (If-None-Match)"}, **PROBLEM_RESPONSES(401, 404, 422)},
-        summary="Read a key (ETag = its version); ?revision=N reads a past revision",
+        summary="Read a key",
+        operation_id=operation_id("get"),
         route_class_override=fast_path_route(fast_get),
     )
 
@@ -347,6 +429,10 @@ def build_key_router(
         expected_version: ExpectedVersion = None,
         expected_revision: ExpectedRevisionAlias = None,
     ) -> Response:
+        """Create the key (201) or replace its value (200), with the entry and its new `ETag`.
+        Compare-and-swap: `If-Match: "3"` or `?expected_version=3` writes only while the key is at
+        that version, `If-Match: *` only if it exists, `If-None-Match: *` only if it does not; else
+        412. An omitted `ttl` keeps the current expiry (`0` removes it); omitted `tags` are kept."""
         expected, must_exist = resolve_expected(if_match, expected_version, expected_revision)
         return await write(key, body, scope, expected, must_exist, create_only(if_none_match))
 
@@ -376,7 +462,12 @@ def build_key_router(
         methods=["PUT"],
         response_model=Entry,
         responses={201: {"description": "Created", "model": Entry}, **PROBLEM_RESPONSES(401, 404, 412, 413, 422)},
-        summary="Create (201) or update (200); If-Match / expected_version = compare-and-swap",
+        summary="Create or replace a key",
+        operation_id=operation_id("put"),
+        openapi_extra=body_examples(
+            json_value={"value": {"name": "Ada"}, "ttl": 3600, "tags": {"category": "user"}},
+            binary_value={"value": "aGVsbG8=", "encoding": "base64"},
+        ),
         route_class_override=fast_path_route(fast_put),
     )
 
@@ -384,11 +475,15 @@ def build_key_router(
         key_path,
         response_model=Entry,
         responses=PROBLEM_RESPONSES(400, 401, 404, 412, 413, 415, 422),
-        summary="RFC 7396 JSON merge patch of the stored value (application/merge-patch+json)",
+        summary="Merge-patch a key's value",
+        operation_id=operation_id("patch"),
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {MERGE_PATCH: {"schema": {}}, JSON: {"schema": {}}},
+                "content": {
+                    MERGE_PATCH: {"schema": {}, "examples": PATCH_EXAMPLES},
+                    JSON: {"schema": {}, "examples": PATCH_EXAMPLES},
+                },
             }
         },
     )
@@ -400,6 +495,10 @@ def build_key_router(
         expected_version: ExpectedVersion = None,
         expected_revision: ExpectedRevisionAlias = None,
     ) -> Response:
+        """Apply an RFC 7396 JSON merge patch to the stored JSON value (`null` removes a member) and
+        answer the new entry with its `ETag`. Send it as `application/merge-patch+json` (or
+        `application/json`; anything else is 415). `If-Match` / `expected_version`: 412 when the
+        key moved on. 404 when the key does not exist."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in (MERGE_PATCH, JSON):
             raise UnsupportedMediaType(f"send the patch as {MERGE_PATCH}")
@@ -417,7 +516,8 @@ def build_key_router(
         key_path,
         response_model=Message,
         responses=PROBLEM_RESPONSES(401, 404, 412, 422),
-        summary="Delete a key (If-Match honoured)",
+        summary="Delete a key",
+        operation_id=operation_id("delete"),
     )
     async def delete_key(
         key: str,
@@ -426,25 +526,50 @@ def build_key_router(
         expected_version: ExpectedVersion = None,
         expected_revision: ExpectedRevisionAlias = None,
     ) -> Message:
+        """Delete the key (its history stays until it expires, and its version is never given again).
+        `If-Match` / `expected_version`: 412 when the key moved on. 404 when it does not exist."""
         expected, _ = resolve_expected(if_match, expected_version, expected_revision)
         await scope.kv.delete(scope.tenant_id, scope.bucket, key, expected)
         return Message(message="Key deleted successfully")
 
-    @router.get(f"{key_path}/exists", response_model=Exists, responses=PROBLEM_RESPONSES(401, 404, 422))
+    @router.get(
+        f"{key_path}/exists",
+        response_model=Exists,
+        responses=PROBLEM_RESPONSES(401, 404, 422),
+        summary="Check that a key exists",
+        operation_id=operation_id("exists"),
+    )
     async def key_exists(key: str, scope: Scope) -> Exists:
+        """`{"key": …, "exists": true|false}`: 200 either way (an expired key does not exist)."""
         return Exists(key=key, exists=await scope.kv.exists(scope.tenant_id, scope.bucket, key))
 
-    @router.get(f"{key_path}/ttl", response_model=TtlInfo, responses=PROBLEM_RESPONSES(401, 404, 422))
+    @router.get(
+        f"{key_path}/ttl",
+        response_model=TtlInfo,
+        responses=PROBLEM_RESPONSES(401, 404, 422),
+        summary="Read a key's remaining TTL",
+        operation_id=operation_id("ttl"),
+    )
     async def key_ttl(key: str, scope: Scope) -> TtlInfo:
+        """The seconds until the key expires; `null` when it never does. 404 when it does not exist."""
         entry, now = await scope.kv.get(scope.tenant_id, scope.bucket, key)
         return TtlInfo(key=key, ttl=entry.ttl_seconds(now))
 
-    @router.get(f"{key_path}/history", response_model=History, responses=PROBLEM_RESPONSES(401, 404, 422))
+    @router.get(
+        f"{key_path}/history",
+        response_model=History,
+        responses=PROBLEM_RESPONSES(401, 404, 422),
+        summary="Read a key's history",
+        operation_id=operation_id("history"),
+    )
     async def key_history(
         key: str,
         scope: Scope,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
+        """The key's past revisions, newest first (`limit`, default 100): each write and delete with
+        its version, revision, value and tags, as many as the bucket's `history` keeps, also after
+        the key was deleted."""
         records = await scope.kv.history(scope.tenant_id, scope.bucket, key, limit)
         return json_response(dumps({"key": key, "items": [history_item(record) for record in records]}).encode())
 

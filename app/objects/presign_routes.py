@@ -16,6 +16,7 @@ from app.objects.routes import OBJECT, BucketName, ObjectName
 from app.objects.rules import check_object_name
 from app.objects.schemas import PresignCreate, PresignOut
 from app.platform.errors import InvalidInput
+from app.platform.http.openapi import body_examples
 from app.platform.http.schemas import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/objects", tags=["objects"])
@@ -26,6 +27,12 @@ router = APIRouter(prefix="/objects", tags=["objects"])
     response_model=PresignOut,
     responses=PROBLEM_RESPONSES(401, 403, 422),
     name="objects.presign",
+    summary="Create a presigned URL",
+    operation_id="objects_presign",
+    openapi_extra=body_examples(
+        read={"method": "GET", "expires_in": 600},
+        upload={"method": "PUT", "expires_in": 3600, "content_type": "image/png", "max_bytes": 5000000},
+    ),
 )
 async def presign_object(
     bucket: BucketName,

@@ -40,6 +40,7 @@ from app.objects.schemas import (
 )
 from app.platform.context import audit_note
 from app.platform.errors import BadRequest, PreconditionFailed, RangeNotSatisfiable
+from app.platform.http.openapi import body_examples
 from app.platform.http.schemas import PROBLEM_RESPONSES, Message
 
 logger = logging.getLogger("kvstore.objects")
@@ -59,8 +60,14 @@ router = APIRouter(prefix="/objects", tags=["objects"])
 BucketName = Annotated[str, Path(pattern=BUCKET_PATTERN, description="[a-z0-9][a-z0-9._-]{0,62}")]
 ObjectName = Annotated[str, Path(description="Up to 1024 bytes; '/' allowed")]
 UploadId = Annotated[str, Path(description="The id POST .../uploads returned")]
-IfMatch = Annotated[str | None, Header(alias="If-Match", description='"<sha256>" or *')]
-IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", description='* or "<sha256>"')]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='The ETag (`"<sha256>"`) the object must have, or `*` (it must exist)'),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(alias="If-None-Match", description='`*` (create only: the object must not exist) or an ETag (`"<sha256>"`)'),
+]
 ContentLength = Annotated[int | None, Header(alias="Content-Length", ge=0)]
 
 OBJECT = "/buckets/{bucket}/objects/{name:object_name}"
@@ -235,8 +242,17 @@ def _json(model: Any, status_code: int = 200, headers: dict[str, str] | None = N
     response_model=ObjectBucketOut,
     responses=PROBLEM_RESPONSES(401, 409, 422),
     name="objects.bucket_create",
+    summary="Create an object bucket",
+    operation_id="object_buckets_create",
+    openapi_extra=body_examples(
+        defaults={"name": "backups"},
+        configured={"name": "photos", "description": "holiday", "chunk_size": 1048576, "max_object_size": 104857600},
+    ),
 )
 async def create_bucket(body: ObjectBucketCreate, claims: AdminClaims, objects: ObjectServiceDep) -> ObjectBucketOut:
+    """201 with the new bucket. `chunk_size` (64 KiB-8 MiB, default 1 MiB) is how content is stored;
+    `max_object_size` lowers the service's object limit for this bucket. 409 when the name exists.
+    Needs `admin`."""
     audit_note(bucket=body.name)
     require_bucket(claims, body.name)
     bucket = await objects.create_bucket(
@@ -245,8 +261,16 @@ async def create_bucket(body: ObjectBucketCreate, claims: AdminClaims, objects: 
     return ObjectBucketOut.of(bucket)
 
 
-@router.get("/buckets", response_model=ObjectBucketList, responses=PROBLEM_RESPONSES(401))
+@router.get(
+    "/buckets",
+    response_model=ObjectBucketList,
+    responses=PROBLEM_RESPONSES(401),
+    summary="List object buckets",
+    operation_id="object_buckets_list",
+)
 async def list_buckets(claims: ObjectsReadClaims, objects: ObjectServiceDep) -> ObjectBucketList:
+    """The object buckets the caller may use, with their object counts and bytes (an API key limited
+    to some buckets sees only those). Needs `objects:read`."""
     buckets = await objects.list_buckets(claims.tenant_id)
     return ObjectBucketList(items=[ObjectBucketOut.of(b) for b in buckets if claims.allows_bucket(b.name)])
 
@@ -256,6 +280,8 @@ async def list_buckets(claims: ObjectsReadClaims, objects: ObjectServiceDep) -> 
     response_model=Message,
     responses=PROBLEM_RESPONSES(401, 404, 409),
     name="objects.bucket_delete",
+    summary="Delete an object bucket",
+    operation_id="object_buckets_delete",
 )
 async def delete_bucket(
     bucket: BucketName,
@@ -263,12 +289,20 @@ async def delete_bucket(
     objects: ObjectServiceDep,
     force: Annotated[bool, Query(description="Delete the objects too")] = False,
 ) -> Message:
+    """Delete an empty bucket; 409 when it holds objects, unless `force=true` (the objects go too,
+    their chunks freed by the worker). Needs `admin`."""
     dropped = await objects.delete_bucket(claims.tenant_id, bucket, force)
     suffix = f" with its {dropped} objects" if dropped else ""
     return Message(message=f"Bucket {bucket!r} deleted{suffix}")
 
 
-@router.get("/buckets/{bucket}/objects", response_model=ObjectPageOut, responses=PROBLEM_RESPONSES(401, 404, 422))
+@router.get(
+    "/buckets/{bucket}/objects",
+    response_model=ObjectPageOut,
+    responses=PROBLEM_RESPONSES(401, 404, 422),
+    summary="List objects",
+    operation_id="objects_list",
+)
 async def list_objects(
     bucket: BucketName,
     claims: ObjectsReadClaims,
@@ -277,6 +311,8 @@ async def list_objects(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ObjectPageOut:
+    """Objects in name order with size, SHA-256, content type and dates: `prefix` narrows, `limit`
+    (at most 1000) and `cursor` (the `next_cursor` of the previous page) page."""
     prefix = narrow_prefix(claims, prefix)  # an API key with a key_prefix lists only its names
     page = await objects.list_objects(claims.tenant_id, bucket, prefix, cursor, limit)
     return ObjectPageOut(items=[ObjectListItem.of(item) for item in page.items], next_cursor=page.next_cursor)
@@ -285,11 +321,18 @@ async def list_objects(
 # -- sub-resources of an object (before the object routes) ---------------------------------------
 
 
-@router.get(OBJECT + "/verify", response_model=VerifyOut, responses=PROBLEM_RESPONSES(401, 404, 422))
+@router.get(
+    OBJECT + "/verify",
+    response_model=VerifyOut,
+    responses=PROBLEM_RESPONSES(401, 404, 422),
+    summary="Verify an object's content",
+    operation_id="objects_verify",
+)
 async def verify_object(
     bucket: BucketName, name: ObjectName, claims: ObjectsReadClaims, objects: ObjectServiceDep
 ) -> VerifyOut:
-    """Recompute the SHA-256 from the stored chunks and compare it with the recorded one."""
+    """Recompute the SHA-256 from the stored chunks and compare it with the recorded one: `valid`,
+    `expected`, `actual` and any `missing_chunks`."""
     return VerifyOut.of(await objects.verify_object(claims.tenant_id, bucket, name))
 
 
@@ -299,12 +342,15 @@ async def verify_object(
     response_model=UploadOut,
     responses=PROBLEM_RESPONSES(401, 404, 422),
     name="objects.multipart_create",
+    summary="Start a multipart upload",
+    operation_id="objects_upload_create",
 )
 async def create_upload(
     bucket: BucketName, name: ObjectName, request: Request, claims: ObjectsWriteClaims, objects: ObjectServiceDep
 ) -> UploadOut:
-    """Start a multipart upload; Content-Type, X-Object-Description and X-Object-Meta-* given here
-    become the object's when it completes."""
+    """201 with the `upload_id` to send parts to. The Content-Type, X-Object-Description and
+    X-Object-Meta-* headers given here become the object's when it completes. An upload not
+    completed within `MULTIPART_UPLOAD_EXPIRE_SECONDS` (24 h) expires."""
     upload = await objects.uploads.create(
         claims.tenant_id,
         bucket,
@@ -316,11 +362,18 @@ async def create_upload(
     return UploadOut.of(upload)
 
 
-@router.get(UPLOAD, response_model=UploadOut, responses=PROBLEM_RESPONSES(401, 404))
+@router.get(
+    UPLOAD,
+    response_model=UploadOut,
+    responses=PROBLEM_RESPONSES(401, 404),
+    summary="Show a multipart upload",
+    operation_id="objects_upload_get",
+)
 async def get_upload(
     bucket: BucketName, name: ObjectName, upload_id: UploadId, claims: ObjectsWriteClaims, objects: ObjectServiceDep
 ) -> UploadOut:
-    """The parts received so far (to resume an interrupted upload)."""
+    """The upload with the parts received so far (number, size, SHA-256), to resume an interrupted
+    upload; 404 once it completed, was aborted or expired."""
     return UploadOut.of(await objects.uploads.get(claims.tenant_id, bucket, name, upload_id))
 
 
@@ -330,6 +383,8 @@ async def get_upload(
     responses=PROBLEM_RESPONSES(401, 404, 413, 422),
     openapi_extra=BINARY_BODY,
     name="objects.multipart_part",
+    summary="Upload a part",
+    operation_id="objects_upload_part",
 )
 async def put_part(
     bucket: BucketName,
@@ -341,7 +396,8 @@ async def put_part(
     objects: ObjectServiceDep,
     content_length: ContentLength = None,
 ) -> PartOut:
-    """Upload one part (raw body, any size up to the part limit); sending it again replaces it."""
+    """Store the raw body as part `part_number` (any size up to `MAX_MULTIPART_PART_BYTES`; parts may
+    come in any order); sending a part again replaces it. 413 over the limit."""
     part = await objects.uploads.put_part(
         claims.tenant_id, bucket, name, upload_id, part_number, request_body(request), content_length
     )
@@ -354,6 +410,9 @@ async def put_part(
     status_code=status.HTTP_201_CREATED,
     responses={200: REPLACED, **PROBLEM_RESPONSES(401, 404, 409, 412, 413, 422)},
     name="objects.multipart_complete",
+    summary="Complete a multipart upload",
+    operation_id="objects_upload_complete",
+    openapi_extra=body_examples(two_parts={"parts": [1, 2]}),
 )
 async def complete_upload(
     bucket: BucketName,
@@ -365,7 +424,9 @@ async def complete_upload(
     if_match: IfMatch = None,
     if_none_match: IfNoneMatch = None,
 ) -> JSONResponse:
-    """Make the listed parts, in order, the object's content (201 new, 200 replaced)."""
+    """Make the listed parts (ascending) the object's content at once, with its SHA-256 as `ETag`:
+    201 for a new object, 200 when it replaced one. Unlisted parts are discarded. `If-Match` /
+    `If-None-Match` as on PUT (412)."""
     obj = await objects.uploads.complete(
         claims.tenant_id,
         bucket,
@@ -378,10 +439,18 @@ async def complete_upload(
     return _json(ObjectOut.of(obj), 201 if obj.created else 200, {"ETag": obj.etag})
 
 
-@router.delete(UPLOAD, response_model=Message, responses=PROBLEM_RESPONSES(401, 404), name="objects.multipart_abort")
+@router.delete(
+    UPLOAD,
+    response_model=Message,
+    responses=PROBLEM_RESPONSES(401, 404),
+    name="objects.multipart_abort",
+    summary="Abort a multipart upload",
+    operation_id="objects_upload_abort",
+)
 async def abort_upload(
     bucket: BucketName, name: ObjectName, upload_id: UploadId, claims: ObjectsWriteClaims, objects: ObjectServiceDep
 ) -> Message:
+    """Discard the upload and its parts (the worker frees their chunks)."""
     await objects.uploads.abort(claims.tenant_id, bucket, name, upload_id)
     return Message(message=f"Upload {upload_id} aborted")
 
@@ -396,6 +465,8 @@ async def abort_upload(
     responses={200: REPLACED, **PROBLEM_RESPONSES(401, 403, 404, 409, 412, 413, 422)},
     openapi_extra=BINARY_BODY,
     name="objects.put",
+    summary="Upload an object",
+    operation_id="objects_put",
 )
 async def put_object(
     bucket: BucketName,
@@ -407,8 +478,12 @@ async def put_object(
     if_match: IfMatch = None,
     if_none_match: IfNoneMatch = None,
 ) -> JSONResponse:
-    """Store the raw body as the object (201 new, 200 replaced), streamed into chunks as it arrives.
-    Content-Type, X-Object-Description and X-Object-Meta-* headers are kept. Also answers presigned PUT URLs."""
+    """Store the raw body as the object, streamed into chunks as it arrives: 201 for a new object,
+    200 when it replaced one, with its SHA-256 as `ETag`. The write is atomic: readers see the old
+    or the new content, never a mix. Content-Type, X-Object-Description and X-Object-Meta-* headers
+    are kept. `If-None-Match: *` creates only, `If-Match` replaces only that version (412). A
+    `Content-Length` or body over the limit is 413 and stores nothing. Also answers presigned PUT
+    URLs (no Authorization header; 403 when the signature does not hold)."""
     body = request_body(request)
     grant = presigned_grant(request)
     if grant is not None and grant.max_bytes:
@@ -435,13 +510,17 @@ GET_OBJECT_ROUTE: dict[str, Any] = {
 }
 
 
-@router.get(OBJECT, **GET_OBJECT_ROUTE)
-@router.head(OBJECT, **GET_OBJECT_ROUTE)
+@router.get(OBJECT, summary="Download an object", operation_id="objects_get", **GET_OBJECT_ROUTE)
+@router.head(OBJECT, summary="Read an object's headers", operation_id="objects_head", **GET_OBJECT_ROUTE)
 async def get_object(
     bucket: BucketName, name: ObjectName, request: Request, claims: ObjectReadAccess, objects: ObjectServiceDep
 ) -> Response:
-    """The object's bytes, streamed; Range (a-b, a-, -n), If-Range, If-None-Match and HEAD supported.
-    Also answers presigned GET URLs."""
+    """The object's bytes, streamed, with `ETag` (its quoted SHA-256), `Last-Modified`,
+    `X-Object-Version`, its Content-Type and metadata headers; HEAD sends the headers only.
+    `Range` takes one range (`bytes=a-b`, `a-`, `-n`): 206 with `Content-Range`, 416 when it is
+    past the end. `If-None-Match` / `If-Modified-Since` answer 304, `If-Match` /
+    `If-Unmodified-Since` 412, `If-Range` as in RFC 9110. Also answers presigned GET URLs (no
+    Authorization header; 403 when the signature does not hold)."""
     obj = await objects.get_object(claims.tenant_id, bucket, name)
     headers = object_headers(obj)
     if not_modified(request, obj):
@@ -463,7 +542,14 @@ async def get_object(
     return ObjectStreamResponse(body, status_code=status_code, headers=headers)
 
 
-@router.delete(OBJECT, response_model=Message, responses=PROBLEM_RESPONSES(401, 404, 412, 422), name="objects.delete")
+@router.delete(
+    OBJECT,
+    response_model=Message,
+    responses=PROBLEM_RESPONSES(401, 404, 412, 422),
+    name="objects.delete",
+    summary="Delete an object",
+    operation_id="objects_delete",
+)
 async def delete_object(
     bucket: BucketName,
     name: ObjectName,
@@ -471,5 +557,7 @@ async def delete_object(
     objects: ObjectServiceDep,
     if_match: IfMatch = None,
 ) -> Message:
+    """Delete the object; `If-Match` deletes only that version (412). A reader already streaming it
+    reads to the end: the content is freed after `OBJECT_GC_GRACE_SECONDS`."""
     await objects.delete_object(claims.tenant_id, bucket, name, etag_list(if_match, weak_ok=False))
     return Message(message=f"Object {name!r} deleted")

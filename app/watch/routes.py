@@ -202,6 +202,7 @@ async def _sse(
     status_code=200,  # EventStreamResponse.__init__ has no status_code for FastAPI to read it from
     responses=SSE_RESPONSES,
     summary="Watch a bucket's changes (Server-Sent Events)",
+    operation_id="watch_bucket",
     description=SSE_DOC,
 )
 async def watch_bucket(
@@ -221,6 +222,7 @@ async def watch_bucket(
     status_code=200,  # EventStreamResponse.__init__ has no status_code for FastAPI to read it from
     responses=SSE_RESPONSES,
     summary="Watch the default bucket's changes (Server-Sent Events)",
+    operation_id="watch_default_bucket",
     description=SSE_DOC,
 )
 async def watch_default_bucket(

@@ -34,25 +34,30 @@ async def _ping(client: Any, timeout: float) -> dict[str, Any]:
     return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-@root_router.get("/health/live", summary="Liveness: the process answers (root alias)")
-@router.get("/health/live", summary="Liveness: the process answers")
+@root_router.get("/health/live", summary="Liveness probe (root alias)", operation_id="root_health_live")
+@router.get("/health/live", summary="Liveness probe", operation_id="health_live")
 async def live() -> dict[str, str]:
+    """`{"status": "ok"}` while the process answers. Checks no dependency, so a Redis outage never
+    restarts the pod; the Kubernetes liveness probe and the image's HEALTHCHECK call it."""
     return {"status": "ok"}
 
 
 @root_router.get(
     "/health/ready",
-    summary="Readiness: the data Redis answers (root alias)",
+    summary="Readiness probe (root alias)",
+    operation_id="root_health_ready",
     responses={503: {"description": "The data Redis does not answer"}},
 )
 @router.get(
     "/health/ready",
-    summary="Readiness: the data Redis answers (a queue Redis outage shows as degraded)",
+    summary="Readiness probe",
+    operation_id="health_ready",
     responses={503: {"description": "The data Redis does not answer"}},
 )
 async def ready(request: Request) -> JSONResponse:
-    """Ready while the data Redis answers. A queue Redis outage does not take the API out of service
-    (requests still work, audit events wait in the outbox): it is reported as ``degraded``."""
+    """200 while the data Redis answers (`ready`, or `degraded` when only the queue Redis is down:
+    requests still work and audit events wait in the outbox), else 503 `not_ready`. The body shows
+    each Redis server's status and latency."""
     timeout = request.app.state.settings.redis_connect_timeout
     data, queue = await asyncio.gather(_ping(request.app.state.data_redis, timeout), _ping_queue(request, timeout))
     status = 200 if data["status"] == "up" else 503
@@ -62,10 +67,13 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get(
     "/health",
-    summary="Both Redis servers with their latency",
+    summary="Health of both Redis servers",
+    operation_id="health",
     responses={503: {"description": "The data Redis does not answer"}},
 )
 async def health(request: Request) -> JSONResponse:
+    """`ok`, `degraded` (the queue Redis is down: audit events and background tasks wait) or `down`
+    (503: the data Redis does not answer), with each server's status and ping latency in ms."""
     timeout = request.app.state.settings.redis_connect_timeout
     data, queue = await asyncio.gather(_ping(request.app.state.data_redis, timeout), _ping_queue(request, timeout))
     healthy = data["status"] == "up"

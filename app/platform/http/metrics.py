@@ -19,6 +19,11 @@ from app.platform.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, labelled
 _requests = labelled(HTTP_REQUESTS)
 _duration = labelled(HTTP_REQUEST_DURATION)
 
+METRICS_DOC = """The Prometheus text exposition of this process (every worker's under gunicorn, through
+`PROMETHEUS_MULTIPROC_DIR`): request counts and latency by route template, KV operations, watch
+streams, authentication failures. Not served when `ENABLE_METRICS=false`; the Ingress does not
+publish it."""
+
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -83,7 +88,15 @@ def install_metrics(app: FastAPI, excluded_paths: Sequence[str], expose: bool = 
         return
     # expose() serves the default registry, or a fresh CollectorRegistry + MultiProcessCollector per
     # scrape when PROMETHEUS_MULTIPROC_DIR is set (Instrumentator() refuses a value that is no directory).
-    Instrumentator().expose(app, endpoint="/metrics", include_in_schema=True, tags=["health"])
+    Instrumentator().expose(
+        app,
+        endpoint="/metrics",
+        include_in_schema=True,
+        tags=["health"],
+        summary="Prometheus metrics",
+        description=METRICS_DOC,
+        operation_id="metrics",
+    )
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path == "/metrics":
             route.response_class = PlainTextResponse  # documents the text/plain it serves (OpenAPI)

@@ -24,6 +24,14 @@ PATH_PARAMETER_RE = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
+def body_examples(media_types: tuple[str, ...] = ("application/json",), **examples: Any) -> dict[str, Any]:
+    """``openapi_extra`` for a route: named examples of its request body (the name, with spaces for
+    underscores, is the example's summary in Swagger UI). FastAPI merges it into the operation it
+    generates, so the body's schema and validation stay the model's."""
+    named = {name: {"summary": name.replace("_", " ").capitalize(), "value": value} for name, value in examples.items()}
+    return {"requestBody": {"content": {media_type: {"examples": named} for media_type in media_types}}}
+
+
 def _add(responses: dict[str, Any], *statuses: int) -> None:
     for status in statuses:
         documented = responses.get(str(status))
