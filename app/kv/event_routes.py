@@ -32,7 +32,7 @@ from app.platform.security import AccessClaims
 
 logger = logging.getLogger("kvstore.events")
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["kv"])  # a KV write, in CloudEvents form
 
 EventWriteClaims = Annotated[AccessClaims, Depends(BearerClaims("kv:write"))]
 KEPT_HEADERS = (b"content-type", b"etag")
@@ -64,14 +64,61 @@ async def apply(kv: KVService, tenant_id: str, commit: Commit) -> Response:
         **PROBLEM_RESPONSES(401, 403, 404, 409, 413, 415, 422),
     },
     summary="Commit a CloudEvents 1.0 event: create (resource_data), merge-patch (patch) or delete an entry",
+    operation_id="events_commit",
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {STRUCTURED: {"schema": {"type": "object"}}, JSON: {"schema": {"type": "object"}}},
+            "content": {
+                media: {
+                    "schema": {"type": "object"},
+                    "examples": {
+                        "create": {
+                            "summary": "Create or replace an entry",
+                            "value": {
+                                "specversion": "1.0",
+                                "id": "evt-1",
+                                "source": "/orders",
+                                "type": "com.example.order.created",
+                                "subject": "order:42",
+                                "data": {"resource_id": "order:42", "resource_data": {"status": "new"}},
+                            },
+                        },
+                        "patch": {
+                            "summary": "Merge-patch it",
+                            "value": {
+                                "specversion": "1.0",
+                                "id": "evt-2",
+                                "source": "/orders",
+                                "type": "com.example.order.updated",
+                                "data": {"resource_id": "order:42", "patch": {"status": "paid"}},
+                            },
+                        },
+                        "delete": {
+                            "summary": "Delete it",
+                            "value": {
+                                "specversion": "1.0",
+                                "id": "evt-3",
+                                "source": "/orders",
+                                "type": "com.example.order.deleted",
+                                "data": {"resource_id": "order:42", "deleted": True},
+                            },
+                        },
+                    },
+                }
+                for media in (STRUCTURED, JSON)
+            },
         }
     },
 )
 async def commit_event(request: Request, claims: EventWriteClaims) -> Response:
+    """Applies one CloudEvents 1.0 event to an entry: `data.resource_data` creates or replaces it
+    (201/200), `data.patch` merge-patches it (RFC 7396), `data.deleted: true` deletes it. The key is
+    `data.resource_id`, else `subject`; the bucket the `bucket` extension attribute, else
+    `data.bucket`, else `default`. Structured mode (`application/cloudevents+json` or
+    `application/json`) or binary mode (`ce-*` headers, the body is `data`). The event's `source` +
+    `id` make the commit idempotent: the same event again returns the first result with
+    `Idempotent-Replayed: true` and changes nothing; another event under a used `source` + `id` is 422,
+    one still committing 409. Needs `kv:write`."""
     body = await request.body()
     headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.scope["headers"]]
     commit = commit_of(parse_event(request.headers.get("content-type", ""), headers, body))
