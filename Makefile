@@ -32,7 +32,8 @@ test: $(VENV)/.dev-deps
 # No subprocesses (uvicorn, gunicorn, workers, kvctl, own redis-servers), no Redis Cluster leg, no fuzzing.
 test-fast: $(VENV)/.dev-deps
 	# Byte-code caches on (this machine sets PYTHONDONTWRITEBYTECODE): pytest would rewrite ~350 modules each run.
-	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n auto -m "not subprocess and not cluster and not slow"
+	# Two workers per core: the tests mostly wait on Redis and timers (77 s instead of 98 s on 2 cores).
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $$(( $$(nproc) * 2 )) -m "not subprocess and not cluster and not slow"
 
 # ruff, the type checker (strict for app/ and kvctl/), the import contract (pyproject.toml [tool.importlinter]).
 lint: $(VENV)/.dev-deps

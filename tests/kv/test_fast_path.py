@@ -27,6 +27,9 @@ from tests.support.api_keys import create_key
 from tests.support.apps import serve
 from tests.support.tenants import PASSWORD
 
+# slow: hundreds of requests sent both ways; `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 TIMESTAMP_RE = re.compile(rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
 
 # Weighted towards the plain case (a valid token, JSON, an existing key), where the fast path answers.

@@ -217,7 +217,7 @@ def test_every_route_of_the_app_is_fuzzed() -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("operation", routes())
+@pytest.mark.parametrize("operation", routes(pytest.mark.slow))  # the quick sweep; `make test` runs it
 def test_no_hostile_request_gets_a_5xx(fuzzing: Fuzzing, operation: Operation) -> None:
     fuzz(fuzzing, operation, EXAMPLES, deep=False)
 

@@ -21,6 +21,9 @@ from app.worker.heartbeat import Heartbeats
 from app.worker.metrics import start_metrics_server
 from tests.support.polling import wait_until
 
+# slow: each waits out a heartbeat timeout (seconds); `make test` runs them, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 STUCK_SECONDS = 2.5  # the scheduler beats every second: well above it, even on a loaded machine
 
 
