@@ -12,70 +12,42 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
-
-import httpx
 
 from app.auth.deps import authenticate
-from app.config import Settings
-from app.main import create_app
-from app.platform.embedded_redis import RedisProcess
+from bench.inprocess import in_process_stack
 
 
 async def measure(requests: int, blocks: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="kvstore-apikey-cost-"))
-    data = RedisProcess(work / "data").start()
-    queue = RedisProcess(work / "queue", appendonly=False).start()
-    settings = Settings(
-        environment="test",
-        secret_key="bench-secret-key-that-is-long-enough-0123456789",
-        redis_url=data.url,
-        huey_redis_url=queue.url,
-        log_level="WARNING",
-        rate_limit_per_second=0,
-    )
-    app = create_app(settings)
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
-                body = {"username": "bench", "email": "bench@example.com", "password": "Bench12345"}
-                token = (await http.post("/api/v1/auth/register", json=body)).json()["access_token"]
-                bearer = {"Authorization": f"Bearer {token}"}
-                grant = {"name": "bench", "scopes": ["kv:read", "kv:write"]}
-                key = (await http.post("/api/v1/auth/api-keys", json=grant, headers=bearer)).json()["key"]
-                credentials = {"jwt": bearer, "apikey": {"Authorization": f"Bearer {key}"}}
-                await http.put("/api/v1/kv/k", json={"value": 1}, headers=bearer)
-                await asyncio.sleep(0.5)  # the revocation follower has read the stream: its copy is current
-                assert app.state.sessions.current
-                results: dict[str, list[float]] = {}
-                for block in range(blocks):
-                    order = list(credentials.items()) if block % 2 else list(credentials.items())[::-1]
-                    for method in ("GET", "PUT"):
-                        for name, headers in order:
-                            kwargs = {"json": {"value": 2}} if method == "PUT" else {}
-                            for _ in range(50):  # warm
-                                await http.request(method, "/api/v1/kv/k", headers=headers, **kwargs)
-                            started = time.process_time()
-                            for _ in range(requests):
-                                response = await http.request(method, "/api/v1/kv/k", headers=headers, **kwargs)
-                                assert response.status_code == 200, response.text
-                            cpu = (time.process_time() - started) / requests * 1e6
-                            results.setdefault(f"{method} {name}", []).append(cpu)
-                state = app.state
-                auth: dict[str, float] = {}
-                for name, secret in (("jwt", token), ("apikey", key)):
-                    for _ in range(1000):
-                        await authenticate(state, secret)
+    async with in_process_stack("apikey-cost") as stack:
+        app, http, token, bearer = stack.app, stack.http, stack.token, stack.bearer
+        grant = {"name": "bench", "scopes": ["kv:read", "kv:write"]}
+        key = (await http.post("/api/v1/auth/api-keys", json=grant, headers=bearer)).json()["key"]
+        credentials = {"jwt": bearer, "apikey": {"Authorization": f"Bearer {key}"}}
+        assert app.state.sessions.current
+        results: dict[str, list[float]] = {}
+        for block in range(blocks):
+            order = list(credentials.items()) if block % 2 else list(credentials.items())[::-1]
+            for method in ("GET", "PUT"):
+                for name, headers in order:
+                    kwargs = {"json": {"value": 2}} if method == "PUT" else {}
+                    for _ in range(50):  # warm
+                        await http.request(method, "/api/v1/kv/k", headers=headers, **kwargs)
                     started = time.process_time()
-                    for _ in range(20000):
-                        await authenticate(state, secret)
-                    auth[name] = (time.process_time() - started) / 20000 * 1e6
-    finally:
-        data.stop()
-        queue.stop()
+                    for _ in range(requests):
+                        response = await http.request(method, "/api/v1/kv/k", headers=headers, **kwargs)
+                        assert response.status_code == 200, response.text
+                    cpu = (time.process_time() - started) / requests * 1e6
+                    results.setdefault(f"{method} {name}", []).append(cpu)
+        state = app.state
+        auth: dict[str, float] = {}
+        for name, secret in (("jwt", token), ("apikey", key)):
+            for _ in range(1000):
+                await authenticate(state, secret)
+            started = time.process_time()
+            for _ in range(20000):
+                await authenticate(state, secret)
+            auth[name] = (time.process_time() - started) / 20000 * 1e6
     print(f"API process CPU per request, median of {blocks} blocks of {requests} (client included, in-process):")
     for method in ("GET", "PUT"):
         jwt_cpu = statistics.median(results[f"{method} jwt"])

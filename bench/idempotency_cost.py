@@ -12,17 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import httpx
-
-from app.config import Settings
-from app.main import create_app
-from app.platform.embedded_redis import RedisProcess
 from app.platform.http.idempotency import IdempotencyMiddleware
+from bench.inprocess import in_process_stack
 
 SCOPE = {
     "type": "http",
@@ -77,48 +71,26 @@ async def middleware_alone(calls: int = 300_000) -> dict[str, float]:
 
 
 async def measure(requests: int, blocks: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="kvstore-idempotency-cost-"))
-    data = RedisProcess(work / "data").start()
-    queue = RedisProcess(work / "queue", appendonly=False).start()
-    settings = Settings(
-        environment="test",
-        secret_key="bench-secret-key-that-is-long-enough-0123456789",
-        redis_url=data.url,
-        huey_redis_url=queue.url,
-        log_level="WARNING",
-        rate_limit_per_second=0,
-    )
-    app = create_app(settings)
     results: dict[str, list[float]] = {}
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
-                body = {"username": "bench", "email": "bench@example.com", "password": "Bench12345"}
-                token = (await http.post("/api/v1/auth/register", json=body)).json()["access_token"]
-                bearer = {"Authorization": f"Bearer {token}"}
-                await http.put("/api/v1/kv/k", json={"value": 1}, headers=bearer)
-                await asyncio.sleep(0.5)  # the revocation follower is current: tokens are checked in memory
-                for block in range(blocks):
-                    # a replay repeats the block's fresh keys, so it follows them; "no header" alternates
-                    kinds = ["no header", "fresh key", "replay"] if block % 2 else ["fresh key", "replay", "no header"]
-                    for kind in kinds:
-                        for _ in range(50):  # warm
-                            await http.put("/api/v1/kv/k", json={"value": 2}, headers=bearer)
-                        started = time.process_time()
-                        for i in range(requests):
-                            headers = bearer
-                            if kind != "no header":
-                                headers = {**bearer, "Idempotency-Key": f"b{block}-{i}"}
-                            response = await http.put("/api/v1/kv/k", json={"value": 2}, headers=headers)
-                            assert response.status_code == 200, response.text
-                            if kind == "replay":
-                                assert response.headers["idempotent-replayed"] == "true"
-                        cpu = (time.process_time() - started) / requests * 1e6
-                        results.setdefault(kind, []).append(cpu)
-    finally:
-        data.stop()
-        queue.stop()
+    async with in_process_stack("idempotency-cost") as stack:
+        http, bearer = stack.http, stack.bearer
+        for block in range(blocks):
+            # a replay repeats the block's fresh keys, so it follows them; "no header" alternates
+            kinds = ["no header", "fresh key", "replay"] if block % 2 else ["fresh key", "replay", "no header"]
+            for kind in kinds:
+                for _ in range(50):  # warm
+                    await http.put("/api/v1/kv/k", json={"value": 2}, headers=bearer)
+                started = time.process_time()
+                for i in range(requests):
+                    headers = bearer
+                    if kind != "no header":
+                        headers = {**bearer, "Idempotency-Key": f"b{block}-{i}"}
+                    response = await http.put("/api/v1/kv/k", json={"value": 2}, headers=headers)
+                    assert response.status_code == 200, response.text
+                    if kind == "replay":
+                        assert response.headers["idempotent-replayed"] == "true"
+                cpu = (time.process_time() - started) / requests * 1e6
+                results.setdefault(kind, []).append(cpu)
     print(f"API process CPU per PUT, median of {blocks} blocks of {requests} (client included, in-process):")
     base = statistics.median(results["no header"])
     for kind, values in results.items():
