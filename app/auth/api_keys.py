@@ -32,7 +32,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from app.auth.sessions import SessionRevocations
+from app.auth.sessions import SLACK_SECONDS, SessionRevocations
 from app.auth.store import AuthStore, Revocation
 from app.config import Settings
 from app.platform.context import audit_note
@@ -289,22 +289,27 @@ class ApiKeys:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-async def credential_alive(app_state: Any, credential: str, tenant_id: str) -> bool:
-    """Whether the credential that signed something (a presigned URL) still stands.
+async def credential_alive(
+    sessions: SessionRevocations, api_keys: ApiKeys, tenant_id: str, credential: str, issued_s: float
+) -> bool:
+    """Whether the credential that signed something (a presigned URL) at ``issued_s`` (epoch seconds)
+    still stands; ``tenant_id`` is the signer's tenant.
 
-    ``credential`` is AccessClaims.credential of the signer: ``s:<session id>`` (a login session:
-    alive until logout, logout-all, a password change or a replayed refresh token ends it) or
-    ``k:<API key id>`` (alive until the key is revoked or expires). ``tenant_id`` is the signer's
-    tenant. Answered from this process's copy of the revocation stream when it says "ended"; else
-    Redis is asked (one round trip), except for a key verified by this process in the last
-    ``CACHE_SECONDS`` while the copy is current."""
+    ``k:<API key id>``: the key is neither revoked nor expired (every process hears of a revocation
+    within a second; a key verified here in the last ``CACHE_SECONDS`` is answered from memory while
+    the copy is current). ``s:<session id>``: the login session has not ended (logout, logout-all, a
+    password change, a replayed refresh token). Every ended session is in this process's copy of the
+    revocation stream for one access-token lifetime after it ended, so for something signed within
+    that window (less the clock slack) the copy answers; older signatures may belong to a session that
+    ended before the copy's window, so Redis is asked (one round trip)."""
     kind, _, ident = credential.partition(":")
-    sessions: SessionRevocations = app_state.sessions
     if kind == "k":
-        api_keys: ApiKeys = app_state.api_keys
         return await api_keys.alive(tenant_id, ident)
     if kind != "s":
         return False
     if sessions.credential_ended(tenant_id, credential):
         return False
+    recent = (time.time() - issued_s) * 1000 < sessions.keep_ms - SLACK_SECONDS * 1000
+    if recent and sessions.current:
+        return True
     return not await sessions.ended_in_redis(tenant_id, ident or None)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.auth.api_keys import credential_alive
 from app.auth.deps import BearerClaims, apply_rate_limit
 from app.auth.store import AuthStore
 from app.objects.presign import (
@@ -14,7 +15,6 @@ from app.objects.presign import (
     PresignSigner,
     check_content_type,
     check_length,
-    credential_alive,
 )
 from app.objects.service import ObjectService
 from app.platform.context import audit_note, tenant_id_var, username_var
@@ -48,10 +48,7 @@ class PresignedOrBearer(BearerClaims):
             request.path_params.get("name", ""),
             {param: query.getlist(param) for param in query},
         )
-        store = AuthStore(state.data_redis, state.scripts)
-        if not await credential_alive(
-            state.sessions, store, grant.tenant_id, grant.credential, grant.issued, state.api_keys
-        ):
+        if not await credential_alive(state.sessions, state.api_keys, grant.tenant_id, grant.credential, grant.issued):
             raise PresignedUrlRevoked(
                 "The credential that signed this URL has ended (logout, password change or a revoked API key)"
             )
@@ -59,7 +56,9 @@ class PresignedOrBearer(BearerClaims):
         username = ""
         if grant.method == "PUT":
             _check_put(request, grant)
-            user = await store.user(grant.tenant_id)  # the audit event names the user
+            user = await AuthStore(state.data_redis, state.scripts).user(
+                grant.tenant_id
+            )  # the audit event names the user
             username = user.username if user else ""
             username_var.set(username)
             key_kind, _, key_id = grant.credential.partition(":")

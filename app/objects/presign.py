@@ -10,7 +10,7 @@ If-None-Match, If-Range... work as usual):
 - ``signature``: HMAC-SHA256, in hex, of the canonical string of all of that plus the method, the
   bucket and the name, under a key derived from SECRET_KEY for this purpose only.
 
-A URL dies with the credential that signed it (:func:`credential_alive`): ending the session
+A URL dies with the credential that signed it (app.auth.api_keys.credential_alive): ending the session
 (logout, logout-all, password change) refuses its URLs within a second on every API process. No
 HTTP in here: app/objects/deps.py reads the request.
 """
@@ -25,13 +25,11 @@ import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 from urllib.parse import quote, urlencode
 
-from app.auth.sessions import SessionRevocations
-from app.auth.store import AuthStore
-from app.platform.errors import Forbidden, PayloadTooLarge, SessionEnded
-from app.platform.security import AccessClaims, session_started_ms
+from app.platform.errors import Forbidden, PayloadTooLarge
+from app.platform.security import AccessClaims
 
 MAX_EXPIRES_IN: Final = 604_800  # 7 days
 SIGNING_CONTEXT: Final = b"kvstore presigned object URL v1"
@@ -44,7 +42,6 @@ _MAX_BYTES = re.compile(r"[0-9]{1,18}")
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _CREDENTIAL = re.compile(r"s:(?:[0-9a-f]{32})?|k:[A-Za-z0-9_-]{1,64}")
 _CONTENT_TYPE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")  # visible ASCII, as an HTTP header value
-SLACK_MS: Final = 60_000  # clocks of API processes and Redis may differ a little
 
 
 class PresignedUrlInvalid(Forbidden):
@@ -113,12 +110,6 @@ class Grant:
             key_prefix=self.name,
             key_id=ident if kind == "k" else None,
         )
-
-
-class KeyLiveness(Protocol):
-    """What the URL check needs of the API keys (app/auth/api_keys.py ApiKeys)."""
-
-    async def alive(self, tenant_id: str, key_id: str) -> bool: ...
 
 
 def credential_of(claims: AccessClaims) -> str:
@@ -221,37 +212,6 @@ async def limited(body: AsyncIterable[bytes], max_bytes: int) -> AsyncIterator[b
         if received > max_bytes:
             raise PayloadTooLarge(f"This presigned URL takes at most {max_bytes} bytes", limit=max_bytes)
         yield piece
-
-
-async def credential_alive(
-    sessions: SessionRevocations, store: AuthStore, tenant_id: str, credential: str, issued: int, api_keys: KeyLiveness
-) -> bool:
-    """Whether the credential that signed a URL at ``issued`` (s) still stands. ``s:<sid>``: the
-    session has not ended. Every ended session is in the process's in-memory copy for one access-token
-    lifetime after it ended; a URL signed longer ago than that may belong to a session that ended
-    before the copy's window, so its session is asked of Redis (one round trip; the durable record
-    outlives the URL: expires_in is at most the refresh-token lifetime).
-
-    ``k:<key id>``: the API key is neither revoked nor expired (every process hears of a revocation
-    within a second: app/auth/api_keys.py)."""
-    kind, _, ident = credential.partition(":")
-    if kind == "k":
-        return await api_keys.alive(tenant_id, ident)
-    if kind != "s":
-        return False
-    session_id = ident or None
-    recent = (time.time() - issued) * 1000 < sessions.keep_ms - SLACK_MS
-    if recent and sessions.current:
-        try:
-            await sessions.check(AccessClaims(tenant_id, "", "presigned", 0.0, session_id))
-        except SessionEnded:
-            return False
-        return True
-    state = await store.session_cutoff(tenant_id, session_id)
-    if state.family_revoked:
-        return False
-    cut = bool(state.before_ms) and session_started_ms(session_id) < state.before_ms and session_id != state.keep
-    return not cut
 
 
 def _match(pattern: re.Pattern[str], value: str, param: str) -> str:

@@ -291,14 +291,14 @@ async def test_credential_alive(app, client, tenant) -> None:
     key = await create_key(client, tenant["headers"], scopes=["kv:read"])
     claims = app.state.tokens.verify_access_token(tenant["access_token"])
     tid = tenant["tenant_id"]
-    assert await credential_alive(app.state, claims.credential, tid)
-    assert await credential_alive(app.state, f"k:{key['id']}", tid)
+    assert await credential_alive(app.state.sessions, app.state.api_keys, tid, claims.credential, time.time())
+    assert await credential_alive(app.state.sessions, app.state.api_keys, tid, f"k:{key['id']}", time.time())
     assert (await client.delete(f"{API_KEYS}/{key['id']}", headers=tenant["headers"])).status_code == 204
-    assert not await credential_alive(app.state, f"k:{key['id']}", tid)
-    assert not await credential_alive(app.state, "k:0000000000000000", tid)
+    assert not await credential_alive(app.state.sessions, app.state.api_keys, tid, f"k:{key['id']}", time.time())
+    assert not await credential_alive(app.state.sessions, app.state.api_keys, tid, "k:0000000000000000", time.time())
     assert (await client.post("/api/v1/auth/logout-all", headers=tenant["headers"])).status_code == 204
-    assert not await credential_alive(app.state, claims.credential, tid)
-    assert not await credential_alive(app.state, "x:whatever", tid)
+    assert not await credential_alive(app.state.sessions, app.state.api_keys, tid, claims.credential, time.time())
+    assert not await credential_alive(app.state.sessions, app.state.api_keys, tid, "x:whatever", time.time())
 
 
 async def test_a_process_with_a_stale_copy_asks_redis_for_every_key_request(app, client, tenant, settings) -> None:
