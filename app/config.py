@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=256, ge=1)
     redis_socket_timeout: float = Field(default=5.0, gt=0)
     redis_connect_timeout: float = Field(default=2.0, gt=0)
+    # The API's script calls down one pipelined connection per process (app/platform/redis_lane.py);
+    # false: redis-py's pool, as before (a plain redis:// standalone data Redis only; TLS, unix and cluster never).
+    redis_pipeline: bool = True
     redis_retry_after_seconds: int = Field(default=2, ge=1)
     # fsync policy of the redis-server processes `make run` starts: everysec may lose the last second
     # of acknowledged writes if the machine (not just Redis) crashes; always loses none (slower writes).

@@ -41,7 +41,12 @@ from app.platform.http.schemas import Problem
 from app.platform.idempotency import IdempotencyStore
 from app.platform.logging import setup_logging, warn_unknown_settings
 from app.platform.queue import TaskQueue
-from app.platform.redis import create_async_data_redis, create_async_queue_redis, warm_up_data_redis
+from app.platform.redis import (
+    create_async_data_redis,
+    create_async_queue_redis,
+    create_data_lane,
+    warm_up_data_redis,
+)
 from app.platform.scripts import Scripts
 from app.platform.security import PasswordHasher, TokenService
 from app.tenancy import routes as tenancy_routes
@@ -108,7 +113,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.settings = settings
     state.data_redis = create_async_data_redis(settings)
     state.queue_redis = create_async_queue_redis(settings)
-    state.scripts = Scripts(state.data_redis)
+    state.scripts = Scripts(state.data_redis, create_data_lane(settings))
     state.tokens = TokenService(settings)
     state.hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_max_concurrency, settings.bcrypt_niceness)
     state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
@@ -151,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.watch.aclose()  # before the clients it reads with
         await app.state.audit.aclose()
         app.state.hasher.close()
+        await app.state.scripts.aclose()
         await app.state.data_redis.aclose()
         await app.state.queue_redis.aclose()
 

@@ -187,6 +187,34 @@ class RedisMeter:
             client.close()
 
 
+class ProcessMeter:
+    """The CPU (user + system) of a gunicorn master's workers over one wrk run, per request: a figure
+    that a busy machine disturbs far less than req/s (other processes take turns, not this work)."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, master: subprocess.Popen[bytes]) -> None:
+        self.master = master
+
+    def _cpu(self) -> float:
+        children = subprocess.run(["pgrep", "-P", str(self.master.pid)], capture_output=True, text=True).stdout.split()
+        total = 0
+        for pid in children:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (after the command name)
+        return total / self.TICK
+
+    def start(self) -> None:
+        self.cpu = self._cpu()
+
+    def stop(self, requests: float) -> dict[str, float]:
+        used = self._cpu() - self.cpu
+        return {"api_cpu_us_per_request": round(used * 1e6 / requests, 1) if requests else 0.0}
+
+
 def start_gunicorn(
     app: str, env: dict[str, str], port: int, work: Path, name: str, root: Path
 ) -> subprocess.Popen[bytes]:
@@ -359,6 +387,7 @@ def main() -> int:
     floor_port = free_port()
     floor_proc = start_gunicorn("bench.floor_app:app", stacks[0].env, floor_port, work, "floor", ROOT)
     floor = f"http://127.0.0.1:{floor_port}"
+    floor_meter = ProcessMeter(floor_proc)
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
         wait_for(f"{floor}/")
@@ -373,7 +402,10 @@ def main() -> int:
             runs: dict[str, list[dict[str, float]]] = {"floor": []}
             for round_number in range(1, args.rounds + 1):
                 print(f"  round {round_number}/{args.rounds}", flush=True)
-                runs["floor"].append(run_wrk(f"{floor}/", None, None, args.duration, args.connections))
+                floor_meter.start()
+                floor_run = run_wrk(f"{floor}/", None, None, args.duration, args.connections)
+                floor_run.update(floor_meter.stop(floor_run["rps"] * args.duration))
+                runs["floor"].append(floor_run)
                 for name, template in scenarios.items():
                     script = work / f"{name}.lua"
                     script.write_text(template.format(n=size))
@@ -385,6 +417,8 @@ def main() -> int:
                         if not token:
                             continue
                         stack.meter.start()
+                        api_meter = ProcessMeter(stack.procs[1])
+                        api_meter.start()
                         profiling = name == args.profile and round_number == 1 and stack is stacks[0]
                         spy = profile(stack.procs[1], work, name) if profiling else None
                         figures = run_wrk(stack.url, token, script, args.duration, args.connections)
@@ -393,6 +427,7 @@ def main() -> int:
                                 spy, work / f"profile-{name}.txt", figures["rps"] * args.duration / args.workers
                             )
                         figures.update(stack.meter.stop(figures["rps"] * args.duration))
+                        figures.update(api_meter.stop(figures["rps"] * args.duration))
                         runs.setdefault(label, []).append(figures)
             row = {name: median_of(figures) for name, figures in runs.items()}
             for figures in row.values():
@@ -433,12 +468,13 @@ def print_table(size: int, row: dict[str, dict[str, float]]) -> None:
     print(f"\n{size:,} keys in the tenant (median of the rounds; floor: a bare FastAPI app, same serving)")
     print(
         f"  {'scenario':<20} {'req/s':>9} {'x floor':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-        f" {'Redis CPU us/req':>17} {'us/script':>10}"
+        f" {'API CPU us/req':>15} {'Redis CPU us/req':>17} {'us/script':>10}"
     )
     for name, f in row.items():
         print(
             f"  {name:<20} {f['rps']:>9.0f} {f['ratio_to_floor']:>8.2f} {f['p50_ms']:>8.2f} "
-            f"{f['p99_ms']:>8.2f} {int(f['errors']):>7} {f.get('redis_cpu_us_per_request', 0):>17.1f}"
+            f"{f['p99_ms']:>8.2f} {int(f['errors']):>7} {f.get('api_cpu_us_per_request', 0):>15.1f}"
+            f" {f.get('redis_cpu_us_per_request', 0):>17.1f}"
             f" {f.get('redis_us_per_script_call', 0):>10.1f}"
         )
 

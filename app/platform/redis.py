@@ -18,6 +18,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import Settings
+from app.platform.redis_lane import LaneAddress, RedisLane
 
 AsyncDataRedis = aioredis.Redis | AsyncRedisCluster
 
@@ -128,6 +129,16 @@ def create_async_data_redis(settings: Settings) -> AsyncDataRedis:
         retry=AsyncRetry(NoBackoff(), 0),
         **_common_options(settings),
     )
+
+
+def create_data_lane(settings: Settings) -> RedisLane | None:
+    """The pipelined connection for the API's script calls, where it applies (app/platform/redis_lane.py)."""
+    if settings.data_redis_is_cluster or not settings.redis_pipeline:
+        return None
+    address = LaneAddress.from_url(settings.redis_url)
+    if address is None:
+        return None
+    return RedisLane(address, settings.redis_socket_timeout, settings.redis_connect_timeout)
 
 
 async def warm_up_data_redis(client: AsyncDataRedis) -> None:

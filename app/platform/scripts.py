@@ -24,6 +24,7 @@ redis-py's Script sends EVALSHA and falls back to EVAL once when the server lost
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,9 +32,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
+from redis.exceptions import NoScriptError
+
 from app.platform.errors import KVStoreError, QuotaExceeded, StorageQuotaExceeded
 from app.platform.keyspace import LUA_PRELUDE
 from app.platform.redis import AsyncDataRedis, SyncDataRedis, text
+from app.platform.redis_lane import RedisLane
 
 APP_DIR = Path(__file__).resolve().parents[1]
 LUA_DIRS = sorted(APP_DIR.glob("*/lua"))
@@ -196,14 +200,31 @@ class _Registered:
 
 
 class Scripts(_Registered):
-    """The scripts on the API's asyncio client of the data Redis."""
+    """The scripts on the API's asyncio client of the data Redis; with a ``lane`` (a standalone data
+    Redis, app/platform/redis_lane.py), sent down the process's one pipelined connection instead."""
 
-    def __init__(self, client: AsyncDataRedis) -> None:
+    def __init__(self, client: AsyncDataRedis, lane: RedisLane | None = None) -> None:
         super().__init__(client)
+        self._lane = lane
+        self._shas: dict[str, str] = {}
 
     async def run(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         """The raw reply (for the few scripts whose reply is a plain value)."""
-        return await self._script(script)(keys=list(keys), args=list(args))
+        lane = self._lane
+        if lane is None:
+            return await self._script(script)(keys=list(keys), args=list(args))
+        sha = self._shas.get(script.name)
+        if sha is None:
+            sha = self._shas[script.name] = hashlib.sha1(script.source.encode(), usedforsecurity=False).hexdigest()
+        try:
+            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args)
+        except NoScriptError:  # not run: loading it and sending it again is safe
+            await lane.execute(b"SCRIPT", b"LOAD", script.source)
+            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args)
+
+    async def aclose(self) -> None:
+        if self._lane is not None:
+            await self._lane.aclose()
 
     async def call(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> list[Any]:
         """The values of the ``{'OK', ...}`` reply; :class:`ScriptError` for a refusal."""

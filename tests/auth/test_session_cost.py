@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from app.platform.redis import HealthCheckedConnection as Connection  # the API's connection class
+from tests.support.redis_commands import sent_commands
 from tests.support.tenants import bearer, register
 
 
@@ -18,18 +16,8 @@ async def test_an_authenticated_request_costs_one_round_trip(app, client, monkey
     await client.get("/api/v1/kv/k", headers=headers)  # token cached, scripts loaded
     # The PUT's audit event is queued within AUDIT_BATCH_LINGER_SECONDS, on a connection of the same class.
     await app.state.audit.flush()
-    sent: list[bytes] = []
-    original = Connection.send_packed_command
-
-    async def counting(self: Connection, command: Any, check_health: bool = True) -> None:
-        packed = b"".join(command) if isinstance(command, list) else bytes(command)
-        if b"XREAD" not in packed:  # the session follower's own read, on its own connection
-            sent.append(packed)
-        await original(self, command, check_health)
-
-    monkeypatch.setattr(Connection, "send_packed_command", counting)
-    response = await client.get("/api/v1/kv/k", headers=headers)
-    monkeypatch.undo()
+    with sent_commands(monkeypatch) as sent:
+        response = await client.get("/api/v1/kv/k", headers=headers)
     assert response.status_code == 200
     assert len(sent) == 1, sent
     assert b"EVALSHA" in sent[0].upper()

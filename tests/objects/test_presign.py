@@ -18,6 +18,7 @@ from tests.support.api_keys import API_KEYS, create_key, key_headers
 from tests.support.apps import app_client
 from tests.support.objects import BUCKET, CHUNK, object_url, payload, put_ok, stream_body
 from tests.support.presign import presign, presigned_url, query, raw_query, with_path, with_query
+from tests.support.redis_commands import command_name, sent_commands
 from tests.support.tenants import PASSWORD, bearer, register
 
 pytestmark = pytest.mark.contract
@@ -463,8 +464,6 @@ async def test_a_presigned_put_of_an_api_key_is_audited_with_the_key(immediate, 
 async def test_a_presigned_get_costs_what_a_bearer_get_costs(app, client, tenant, obj, monkeypatch) -> None:
     """The signature and session checks are in memory: a presigned GET sends the same Redis commands
     as the same GET with a token."""
-    from app.platform.redis import HealthCheckedConnection as Connection  # the API's connection class
-
     url = await presigned_url(client, tenant["headers"], "docs/report.bin")
     target = object_url("docs/report.bin")
     await client.get(url)
@@ -472,24 +471,12 @@ async def test_a_presigned_get_costs_what_a_bearer_get_costs(app, client, tenant
     # The upload's and the presign's audit events are queued within AUDIT_BATCH_LINGER_SECONDS, on a
     # connection of the same class: out of the way before counting.
     await app.state.audit.flush()
-    original = Connection.send_packed_command
 
     async def commands_of(request) -> list[bytes]:  # type: ignore[no-untyped-def]
-        sent: list[bytes] = []
-
-        async def counting(self, command, check_health: bool = True) -> None:  # type: ignore[no-untyped-def]
-            packed = b"".join(command) if isinstance(command, list) else bytes(command)
-            if b"XREAD" not in packed and b"CLIENT" not in packed:  # the session follower; connection set-up
-                sent.append(packed.split(b"\r\n")[2])  # the command's name
-            await original(self, command, check_health)
-
-        monkeypatch.setattr(Connection, "send_packed_command", counting)
-        try:
+        with sent_commands(monkeypatch) as sent:
             response = await request
-        finally:
-            monkeypatch.setattr(Connection, "send_packed_command", original)
         assert response.status_code == 200
-        return sent
+        return [command_name(packed) for packed in sent]
 
     bearer_commands = await commands_of(client.get(target, headers=tenant["headers"]))
     presigned_commands = await commands_of(client.get(url))
