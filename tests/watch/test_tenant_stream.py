@@ -6,10 +6,8 @@ key prefixes, and the watch's stream limit."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,52 +16,12 @@ import pytest
 from app.platform.errors import InvalidInput
 from app.watch.tenant import format_cursor, parse_cursor
 from tests.support.api_keys import create_key, key_headers
+from tests.support.event_stream import CursorStream, Event
 from tests.support.watch_client import API, Tenant, new_tenant, put
 
 pytestmark = pytest.mark.contract
 
 STREAM = f"{API}/events/stream"
-
-
-@dataclass
-class Event:
-    event: str
-    data: Any
-    id: str | None
-
-
-class CursorStream:
-    """An SSE reader whose ids are strings (the stream's cursors)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._lines = response.aiter_lines()
-        self.last_id: str | None = None
-
-    async def next(self, timeout: float = 5.0) -> Event:
-        async with asyncio.timeout(timeout):
-            name, data, event_id = "", [], None
-            async for line in self._lines:
-                if line == "":
-                    if event_id is not None:
-                        self.last_id = event_id
-                    if data or name:
-                        return Event(name, json.loads("\n".join(data)), event_id)
-                    name, data, event_id = "", [], None
-                elif line.startswith(":"):
-                    continue
-                else:
-                    field, _, value = line.partition(":")
-                    value = value.removeprefix(" ")
-                    if field == "event":
-                        name = value
-                    elif field == "data":
-                        data.append(value)
-                    elif field == "id":
-                        event_id = value
-            raise EOFError("the server ended the stream")
-
-    async def take(self, count: int) -> list[Event]:
-        return [await self.next() for _ in range(count)]
 
 
 @asynccontextmanager
