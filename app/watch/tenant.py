@@ -400,7 +400,7 @@ async def open_tenant_stream(
         expires_at=expires_at,
         credential=credential,
     )
-    if not all(service.hub.has_room_for(tenant_id, b.bucket_id) for b in stream.buckets):
+    if not service.hub.has_room_for_all(tenant_id, [b.bucket_id for b in stream.buckets]):
         await service.hub.release(tenant_id, stream_id)
         raise ServiceUnavailable("this server follows as many buckets as it may; retry", retry_after=5)
     return stream

@@ -192,3 +192,49 @@ async def test_it_counts_as_one_watch_stream(http, alice: Tenant, served) -> Non
         while served.hub.leases:
             await asyncio.sleep(0.02)
     assert not served.hub.readers  # every bucket's reader stopped with the streams
+
+
+async def test_a_cursor_naming_a_bucket_the_key_may_not_use_is_ignored(http, alice: Tenant) -> None:
+    await create_bucket(http, alice, "orders")
+    await put(http, alice, "a", {"value": 1})  # default exists, with another id than the cursor says
+    orders_only = key_headers(await create_key(http, alice.headers, scopes=["kv:watch"], buckets=["orders"]))
+    async with streaming(http, {**orders_only, "Last-Event-ID": "v1,default:999:0,orders:1:0"}) as stream:
+        await put(http, alice, "b", {"value": 2})
+        await put(http, alice, "o", {"value": 3}, bucket="orders")
+        event = await stream.next()
+    assert seen([event]) == [("orders", "put", "o")]  # no purge of default, no change of it
+
+
+async def test_a_position_no_longer_kept_gives_that_bucket_a_snapshot(http, alice: Tenant) -> None:
+    await put(http, alice, "a", {"value": 1})
+    await put(http, alice, "b", {"value": 2})
+    await create_bucket(http, alice, "orders")
+    await put(http, alice, "o", {"value": 3}, bucket="orders")
+    # default's revision 99 is beyond its feed (as a trimmed one is before it); orders resumes normally.
+    async with streaming(http, {**alice.headers, "Last-Event-ID": "v1,default:1:99,orders:2:0"}) as stream:
+        events = await stream.take(4)
+
+    def bucket_of(event: Event) -> str:
+        return str(event.data["bucket"]) if "bucket" in event.data else next(iter(event.data["buckets"]))
+
+    by_bucket = {name: [e for e in events if bucket_of(e) == name] for name in ("default", "orders")}
+    assert seen(by_bucket["orders"]) == [("orders", "put", "o")]
+    snapshot, ready = by_bucket["default"][:2], by_bucket["default"][2]
+    assert sorted(seen(snapshot)) == [("default", "snapshot", "a"), ("default", "snapshot", "b")]
+    assert ready.event == "ready" and ready.data == {"buckets": {"default": 2}, "entries": 2, "reason": "trimmed"}
+    assert parse_cursor(ready.id or "", "id")["default"] == ("1", 2)
+
+
+@pytest.mark.watch_settings(watch_max_buckets_per_process=1)
+async def test_no_room_for_more_buckets_in_the_process(http, alice: Tenant, served) -> None:
+    await put(http, alice, "a", {"value": 1})
+    async with streaming(http, alice.headers) as stream:
+        await create_bucket(http, alice, "second")  # joins within a second: no reader left for it
+        error = await stream.next()
+    assert error.event == "error" and error.data["code"] == "unavailable"
+    assert parse_cursor(error.data["resume_from"], "resume_from").keys() == {"default"}
+    async with asyncio.timeout(5):
+        while served.hub.readers:  # the first stream's reader is gone
+            await asyncio.sleep(0.02)
+    async with http.stream("GET", STREAM, headers=alice.headers) as refused:  # two buckets: no room for both
+        assert refused.status_code == 503
