@@ -15,7 +15,7 @@ import pytest
 
 from app.platform.errors import InvalidInput
 from app.watch.tenant import format_cursor, parse_cursor
-from tests.support.api_keys import create_key, key_headers
+from tests.support.api_keys import API_KEYS, create_key, key_headers
 from tests.support.event_stream import CursorStream, Event
 from tests.support.watch_client import API, Tenant, new_tenant, put
 
@@ -238,3 +238,22 @@ async def test_no_room_for_more_buckets_in_the_process(http, alice: Tenant, serv
             await asyncio.sleep(0.02)
     async with http.stream("GET", STREAM, headers=alice.headers) as refused:  # two buckets: no room for both
         assert refused.status_code == 503
+
+
+@pytest.mark.parametrize("buckets", [0, 2])
+async def test_revoking_the_key_ends_the_stream_with_where_to_resume(http, alice: Tenant, buckets: int) -> None:
+    for n in range(buckets):
+        await create_bucket(http, alice, f"b{n}")
+    key = await create_key(http, alice.headers, scopes=["kv:watch"])
+    async with streaming(http, key_headers(key)) as stream:
+        if buckets:
+            await put(http, alice, "k", {"value": 1}, bucket="b0")
+            assert seen([await stream.next()]) == [("b0", "put", "k")]
+        assert (await http.delete(f"{API_KEYS}/{key['id']}", headers=alice.headers)).status_code == 204
+        error = await stream.next()
+        with pytest.raises(EOFError):
+            await stream.next()
+    assert error.event == "error" and error.data["code"] == "session_ended"
+    assert parse_cursor(error.data["resume_from"], "resume_from") == (
+        {"b0": ("1", 1), "b1": ("2", 0)} if buckets else {}
+    )
