@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 import uuid
@@ -33,6 +34,8 @@ from app.platform.stream_ids import parse_part
 from app.watch.events import event_data, json_data
 from app.watch.service import WatchMessage, WatchService, WatchSession
 from app.watch.store import WatchedBucket
+
+logger = logging.getLogger("kvstore.watch")
 
 BUCKET_POLL_SECONDS: Final = 1.0  # how soon a bucket created while the stream runs joins it
 CURSOR_VERSION: Final = "v1"
@@ -174,8 +177,14 @@ class TenantStream:
 
     def _run_part(self, part: _Part) -> None:
         async def pump() -> None:
-            async for message in part.messages:
-                await self._queue.put((part, message))
+            try:
+                async for message in part.messages:
+                    await self._queue.put((part, message))
+            except Exception:  # a bug: the stream ends with where to resume, never with a silent gap
+                logger.exception("tenant stream %s: the part of bucket %s failed", self.stream_id, part.name)
+                failure = {"code": "unavailable", "detail": "the change feed could not be read; resume shortly"}
+                await self._queue.put((part, WatchMessage("error", json_data(failure))))
+                return
             await self._queue.put((part, None))
 
         part.task = asyncio.get_running_loop().create_task(pump(), name=f"watch:tenant:{part.name}")
@@ -209,11 +218,6 @@ class TenantStream:
         mode = "snapshot" if self.snapshot else "resume" if self.since is not None else "live"
         yield StreamMessage("open", f"watching every bucket ({mode})".encode())
         since = self.since
-        current = {b.name: b for b in self.buckets}
-        if since is not None:
-            for name, (bucket_id, revision) in sorted(since.items()):
-                if self._allows_bucket(name) and (name not in current or current[name].bucket_id != bucket_id):
-                    yield self._gone(name, revision)  # deleted (or created again) while the client was away
         parts: list[_Part] = []
         for bucket in self.buckets:
             known = since.get(bucket.name) if since is not None else None
@@ -224,6 +228,11 @@ class TenantStream:
             else:
                 start = 0  # created after the cursor: all of it
             parts.append(self._start_part(bucket, start, self.snapshot))
+        if since is not None:  # after the parts started: the purges' ids hold the buckets' positions
+            current = {b.name: b.bucket_id for b in self.buckets}
+            for name, (bucket_id, revision) in sorted(since.items()):
+                if self._allows_bucket(name) and current.get(name) != bucket_id:
+                    yield self._gone(name, revision)  # deleted (or created again) while the client was away
         if self.snapshot:
             entries = 0
             for part in parts:  # every live entry of every bucket first, one bucket after the other
@@ -328,8 +337,8 @@ class TenantStream:
         return []
 
     def _gone(self, name: str, revision: int) -> StreamMessage:
-        """A ``purge`` for a bucket that is gone without its own purge reaching this stream."""
-        self.positions.pop(name, None)
+        """A ``purge`` for a bucket that is gone without its own purge reaching this stream (its
+        position is no longer in ``positions``; a bucket created again under its name may be)."""
         now_ms = int(time.time() * 1000)
         data = event_data(key="", revision=revision, version=0, updated_ms=now_ms, now_ms=now_ms)
         return StreamMessage("delta", _with_bucket(data, name, "purge"), format_cursor(self.positions))

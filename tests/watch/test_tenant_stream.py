@@ -257,3 +257,18 @@ async def test_revoking_the_key_ends_the_stream_with_where_to_resume(http, alice
     assert parse_cursor(error.data["resume_from"], "resume_from") == (
         {"b0": ("1", 1), "b1": ("2", 0)} if buckets else {}
     )
+
+
+async def test_a_bucket_deleted_and_created_again_while_away(http, alice: Tenant) -> None:
+    await create_bucket(http, alice, "r")
+    async with streaming(http, alice.headers) as stream:
+        await put(http, alice, "old", {"value": 1}, bucket="r")
+        seen_before = await stream.next()
+    assert (await http.delete(f"{API}/kv/buckets/r", headers=alice.headers)).status_code == 200
+    await create_bucket(http, alice, "r")
+    await put(http, alice, "new", {"value": 2}, bucket="r")
+    async with streaming(http, {**alice.headers, "Last-Event-ID": seen_before.id or ""}) as stream:
+        purge, created = await stream.take(2)
+    assert seen([purge, created]) == [("r", "purge", ""), ("r", "put", "new")]
+    assert parse_cursor(purge.id or "", "id") == {"r": ("2", 0)}  # the new bucket, from its start
+    assert parse_cursor(created.id or "", "id") == {"r": ("2", 1)}
