@@ -274,3 +274,30 @@ async def test_a_bucket_deleted_and_created_again_while_away(http, alice: Tenant
     assert seen([purge, created]) == [("r", "purge", ""), ("r", "put", "new")]
     assert parse_cursor(purge.id or "", "id") == {"r": ("2", 0)}  # the new bucket, from its start
     assert parse_cursor(created.id or "", "id") == {"r": ("2", 1)}
+
+
+async def test_heartbeats_carry_the_position_past_changes_the_filter_skipped(http, alice: Tenant) -> None:
+    await put(http, alice, "app:1", {"value": 1})
+    query = {"prefix": "app:"}
+    async with http.stream("GET", STREAM, params=query, headers=alice.headers) as response:
+        lines = response.aiter_lines()
+        assert (await anext(lines)).startswith(": watching every bucket")
+        await put(http, alice, "zzz", {"value": 2})  # not under the prefix: no event, but a position
+        async with asyncio.timeout(5):
+            async for line in lines:
+                if line.startswith("id: ") and parse_cursor(line[4:], "id") == {"default": ("1", 2)}:
+                    break
+                assert not line.startswith(("event:", "data:")), line  # only heartbeat comments
+
+
+@pytest.mark.parametrize("buckets", [0, 1])
+async def test_a_stopping_server_ends_the_stream_with_where_to_resume(
+    http, alice: Tenant, served, buckets: int
+) -> None:
+    if buckets:
+        await put(http, alice, "k", {"value": 1})
+    async with streaming(http, alice.headers) as stream:
+        served.hub.begin_shutdown()
+        error = await stream.next()
+    assert error.event == "error" and error.data["code"] == "shutting_down"
+    assert parse_cursor(error.data["resume_from"], "resume_from") == ({"default": ("1", 1)} if buckets else {})
