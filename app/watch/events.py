@@ -146,23 +146,24 @@ def json_data(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def sse_frame(event: str, data: bytes, event_id: int | None = None) -> bytes:
-    """One Server-Sent Event; a line break inside ``data`` becomes one more ``data:`` line."""
+def sse_frame(event: str, data: bytes, event_id: int | str | None = None) -> bytes:
+    """One Server-Sent Event; a line break inside ``data`` becomes one more ``data:`` line. The id is
+    a revision, or a tenant-wide stream's cursor (app.watch.tenant; never a line break)."""
     head = b"event: %s\n" % event.encode()
     if event_id is not None:
-        head = b"id: %d\n" % event_id + head
+        head = b"id: %s\n" % str(event_id).encode() + head
     if b"\n" in data or b"\r" in data:
         lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
         return head + b"".join(b"data: " + line + b"\n" for line in lines) + b"\n"
     return head + b"data: " + data + b"\n\n"
 
 
-def sse_comment(text: str, event_id: int | None = None) -> bytes:
+def sse_comment(text: str, event_id: int | str | None = None) -> bytes:
     """A comment line (ignored by clients, keeps proxies from timing out); with ``event_id`` an
     ``id:`` line too, which moves the client's Last-Event-ID forward without dispatching an event."""
     frame = b": " + text.encode() + b"\n"
     if event_id is not None:
-        frame += b"id: %d\n" % event_id
+        frame += b"id: %s\n" % str(event_id).encode()
     return frame + b"\n"
 
 

@@ -204,6 +204,11 @@ class WatchHub:
         ident = (tenant_id, bucket_id)
         return ident in self.readers or len(self.readers) < self.settings.watch_max_buckets_per_process
 
+    def has_room_for_all(self, tenant_id: str, bucket_ids: list[str]) -> bool:
+        """Room for a reader of each of these buckets (a tenant-wide stream) besides those running."""
+        missing = {bucket_id for bucket_id in bucket_ids if (tenant_id, bucket_id) not in self.readers}
+        return len(self.readers) + len(missing) <= self.settings.watch_max_buckets_per_process
+
     def subscribe(
         self,
         tenant_id: str,

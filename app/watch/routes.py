@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing, suppress
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, WebSocket
@@ -30,8 +30,9 @@ from app.platform.redis import REDIS_ERRORS
 from app.platform.security import AccessClaims
 from app.platform.stream_ids import parse_part
 from app.watch.events import json_data, socket_message, sse_comment, sse_frame
-from app.watch.schemas import REVISION_RULE, WatchParams
+from app.watch.schemas import REVISION_RULE, TenantStreamParams, WatchParams
 from app.watch.service import COMMENTS, WatchMessage, WatchService, WatchSession
+from app.watch.tenant import StreamMessage, TenantStream, open_tenant_stream, parse_cursor
 
 logger = logging.getLogger("kvstore.watch")
 
@@ -114,8 +115,8 @@ async def open_session(
 
 
 async def run_session(
-    session: WatchSession,
-    emit: Callable[[WatchMessage], Awaitable[None]],
+    session: WatchSession | TenantStream,
+    emit: Callable[[Any], Awaitable[None]],
     client_gone: Callable[[], Awaitable[None]],
     transport: str,
     grace_seconds: float,
@@ -153,7 +154,7 @@ async def run_session(
     return ended
 
 
-def render_sse(message: WatchMessage) -> bytes:
+def render_sse(message: WatchMessage | StreamMessage) -> bytes:
     if message.event == "heartbeat":
         return sse_comment("heartbeat", message.id)
     if message.event == "open":
@@ -166,7 +167,7 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, session: WatchSession, grace_seconds: float) -> None:
+    def __init__(self, session: WatchSession | TenantStream, grace_seconds: float) -> None:
         self.session = session
         self.grace_seconds = grace_seconds
         self.status_code = 200
@@ -177,7 +178,7 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
 
-        async def emit(message: WatchMessage) -> None:
+        async def emit(message: WatchMessage | StreamMessage) -> None:
             await send({"type": "http.response.body", "body": render_sse(message), "more_body": True})
 
         async def client_gone() -> None:
@@ -233,6 +234,60 @@ async def watch_default_bucket(
     last_event_id: LastEventId = None,
 ) -> EventStreamResponse:
     return await _sse(request, watch, claims, DEFAULT_BUCKET, params, last_event_id)
+
+
+TENANT_STREAM_DOC = """Server-Sent Events of every KV bucket of the tenant (an API key limited to buckets: of
+those; to a key prefix: of its keys), including buckets created while the stream is open.
+Each change: `id: <cursor>`, `event: delta`, `data: {bucket, op, key, revision, version, value,
+encoding?, tags, ttl, expires_at, updated_at}` with `op` put|delete|expire|purge (purge: the bucket
+was deleted). With `snapshot=true` first `event: snapshot` `{bucket, key, ...}` per live entry of
+every bucket, then `event: ready` `{buckets: {name: revision}, entries, reason}`. The id is a cursor
+holding a position per bucket (`v1,<bucket>:<bucket id>:<revision>,...`): reconnect with it
+(`Last-Event-ID`, or `since=`) and every bucket resumes where it was. A comment heartbeat keeps idle
+streams open; the stream ends with `event: error` `{code, detail, resume_from}` like a watch. It
+counts as one watch stream against the tenant's `max_watch_streams`."""
+
+
+def resume_cursor(last_event_id: str | None, since: str | None) -> dict[str, tuple[str, int]] | None:
+    """Last-Event-ID (an EventSource reconnecting) wins over ``since``, as for a watch."""
+    if last_event_id is not None and last_event_id.strip(" \t"):
+        return parse_cursor(last_event_id, "header.Last-Event-ID")
+    return None if since is None else parse_cursor(since, "query.since")
+
+
+@router.get(
+    "/events/stream",
+    response_class=EventStreamResponse,
+    status_code=200,  # EventStreamResponse.__init__ has no status_code for FastAPI to read it from
+    responses=SSE_RESPONSES,
+    summary="Stream the changes of every bucket (Server-Sent Events)",
+    operation_id="events_stream",
+    description=TENANT_STREAM_DOC,
+)
+async def events_stream(
+    request: Request,
+    params: Annotated[TenantStreamParams, Query()],
+    claims: Annotated[AccessClaims, Depends(StreamClaimsDependency())],
+    watch: WatchServiceDep,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="Resume after this cursor (sent by EventSource on reconnect)"),
+    ] = None,
+) -> EventStreamResponse:
+    since = resume_cursor(last_event_id, params.since)
+    prefix = narrow_prefix(claims, params.prefix or "") if claims.key_prefix else params.prefix
+    stream = await open_tenant_stream(
+        watch,
+        claims.tenant_id,
+        allows_bucket=claims.allows_bucket,
+        expires_at=claims.expires_at,
+        credential=claims.credential,
+        prefix=prefix,
+        since=since,
+        snapshot=params.snapshot,
+        include_values=params.include_values,
+    )
+    return EventStreamResponse(stream, request.app.state.settings.watch_slow_client_grace_seconds)
 
 
 async def _refuse(websocket: WebSocket, status: int, code: str, detail: str, **extra: object) -> None:

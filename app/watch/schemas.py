@@ -92,3 +92,25 @@ class WatchSocketMessage(BaseModel):
     id: int | None = Field(description="The SSE id: the revision of a change event, null for a snapshot entry")
     event: EventName
     data: WatchEventData | WatchReady | WatchError
+
+
+class TenantStreamParams(BaseModel):
+    """Query parameters of the tenant-wide stream (``GET /events/stream``)."""
+
+    model_config = ConfigDict(extra="ignore")  # access_token and cache busters travel here too
+
+    prefix: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="Only keys with this prefix (in every bucket)"
+    )
+    since: str | None = Field(
+        default=None,
+        max_length=1_000_000,
+        description="Resume after this cursor (an event id of the stream; Last-Event-ID wins over it)",
+        examples=["v1,default:1:17,orders:3:2"],
+    )
+    snapshot: bool = Field(
+        default=False,
+        description="First send every live entry of every bucket (event `snapshot`), then `ready`; ignored when "
+        "resuming",
+    )
+    include_values: bool = Field(default=True, description="false: events carry no `value`")

@@ -71,8 +71,10 @@ class WatchSession:
         include_values: bool,
         expires_at: float,
         credential: str = "s:",
+        lease: bool = True,
     ) -> None:
         self._store = service.store
+        self._lease = lease  # False: one bucket of a tenant-wide stream, which holds the lease
         self._sessions = service.sessions
         self.credential = credential  # AccessClaims.credential: the stream ends with it
         self._hub = service.hub
@@ -110,7 +112,8 @@ class WatchSession:
         return None
 
     async def messages(self) -> AsyncGenerator[WatchMessage, None]:
-        self._hub.track(self.tenant_id, self.stream_id, self._lose_lease)
+        if self._lease:
+            self._hub.track(self.tenant_id, self.stream_id, self._lose_lease)
         forget = self._sessions.on_end(self.tenant_id, self.credential, lambda: self.end("session_ended"))
         try:
             async for message in self._produce():
@@ -298,7 +301,8 @@ class WatchSession:
         self._closed = True
         if self._subscription is not None:
             self._hub.unsubscribe(self._subscription)
-        await self._hub.release(self.tenant_id, self.stream_id)
+        if self._lease:
+            await self._hub.release(self.tenant_id, self.stream_id)
 
 
 _FAILURE_DETAIL: Final = {
@@ -359,10 +363,7 @@ class WatchService:
                 lease_expiry_ms=self.hub.lease_expiry_ms(),
             )
         except QuotaExceeded as exc:
-            # A slot frees up when a stream closes or its lease lapses: retry after a heartbeat, not at once.
-            raise QuotaExceeded(
-                f"{exc.detail} (open watch streams)", retry_after=max(1, round(self.hub.heartbeat)), **exc.extra
-            ) from None
+            raise self.stream_limit_refusal(exc) from None
         bucket_id = opened.bucket_id
         if not self.hub.has_room_for(tenant_id, bucket_id):
             await self.hub.release(tenant_id, stream_id)
@@ -382,6 +383,17 @@ class WatchService:
             include_values=include_values,
             expires_at=expires_at,
             credential=credential,
+        )
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def stream_limit_refusal(self, exc: QuotaExceeded) -> QuotaExceeded:
+        """The 429 of a stream over the tenant's limit. A slot frees up when a stream closes or its
+        lease lapses: retry after a heartbeat, not at once."""
+        return QuotaExceeded(
+            f"{exc.detail} (open watch streams)", retry_after=max(1, round(self.hub.heartbeat)), **exc.extra
         )
 
     async def aclose(self) -> None:

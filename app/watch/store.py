@@ -22,6 +22,7 @@ from app.watch.events import FeedEvent
 
 WATCH_OPEN: Final = LuaScript("watch_open")
 WATCH_REACQUIRE: Final = LuaScript("watch_reacquire")
+WATCH_BUCKETS: Final = LuaScript("watch_buckets")
 
 READ_BATCH: Final = 500  # stream entries per XREAD / XRANGE call
 
@@ -44,6 +45,24 @@ class BucketState:
 
     bucket_id: str
     revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedBucket:
+    """One bucket of a tenant-wide stream: its name, incarnation, revision and oldest feed entry."""
+
+    name: str
+    bucket_id: str
+    revision: int
+    first_revision: int | None
+
+
+def _watched(flat: object) -> list[WatchedBucket]:
+    items = [text(item) for item in cast(list[bytes], flat or [])]
+    return [
+        WatchedBucket(items[i], items[i + 1], int(items[i + 2]), _revision(items[i + 3]) if items[i + 3] else None)
+        for i in range(0, len(items), 4)
+    ]
 
 
 def _events(entries: object) -> list[FeedEvent]:
@@ -93,6 +112,35 @@ class WatchStore:
         except ScriptError as error:
             raise domain_error(error, lambda e: _open_refusal(e, bucket)) from None
         return OpenedStream(text(bucket_id), int(revision), _revision(first_id) if first_id else None)
+
+    async def open_tenant_stream(
+        self, tenant_id: str, stream_id: str, *, default_limit: int, now_ms: int, lease_expiry_ms: int
+    ) -> list[WatchedBucket]:
+        """Take a lease as :meth:`open_stream` does (the same script, the same limit) for a stream over
+        every bucket of the tenant, and list those buckets."""
+        schema = KeySchema(tenant_id)
+        try:
+            (flat,) = await self._scripts.call(
+                WATCH_OPEN,
+                keys=[schema.watch_streams(), schema.bucket("")],
+                args=[keys.tenant_prefix(tenant_id), "", 0, default_limit, stream_id, now_ms, lease_expiry_ms],
+            )
+        except ScriptError as error:
+            raise domain_error(error, lambda e: _open_refusal(e, "")) from None
+        return _watched(flat)
+
+    async def bucket_names(self, tenant_id: str) -> list[str]:
+        """The names of the tenant's KV buckets (one ZRANGE: what a tenant-wide stream polls)."""
+        names = cast(list[bytes], await self._redis.zrange(KeySchema(tenant_id).buckets(), 0, -1))
+        return [text(name) for name in names]
+
+    async def watched_buckets(self, tenant_id: str, names: Sequence[str]) -> list[WatchedBucket]:
+        """Those of ``names`` that exist, with their incarnation, revision and oldest feed entry."""
+        schema = KeySchema(tenant_id)
+        (flat,) = await self._scripts.call(
+            WATCH_BUCKETS, keys=[schema.buckets()], args=[keys.tenant_prefix(tenant_id), *names]
+        )
+        return _watched(flat)
 
     async def changes(self, tenant_id: str, bucket_id: str, after: int, upto: int | None = None) -> list[FeedEvent]:
         """Up to READ_BATCH feed entries after revision ``after`` (up to ``upto`` included, else to the end)."""

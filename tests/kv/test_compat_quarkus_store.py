@@ -57,3 +57,83 @@ async def test_expected_revision_on_delete_and_merge_patch(api: Api):
     now = patched.json()["metadata"]["revision"]
     assert_problem(await api.delete("doc", params={"expectedRevision": revision}), 412)
     assert (await api.delete("doc", params={"expectedRevision": now})).status_code == 200
+
+
+# The requests of the Quarkus store's README ("API Beispiele"), replayed as written, with a bearer
+# token added (this project authenticates every request; its X-Tenant-ID header has no equivalent:
+# the tenant is the token's). The WebSocket watch `ws://.../api/v1/kv/watch/my-bucket` is replayed by
+# tests/watch/test_websocket.py (it needs a real server).
+PDF = b"%PDF-1.7\n" + bytes(range(256)) * 8
+
+
+async def test_its_readme_key_value_requests(api: Api):
+    created = await api.raw(
+        "POST",
+        "/api/v1/kv/buckets",
+        headers={"Content-Type": "application/json"},
+        json={"name": "my-bucket", "description": "Mein KV Bucket"},
+    )
+    assert created.status_code == 201, created.text
+    assert (created.json()["name"], created.json()["description"]) == ("my-bucket", "Mein KV Bucket")
+    key = "/api/v1/kv/buckets/my-bucket/keys/my-key"
+    put = await api.raw("PUT", key, json={"value": "Hallo Welt!", "base64": False})
+    assert put.status_code == 201, put.text
+    assert put.json()["value"] == "Hallo Welt!" and put.json()["metadata"]["revision"] == 1
+    # "Atomares Update (CAS)": only when the current revision is expectedRevision.
+    cas = await api.raw("PUT", f"{key}?expectedRevision=1", json={"value": "Neuer Wert", "base64": False})
+    assert cas.status_code == 200, cas.text
+    assert_problem(await api.raw("PUT", f"{key}?expectedRevision=1", json={"value": "x", "base64": False}), 412)
+    got = await api.raw("GET", key)
+    assert got.status_code == 200 and got.json()["value"] == "Neuer Wert"
+    history = await api.raw("GET", f"{key}/history?limit=10")
+    assert history.status_code == 200, history.text
+    assert [item["value"] for item in history.json()["items"]] == ["Neuer Wert", "Hallo Welt!"]
+
+
+async def test_its_readme_object_requests(api: Api):
+    created = await api.raw(
+        "POST",
+        "/api/v1/objects/buckets",
+        headers={"Content-Type": "application/json"},
+        json={"name": "my-files", "description": "Dateispeicher"},
+    )
+    assert created.status_code == 201, created.text
+    path = "/api/v1/objects/buckets/my-files/objects/dokument.pdf"
+    uploaded = await api.raw(
+        "PUT",
+        path,
+        headers={"Content-Type": "application/pdf", "X-Object-Description": "Wichtiges Dokument"},
+        content=PDF,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["description"] == "Wichtiges Dokument" and uploaded.json()["size"] == len(PDF)
+    downloaded = await api.raw("GET", path)
+    assert downloaded.status_code == 200 and downloaded.content == PDF
+    assert downloaded.headers["content-type"] == "application/pdf"
+    part = await api.raw("GET", path, headers={"Range": "bytes=0-499"})
+    assert part.status_code == 206 and part.content == PDF[:500]
+    assert part.headers["content-range"] == f"bytes 0-499/{len(PDF)}"
+    verified = await api.raw("GET", f"{path}/verify")
+    assert verified.status_code == 200 and verified.json()["valid"] is True
+
+
+async def test_its_health_metrics_and_api_docs_addresses(api: Api):
+    assert (await api.client.get("/health/live")).status_code == 200
+    ready = await api.client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    metrics = await api.client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    for old, new in (("/swagger-ui", "/docs"), ("/openapi", "/openapi.json")):
+        moved = await api.client.get(old)
+        assert moved.status_code == 308 and moved.headers["location"] == new
+        assert (await api.client.get(new)).status_code == 200
+
+
+async def test_its_tenant_example_needs_a_json_body_and_an_existing_bucket(api: Api):
+    """Its multi-tenancy example sends `-d '{"value": ...}'` without a Content-Type (curl then says
+    application/x-www-form-urlencoded) into a bucket it never created: here a clear 415, then 404."""
+    path = "/api/v1/kv/buckets/shared-bucket/keys/config"
+    form = {"X-Tenant-ID": "tenant-a", "Content-Type": "application/x-www-form-urlencoded"}
+    refused = assert_problem(await api.raw("PUT", path, headers=form, content=b'{"value": "Config A"}'), 415)
+    assert "application/json" in refused["detail"]
+    assert_problem(await api.raw("PUT", path, json={"value": "Config A"}), 404, "bucket_not_found")
