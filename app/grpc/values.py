@@ -57,7 +57,10 @@ def put_item(
 ) -> PutItem:
     """One write, validated as an HTTP body (key length, ttl range, tag names and values) and
     encoded into the JSON text that is stored; ``where`` prefixes the message (``item 3: ``)."""
-    parsed, stored_encoding = parsed_value(value, encoding)
+    try:
+        parsed, stored_encoding = parsed_value(value, encoding)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}{exc.detail}", **exc.extra) from exc
     try:
         item = BatchItem.model_validate(
             {"key": key, "value": parsed, "encoding": stored_encoding, "ttl": ttl, "tags": tags}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 import httpx
 import pytest
 from grpc import aio
@@ -13,7 +12,7 @@ from grpc import aio
 from app.config import Settings
 from app.grpc.gen import kvstore_pb2_grpc, kvstore_v1_pb2_grpc
 from app.grpc.server import GrpcServer
-from tests.support.tenants import register
+from tests.support.grpc_calls import GrpcTenant, grpc_tenant
 
 
 @pytest.fixture
@@ -40,25 +39,11 @@ def compat(channel: aio.Channel) -> kvstore_pb2_grpc.KvStoreStub:
     return kvstore_pb2_grpc.KvStoreStub(channel)
 
 
-def auth(token: str) -> tuple[tuple[str, str], ...]:
-    """The call metadata of a bearer credential (access token or API key)."""
-    return (("authorization", f"Bearer {token}"),)
+@pytest.fixture
+async def alice(client: httpx.AsyncClient) -> GrpcTenant:
+    return await grpc_tenant(client, "alice")
 
 
 @pytest.fixture
-async def alice(client: httpx.AsyncClient) -> tuple[tuple[str, str], ...]:
-    """Call metadata of a registered tenant (alice)."""
-    return auth((await register(client, "alice"))["access_token"])
-
-
-@pytest.fixture
-async def bob(client: httpx.AsyncClient) -> tuple[tuple[str, str], ...]:
-    return auth((await register(client, "bob"))["access_token"])
-
-
-def code_of(error: grpc.RpcError) -> str | None:
-    """The problem code of a failed call (trailing metadata kvstore-code)."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "kvstore-code":
-            return str(value)
-    return None
+async def bob(client: httpx.AsyncClient) -> GrpcTenant:
+    return await grpc_tenant(client, "bob")
