@@ -146,9 +146,10 @@ class _Recorder:
         return error
 
 
-async def abort(context: aio.ServicerContext[Any, Any], error: RpcError) -> None:
+async def abort(context: aio.ServicerContext[Any, Any], error: RpcError, request_id: str) -> None:
     """End the call with ``error``'s status (raises, as grpc's abort does)."""
-    await context.abort(error.status, error.message, trailing_metadata=error.trailing_metadata())
+    metadata = ((REQUEST_ID_METADATA, request_id), *error.trailing_metadata())
+    await context.abort(error.status, error.message, trailing_metadata=metadata)
 
 
 UnaryMethod = Callable[[Any, Request, Call], Awaitable[Response]]
@@ -169,7 +170,7 @@ def unary(audit: str | None = None) -> Callable[[UnaryMethod[Request, Response]]
                 recorder.finish(grpc.StatusCode.CANCELLED, audit, 499)
                 raise
             except Exception as exc:
-                await abort(context, await recorder.fail(exc, audit))
+                await abort(context, await recorder.fail(exc, audit), recorder.request_id)
                 raise AssertionError("unreachable: abort raises") from exc
             recorder.finish(grpc.StatusCode.OK, audit, recorder.call.http_status)
             return response
@@ -197,7 +198,7 @@ def stream(method: StreamMethod[Request]) -> StreamHandler[Request]:
             recorder.finish(grpc.StatusCode.CANCELLED, None, 499)
             raise
         except Exception as exc:
-            await abort(context, await recorder.fail(exc, None))
+            await abort(context, await recorder.fail(exc, None), recorder.request_id)
             return
         recorder.finish(grpc.StatusCode.OK, None, 200)
 
