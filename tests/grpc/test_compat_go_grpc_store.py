@@ -99,3 +99,15 @@ async def test_get_all_refuses_a_bucket_larger_than_one_answer(compat, kv, alice
     await kv.Batch(v1.BatchRequest(put=v1.BatchPut(items=items)), metadata=alice.md)
     error = await failure(compat.GetAll(pb.GetAllRequest(), metadata=alice.md))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and code_of(error) == "response_too_large"
+
+
+async def test_get_all_refuses_more_bytes_than_one_answer_holds(compat, alice, monkeypatch) -> None:
+    from app.grpc import compat as compat_module
+
+    monkeypatch.setattr(compat_module, "GETALL_MAX_BYTES", 100)
+    assert compat_module.GETALL_MAX_BYTES < 4 * 1024 * 1024  # the default, below a client's receive limit
+    await compat.Put(pb.PutRequest(key="small", value="x"), metadata=alice.md)
+    assert dict((await compat.GetAll(pb.GetAllRequest(), metadata=alice.md)).pairs) == {"small": "x"}
+    await compat.Put(pb.PutRequest(key="big", value="y" * 200), metadata=alice.md)
+    error = await failure(compat.GetAll(pb.GetAllRequest(), metadata=alice.md))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and code_of(error) == "response_too_large"

@@ -121,3 +121,12 @@ async def test_every_call_carries_a_request_id(kv, alice) -> None:
     call = kv.Get(pb.GetRequest(key="zz"), metadata=alice.md)
     error = await failure(call)
     assert len(trailer(error, "x-request-id") or "") == 32
+
+
+async def test_a_message_over_max_request_body_bytes_is_refused(settings, alice) -> None:
+    small = settings.model_copy(update={"max_request_body_bytes": 64 * 1024})
+    async with running_server(small) as (_, channel):
+        kv = pb_grpc.KVStub(channel)
+        error = await failure(kv.Put(pb.PutRequest(key="k", value=b'"' + b"x" * 70_000 + b'"'), metadata=alice.md))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        await kv.Put(pb.PutRequest(key="k", value=b'"' + b"x" * 60_000 + b'"'), metadata=alice.md)
