@@ -43,7 +43,7 @@ async def test_the_python_example_runs_as_written(grpc_server, alice) -> None:
 
     await asyncio.to_thread(run)  # a sync client: the server runs on this loop
     assert "code" not in scope  # the compare-and-swap succeeded
-    assert printed.getvalue().strip() == "PUT 2 user:42 b'{\"name\":\"Grace\"}'"
+    assert printed.getvalue().strip() == 'PUT 2 user:42 b\'{"name":"Grace"}\''
 
 
 def test_every_grpcurl_call_is_a_real_method_with_a_valid_body() -> None:
