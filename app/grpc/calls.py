@@ -14,9 +14,11 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from app.audit.model import new_event
@@ -33,6 +35,7 @@ from app.auth.deps import (
 from app.grpc import metrics
 from app.grpc.errors import RpcError, from_exception
 from app.platform.context import AuditNote, audit_note, audit_note_var, client_ip_var, request_id_var
+from app.platform.errors import InvalidInput
 from app.platform.security import AccessClaims
 
 logger = logging.getLogger("kvstore.grpc")
@@ -53,6 +56,32 @@ def peer_address(peer: str | None) -> str | None:
     if kind == "ipv6":
         return rest.rpartition(":")[0].strip("[]") or rest
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A request that is no valid message of its type (bad wire format, a string that is not UTF-8):
+    the handler answers INVALID_ARGUMENT instead of grpc's UNKNOWN."""
+
+    message_type: str
+    reason: str
+
+
+def lenient_parser(message_class: Any) -> Callable[[bytes], Any]:
+    """``message_class.FromString``, answering :class:`Malformed` instead of raising."""
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as exc:
+            return Malformed(message_class.DESCRIPTOR.full_name, str(exc).rpartition(": ")[2])
+
+    return parse
+
+
+def check_message(request: object) -> None:
+    if isinstance(request, Malformed):
+        raise InvalidInput(f"the request is not a valid {request.message_type} message: {request.reason}")
 
 
 class Call:
@@ -165,6 +194,7 @@ def unary(audit: str | None = None) -> Callable[[UnaryMethod[Request, Response]]
             recorder = _Recorder(self, context, method.__name__, "unary")
             context.set_trailing_metadata(((REQUEST_ID_METADATA, recorder.request_id),))
             try:
+                check_message(request)
                 response = await method(self, request, recorder.call)
             except asyncio.CancelledError:
                 recorder.finish(grpc.StatusCode.CANCELLED, audit, 499)
@@ -193,6 +223,7 @@ def stream(method: StreamMethod[Request]) -> StreamHandler[Request]:
         recorder = _Recorder(self, context, method.__name__, "server_stream")
         context.set_trailing_metadata(((REQUEST_ID_METADATA, recorder.request_id),))
         try:
+            check_message(request)
             await method(self, request, recorder.call)
         except asyncio.CancelledError:
             recorder.finish(grpc.StatusCode.CANCELLED, None, 499)

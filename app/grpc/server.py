@@ -14,15 +14,18 @@ import asyncio
 import logging
 from contextlib import suppress
 from types import SimpleNamespace
+from typing import Any
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from app.composition import build_services, close_services, start_services
 from app.config import Settings
+from app.grpc.calls import lenient_parser
 from app.grpc.compat import KvStoreServicer
-from app.grpc.gen import kvstore_pb2, kvstore_pb2_grpc, kvstore_v1_pb2, kvstore_v1_pb2_grpc
+from app.grpc.gen import kvstore_pb2, kvstore_v1_pb2
 from app.grpc.kv_api import KVServicer
 from app.platform.redis import REDIS_ERRORS
 
@@ -32,6 +35,22 @@ KV_SERVICE = kvstore_v1_pb2.DESCRIPTOR.services_by_name["KV"].full_name
 COMPAT_SERVICE = kvstore_pb2.DESCRIPTOR.services_by_name["KvStore"].full_name
 SERVICES = (KV_SERVICE, COMPAT_SERVICE)
 HEALTH_INTERVAL_SECONDS = 5.0
+
+
+def add_service(server: aio.Server, servicer: Any, module: Any, name: str) -> None:
+    """The service ``name`` of the generated ``module`` served by ``servicer``, as the generated
+    ``add_<name>Servicer_to_server`` does, except that a request that does not parse reaches the
+    servicer as :class:`~app.grpc.calls.Malformed` (INVALID_ARGUMENT) instead of failing in grpc (UNKNOWN)."""
+    service = module.DESCRIPTOR.services_by_name[name]
+    handlers = {}
+    for method in service.methods:
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=lenient_parser(getattr(module, method.input_type.name)),
+            response_serializer=getattr(module, method.output_type.name).SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
 
 
 class GrpcServer:
@@ -46,8 +65,8 @@ class GrpcServer:
         self.server = aio.server(
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
         )
-        kvstore_v1_pb2_grpc.add_KVServicer_to_server(KVServicer(self.state), self.server)
-        kvstore_pb2_grpc.add_KvStoreServicer_to_server(KvStoreServicer(self.state), self.server)
+        add_service(self.server, KVServicer(self.state), kvstore_v1_pb2, "KV")
+        add_service(self.server, KvStoreServicer(self.state), kvstore_pb2, "KvStore")
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -246,3 +246,29 @@ async def test_tenants_are_isolated(kv, compat, alice, bob) -> None:
     assert list(read.missing) == ["secret"]
     await kv.Put(json_put("secret", "bob's"), metadata=bob.md)  # his own key of the same name
     assert json.loads((await kv.Get(pb.GetRequest(key="secret"), metadata=alice.md)).entry.value) == "alice's"
+
+
+@pytest.mark.parametrize(
+    ("method", "raw"),
+    [
+        ("/kvstore.v1.KV/Get", b"\x12\x02\xff\xfe"),  # key: not UTF-8
+        ("/kvstore.v1.KV/Put", b"\xff\xff\xff"),  # not a message at all
+        ("/kvstore.v1.KV/Put", b"\x32\x06\x0a\x04\x0a\x02\xc3\x28"),  # a tag name that is not UTF-8
+        ("/kvstore.KvStore/Put", b"\x0a\x01k\x12\x01\x80"),
+        ("/kvstore.KvStore/GetAll", b"\x0a"),  # truncated
+    ],
+)
+async def test_a_request_that_is_no_valid_message_is_invalid_argument(channel, alice, method, raw) -> None:
+    call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    error = await failure(call(raw, metadata=alice.md))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and code_of(error) == "validation_error"
+
+
+async def test_a_watch_request_that_is_no_valid_message_is_invalid_argument(channel, alice) -> None:
+    call = channel.unary_stream(
+        "/kvstore.v1.KV/Watch", request_serializer=lambda b: b, response_deserializer=lambda b: b
+    )
+    stream = call(b"\x12\x01\xff", metadata=alice.md)  # key: not UTF-8
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stream.read()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
