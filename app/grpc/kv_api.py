@@ -234,12 +234,17 @@ async def run_watch(session: WatchSession, call: Call, render: Any, grace_second
     overflowed is cut off ``grace_seconds`` later (UNAVAILABLE slow_consumer). The session's queue,
     reader and lease are released in any case."""
 
+    delivered = session.position  # the revision the client can resume after without a gap
+
     async def pump() -> None:
+        nonlocal delivered
         async with aclosing(session.messages()) as messages:
             async for message in messages:
                 event = render(message, session)
                 if event is not None:
                     await call.context.write(event)
+                # The session's position moves when it yields a message: sent (or skipped) now.
+                delivered = session.position
 
     async def stalled() -> None:
         await session.cut_off.wait()
@@ -253,9 +258,8 @@ async def run_watch(session: WatchSession, call: Call, render: Any, grace_second
             if sender in done:
                 sender.result()
             else:
-                raise StreamEnded(
-                    "slow_consumer", "the client fell too far behind; resume from resume_from", session.position
-                )
+                # Not session.position: the message being written when the client stalled never arrived.
+                raise StreamEnded("slow_consumer", "the client fell too far behind; resume from resume_from", delivered)
         finally:
             for task in (sender, watchdog):
                 task.cancel()

@@ -14,7 +14,7 @@ from app.grpc.gen import kvstore_pb2_grpc as compat_grpc
 from app.grpc.gen import kvstore_v1_pb2 as pb
 from app.grpc.gen import kvstore_v1_pb2_grpc as pb_grpc
 from tests.support.api_keys import create_key
-from tests.support.grpc_calls import auth, code_of, read, read_until, running_server, trailer
+from tests.support.grpc_calls import auth, code_of, failure, read, read_until, running_server, trailer
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.contract
@@ -171,3 +171,39 @@ async def test_the_go_store_watch_sends_each_change_of_its_key(channel, alice, g
     }
     assert json.loads(delete_message.message) == {"type": "delete", "key": "nome", "revision": 3, "version": 1}
     stream.cancel()
+
+
+async def test_a_watch_ends_unauthenticated_when_its_session_ends(kv, alice, client) -> None:
+    stream = kv.Watch(pb.WatchRequest(snapshot=True), metadata=alice.md)
+    await read_until(stream, is_ready)
+    assert (await client.post("/api/v1/auth/logout-all", headers=alice.headers)).status_code == 204
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        while True:  # PROGRESS events may come first
+            event = await read(stream, timeout=10)
+            assert event.type == pb.WatchEvent.PROGRESS
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(caught.value) == "session_ended" and trailer(caught.value, "kvstore-resume-from") == "0"
+    refused = await failure(kv.Get(pb.GetRequest(key="k"), metadata=alice.md))
+    assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_client_that_stops_reading_is_cut_off_with_where_to_resume(settings, alice) -> None:
+    slow = settings.model_copy(update={"watch_queue_size": 1, "watch_slow_client_grace_seconds": 0.5})
+    async with running_server(slow) as (_, channel):
+        kv = pb_grpc.KVStub(channel)
+        stream = kv.Watch(pb.WatchRequest(snapshot=True), metadata=alice.md)
+        await read_until(stream, is_ready)
+        value = json.dumps("x" * 60_000).encode()
+        for _ in range(8):  # 24 MB of events the client does not read: more than the transport buffers
+            items = [pb.PutItem(key=f"k{i}", value=value) for i in range(50)]
+            await kv.Batch(pb.BatchRequest(put=pb.BatchPut(items=items)), metadata=alice.md)
+        received = []
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            while True:
+                received.append((await read(stream, timeout=20)).revision)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE and code_of(caught.value) == "slow_consumer"
+        resume_from = int(trailer(caught.value, "kvstore-resume-from") or -1)
+        assert resume_from <= (received[-1] if received else 0) and resume_from < 400
+        resumed = kv.Watch(pb.WatchRequest(start_revision=resume_from), metadata=alice.md)
+        assert (await read(resumed)).revision == resume_from + 1  # nothing lost
+        resumed.cancel()
