@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -47,14 +48,15 @@ Response = TypeVar("Response")
 
 
 def peer_address(peer: str | None) -> str | None:
-    """The client's address in grpc's peer string: ``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``, ``unix:...``."""
+    """The client's address in grpc's peer string: ``ipv4:1.2.3.4:5``, ``ipv6:%5B::1%5D:5``; None for
+    ``unix:...`` and anything else."""
     if not peer:
         return None
     kind, _, rest = peer.partition(":")
     if kind == "ipv4":
         return rest.rpartition(":")[0] or rest
-    if kind == "ipv6":
-        return rest.rpartition(":")[0].strip("[]") or rest
+    if kind == "ipv6":  # grpc writes the brackets percent-encoded: ipv6:%5B::1%5D:5
+        return unquote(rest).rpartition(":")[0].strip("[]") or None
     return None
 
 

@@ -82,7 +82,9 @@ async def test_writes_are_audited_like_http_writes(immediate, grpc_server, kv, c
     async def trail() -> list[tuple]:
         await grpc_server.state.audit.flush()
         response = await client.get("/api/v1/audit", headers=alice.headers)
-        items = [(e["action"], e["key"], e["bucket"], e["status"]) for e in response.json()["items"]]
+        found = response.json()["items"]
+        assert {e["client_ip"] for e in found if e["action"].startswith("kv.")} <= {"127.0.0.1"}
+        items = [(e["action"], e["key"], e["bucket"], e["status"]) for e in found]
         return items if len(items) >= 5 else []
 
     # Delivery goes through the worker's task (inline here) in batches: the order of the trail is the
@@ -141,3 +143,19 @@ async def test_a_message_over_max_request_body_bytes_is_refused(settings, alice)
         error = await failure(kv.Put(pb.PutRequest(key="k", value=b'"' + b"x" * 70_000 + b'"'), metadata=alice.md))
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         await kv.Put(pb.PutRequest(key="k", value=b'"' + b"x" * 60_000 + b'"'), metadata=alice.md)
+
+
+@pytest.mark.parametrize(
+    ("peer", "address"),
+    [
+        ("ipv4:10.0.0.1:5000", "10.0.0.1"),
+        ("ipv6:%5B::1%5D:5000", "::1"),
+        ("ipv6:[2001:db8::7]:443", "2001:db8::7"),
+        ("unix:/tmp/socket", None),
+        ("", None),
+    ],
+)
+def test_the_client_address_of_a_peer_string(peer: str, address: str | None) -> None:
+    from app.grpc.calls import peer_address
+
+    assert peer_address(peer) == address
