@@ -131,9 +131,12 @@ async def test_the_tenant_rate_limit_is_resource_exhausted_with_retry_after(sett
 
 
 async def test_every_call_carries_a_request_id(kv, alice) -> None:
-    call = kv.Get(pb.GetRequest(key="zz"), metadata=alice.md)
-    error = await failure(call)
+    error = await failure(kv.Get(pb.GetRequest(key="zz"), metadata=alice.md))
     assert len(trailer(error, "x-request-id") or "") == 32
+    call = kv.Put(pb.PutRequest(key="zz", value=b"1"), metadata=alice.md)
+    await call
+    ids = [value for key, value in await call.trailing_metadata() if key == "x-request-id"]
+    assert len(ids) == 1 and len(ids[0]) == 32 and ids[0] != trailer(error, "x-request-id")
 
 
 async def test_a_message_over_max_request_body_bytes_is_refused(settings, alice) -> None:

@@ -207,3 +207,16 @@ async def test_a_client_that_stops_reading_is_cut_off_with_where_to_resume(setti
         resumed = kv.Watch(pb.WatchRequest(start_revision=resume_from), metadata=alice.md)
         assert (await read(resumed)).revision == resume_from + 1  # nothing lost
         resumed.cancel()
+
+
+async def test_an_idle_stream_sends_progress_with_the_revision_to_resume_after(settings, alice) -> None:
+    async with running_server(settings.model_copy(update={"watch_heartbeat_seconds": 0.2})) as (_, channel):
+        kv = pb_grpc.KVStub(channel)
+        revision = await put(kv, alice.md, "k", 1)
+        stream = kv.Watch(pb.WatchRequest(key="other"), metadata=alice.md)
+        progress = await read(stream)
+        assert (progress.type, progress.revision) == (pb.WatchEvent.PROGRESS, revision)
+        later = await put(kv, alice.md, "k", 2)  # a change the key filter skips
+        while (await read(stream)).revision != later:
+            pass  # PROGRESS moves on to it
+        stream.cancel()
