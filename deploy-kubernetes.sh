@@ -124,6 +124,10 @@ main() {
     apply api-hpa.yaml
     wait_rollout deployment/kvstore-api
 
+    apply grpc-deployment.yaml
+    apply grpc-service.yaml
+    wait_rollout deployment/kvstore-grpc
+
     apply huey-deployment.yaml
     wait_rollout deployment/kvstore-huey-periodic
     wait_rollout deployment/kvstore-huey

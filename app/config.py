@@ -323,6 +323,15 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = False
     cors_max_age_seconds: int = Field(default=600, ge=0, le=86_400)  # how long a browser keeps a preflight
 
+    # gRPC (app/grpc, `python -m app.grpc`, README "gRPC"): its own process beside the API. The port of
+    # its server, and of its Prometheus metrics (GET /metrics; 0 turns it off).
+    grpc_host: str = "0.0.0.0"  # noqa: S104 - reached from other pods
+    grpc_port: int = Field(default=50051, ge=1, le=65535)
+    grpc_metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from other pods
+    grpc_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    # Seconds a stopping gRPC server lets running calls finish (watch streams end at once, resumable).
+    grpc_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
     # Observability
     log_level: str = "INFO"
     # auto: readable text lines when stdout is a terminal (make run), JSON lines otherwise (containers)

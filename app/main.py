@@ -11,24 +11,16 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.audit import routes as audit_routes
-from app.audit import tasks as audit_tasks
 from app.audit.middleware import AuditMiddleware
-from app.audit.service import AuditService
 from app.auth import api_key_routes
 from app.auth import routes as auth_routes
 from app.auth.deps import apply_rate_limit, idempotency_caller
 from app.auth.middleware import AnonymousAuthLimitMiddleware
-from app.auth.service import AuthService
-from app.auth.store import AuthStore
-from app.auth.throttle import AnonymousLimiter
+from app.composition import build_services, close_services, start_services
 from app.config import Settings, get_settings
 from app.kv import bucket_routes, event_routes, flat_routes
-from app.kv.service import KVService
 from app.objects import presign_routes
 from app.objects import routes as object_routes
-from app.objects import tasks as object_tasks
-from app.objects.presign import PresignSigner
-from app.objects.service import ObjectService, compaction_requester
 from app.platform.http import health
 from app.platform.http.cors import install_cors
 from app.platform.http.docs import install_docs
@@ -38,22 +30,9 @@ from app.platform.http.middleware import RequestContextMiddleware, RequestLimitM
 from app.platform.http.openapi import document_error_responses
 from app.platform.http.problems import register_error_handlers
 from app.platform.http.schemas import Problem
-from app.platform.idempotency import IdempotencyStore
 from app.platform.logging import setup_logging, warn_unknown_settings
-from app.platform.queue import TaskQueue
-from app.platform.redis import (
-    create_async_data_redis,
-    create_async_queue_redis,
-    create_data_lane,
-    warm_up_data_redis,
-)
-from app.platform.scripts import Scripts
-from app.platform.security import PasswordHasher, TokenService
 from app.tenancy import routes as tenancy_routes
-from app.tenancy.ratelimit import RateLimiter
-from app.tenancy.service import UsageService
 from app.watch import routes as watch_routes
-from app.watch.service import WatchService
 
 KEY_BODY_FACTOR = 4
 """A single-key write's body may be this many times the value limit (JSON escapes, whitespace) plus 64 KiB."""
@@ -109,34 +88,7 @@ OPENAPI_TAGS: list[dict[str, str]] = [
 
 def build_state(app: FastAPI, settings: Settings) -> None:
     """Clients and services, kept on app.state; nothing here opens a connection yet."""
-    state = app.state
-    state.settings = settings
-    state.data_redis = create_async_data_redis(settings)
-    state.queue_redis = create_async_queue_redis(settings)
-    state.scripts = Scripts(state.data_redis, create_data_lane(settings))
-    state.tokens = TokenService(settings)
-    state.hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_max_concurrency, settings.bcrypt_niceness)
-    state.auth_service = AuthService(state.data_redis, state.scripts, state.hasher, state.tokens, settings)
-    state.sessions = state.auth_service.sessions
-    state.api_keys = state.auth_service.api_keys
-    state.auth_limiter = AnonymousLimiter(AuthStore(state.data_redis, state.scripts), settings)
-    state.kv_service = KVService(state.data_redis, state.scripts, settings)
-    state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
-    state.usage_service = UsageService(state.data_redis, state.scripts, settings)
-    # The worker's tasks the API enqueues, by name: the API never imports the worker package.
-    state.task_queue = TaskQueue(settings, state.queue_redis)
-    state.object_service = ObjectService(
-        state.data_redis,
-        state.scripts,
-        settings,
-        compaction_requester(state.task_queue.task(object_tasks.compact_objects)),
-    )
-    state.presigner = PresignSigner(settings.secret_key)
-    state.audit = AuditService(state.data_redis, settings, state.task_queue.task(audit_tasks.write_audit_events))
-    state.idempotency = IdempotencyStore(
-        state.scripts, settings.idempotency_ttl_seconds, settings.idempotency_lease_seconds
-    )
-    state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings, state.sessions)
+    build_services(app.state, settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -148,17 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await warm_up_data_redis(app.state.data_redis)
-        app.state.sessions.start()  # follows ended sessions; until it has read them, tokens are checked in Redis
+        await start_services(app.state)
         yield
-        await app.state.sessions.aclose()
-        await app.state.api_keys.aclose()
-        await app.state.watch.aclose()  # before the clients it reads with
-        await app.state.audit.aclose()
-        app.state.hasher.close()
-        await app.state.scripts.aclose()
-        await app.state.data_redis.aclose()
-        await app.state.queue_redis.aclose()
+        await close_services(app.state)
 
     app = FastAPI(
         title="kvstore",

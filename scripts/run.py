@@ -1,4 +1,4 @@
-"""`make run`: the API, one Huey consumer and (unless REDIS_URL/HUEY_REDIS_URL are set) two
+"""`make run`: the API, the gRPC server, one Huey consumer and (unless REDIS_URL/HUEY_REDIS_URL are set) two
 local redis-server processes with their data under ./.data/; Ctrl-C stops them all."""
 
 from __future__ import annotations
@@ -73,8 +73,14 @@ def main() -> int:
                 start_new_session=True,
             )
         )
+        # The gRPC server (README "gRPC"): its own process, on GRPC_PORT (default 50051), beside the API.
+        env.setdefault("GRPC_HOST", HOST)
+        env.setdefault("GRPC_METRICS_HOST", HOST)
+        children.append(subprocess.Popen([sys.executable, "-m", "app.grpc"], env=env, start_new_session=True))
+        grpc_port = env.get("GRPC_PORT", str(settings.grpc_port))
         print(
-            f"\nkvstore API on http://{HOST}:{PORT} - docs at http://{HOST}:{PORT}/docs (Ctrl-C stops everything)\n",
+            f"\nkvstore API on http://{HOST}:{PORT} - docs at http://{HOST}:{PORT}/docs, gRPC on {HOST}:{grpc_port} "
+            "(Ctrl-C stops everything)\n",
             flush=True,
         )
         while all(child.poll() is None for child in children):

@@ -6,6 +6,7 @@ images cross-checked against the code (module paths import, env names exist in S
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import re
 import secrets
@@ -169,6 +170,8 @@ def test_manifests_cover_the_whole_deployment() -> None:
         ("Secret", "kvstore-secrets"),
         ("Deployment", "kvstore-api"),
         ("Service", "kvstore-api"),
+        ("Deployment", "kvstore-grpc"),
+        ("Service", "kvstore-grpc"),
         ("HorizontalPodAutoscaler", "kvstore-api"),
         ("PodDisruptionBudget", "kvstore-api"),
         ("Deployment", "kvstore-huey-periodic"),
@@ -223,6 +226,58 @@ def test_api_deployment_probes_resources_security_and_scrape_annotations() -> No
 
     prestop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pod["spec"]["terminationGracePeriodSeconds"] > prestop + int(env["GRACEFUL_TIMEOUT"])
+
+
+GRPC_PORT = Settings.model_fields["grpc_port"].default
+GRPC_METRICS_PORT = Settings.model_fields["grpc_metrics_port"].default
+
+
+def test_grpc_deployment_runs_the_grpc_server_with_grpc_probes_behind_its_service() -> None:
+    deployment = objects("Deployment")["kvstore-grpc"]
+    pod = deployment["spec"]["template"]
+    (container,) = containers(deployment)
+    assert container["image"] == containers(objects("Deployment")["kvstore-api"])[0]["image"]  # the API's code
+    assert container["command"] == ["python", "-m", "app.grpc"]
+    assert importlib.util.find_spec("app.grpc.__main__") is not None
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    env = env_of(container)
+    assert ports == {"grpc": GRPC_PORT, "metrics": GRPC_METRICS_PORT}
+    assert int(env["GRPC_PORT"]) == GRPC_PORT and int(env["GRPC_METRICS_PORT"]) == GRPC_METRICS_PORT
+    # gRPC health checking: readiness asks for kvstore.v1.KV (SERVING while the data Redis answers).
+    from app.grpc.server import KV_SERVICE
+
+    assert container["readinessProbe"]["grpc"] == {"port": GRPC_PORT, "service": KV_SERVICE}
+    assert container["livenessProbe"]["grpc"] == {"port": GRPC_PORT}
+    assert container["startupProbe"]["grpc"] == {"port": GRPC_PORT}
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(GRPC_METRICS_PORT)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    prestop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["spec"]["terminationGracePeriodSeconds"] > prestop + float(env["GRPC_SHUTDOWN_GRACE_SECONDS"])
+
+    service = objects("Service")["kvstore-grpc"]
+    assert labels_match(service["spec"]["selector"], pod["metadata"]["labels"])
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["targetPort"] == "grpc" and service_port["port"] == GRPC_PORT
+    # The gRPC pods reach the Redis servers through the network policy.
+    policy = objects("NetworkPolicy")["redis-clients"]
+    allowed = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] in allowed
+
+
+def test_compose_runs_the_grpc_server_on_its_port_with_a_grpc_health_check() -> None:
+    services = compose()["services"]
+    grpc_service, app = services["grpc"], services["app"]
+    assert grpc_service["image"] == app["image"] and grpc_service["command"] == ["python", "-m", "app.grpc"]
+    env = grpc_service["environment"]
+    assert set(env) <= KNOWN_ENV and int(env["GRPC_PORT"]) == GRPC_PORT
+    assert env["REDIS_URL"] == app["environment"]["REDIS_URL"]
+    (ports,) = grpc_service["ports"]
+    assert ports.rsplit(":", 1)[1] == str(GRPC_PORT)
+    check = grpc_service["healthcheck"]["test"][-1]
+    assert f"127.0.0.1:{GRPC_PORT}" in check and "service='kvstore.v1.KV'" in check
+    assert grpc_service["depends_on"]["redis"] == {"condition": "service_healthy"}
 
 
 def test_hpa_pdb_service_and_ingress_point_at_the_api_pods() -> None:
@@ -430,7 +485,7 @@ def test_worker_image_stops_with_sigint_and_runs_huey_consumer_in_exec_form() ->
 
 def test_compose_services_healthchecks_and_dependencies() -> None:
     services = compose()["services"]
-    assert set(services) == {"redis", "redis-huey", "app", "huey"}
+    assert set(services) == {"redis", "redis-huey", "app", "huey", "grpc"}
     for name, service in services.items():
         assert service["healthcheck"]["test"][0] == "CMD", name
     for name in ("app", "huey"):

@@ -96,6 +96,7 @@ def test_deploy_applies_in_dependency_order_and_waits_for_each_rollout(stub_env:
         "statefulset/redis-data",
         "statefulset/redis-queue",
         "deployment/kvstore-api",
+        "deployment/kvstore-grpc",
         "deployment/kvstore-huey-periodic",
         "deployment/kvstore-huey",
     ]

@@ -225,7 +225,7 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def test_pod_monitors_scrape_the_annotated_pods_on_their_ports() -> None:
     monitors = [doc for doc in yaml.safe_load_all((MONITORING / "podmonitors.yaml").read_text()) if doc]
-    assert {doc["metadata"]["name"] for doc in monitors} == {"kvstore-api", "kvstore-worker"}
+    assert {doc["metadata"]["name"] for doc in monitors} == {"kvstore-api", "kvstore-worker", "kvstore-grpc"}
     scraped: set[str] = set()
     for monitor in monitors:
         # What the CRD requires (no schema offline for it: checked here by hand).
@@ -243,7 +243,7 @@ def test_pod_monitors_scrape_the_annotated_pods_on_their_ports() -> None:
             for endpoint in spec["podMetricsEndpoints"]:
                 assert str(ports[endpoint["port"]]) == annotations["prometheus.io/port"], name
                 assert endpoint["path"] == annotations["prometheus.io/path"], name
-    assert scraped == {"kvstore-api", "kvstore-huey", "kvstore-huey-periodic"}
+    assert scraped == {"kvstore-api", "kvstore-grpc", "kvstore-huey", "kvstore-huey-periodic"}
 
 
 def test_kustomization_ships_the_pod_monitors_and_the_dashboard() -> None:

@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from app.platform.embedded_redis import RedisProcess, RedisServerNotFound, find_redis_server, free_port
 from tests.support.paths import REPO
@@ -146,6 +148,30 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+def listening_v4_mapped_addresses(port: int) -> set[str]:
+    """IPv4 addresses (or "::" for every interface) listening on ``port`` through an IPv6 socket
+    (/proc/net/tcp6): grpc binds 127.0.0.1 as ::ffff:127.0.0.1."""
+    found = set()
+    for line in Path("/proc/net/tcp6").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:
+            raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, 32, 8))
+            ip = ipaddress.IPv6Address(raw)
+            found.add(str(ip.ipv4_mapped) if ip.ipv4_mapped else str(ip))
+    return found
+
+
+def grpc_serving(port: int) -> bool:
+    """The gRPC server on ``port`` answers its health check with SERVING."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+    return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+
 @pytest.fixture
 def start_run_script(tmp_path: Path, redis_binary: str) -> Iterator[object]:
     started: list[RunScript] = []
@@ -157,6 +183,8 @@ def start_run_script(tmp_path: Path, redis_binary: str) -> Iterator[object]:
             for k, v in os.environ.items()
             if k not in ("REDIS_URL", "HUEY_REDIS_URL", "SECRET_KEY", "ENVIRONMENT", "HOST", "PORT")
         }
+        # The gRPC server's ports too: never the defaults, which another `make run` may hold.
+        env.update(GRPC_PORT=str(free_port()), GRPC_METRICS_PORT=str(free_port()))
         env.update(PORT=str(port), PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING", **extra_env)
         process = subprocess.Popen(
             [sys.executable, "-m", "scripts.run"],
@@ -189,10 +217,14 @@ def start_run_script(tmp_path: Path, redis_binary: str) -> Iterator[object]:
 
 @pytest.mark.subprocess
 def test_run_starts_redis_with_aof_worker_and_api_and_ctrl_c_stops_all(start_run_script, tmp_path):
-    worker_port = free_port()
-    run = start_run_script(WORKER_METRICS_PORT=str(worker_port))
+    worker_port, grpc_port = free_port(), free_port()
+    run = start_run_script(WORKER_METRICS_PORT=str(worker_port), GRPC_PORT=str(grpc_port))
     run.wait_for_docs()
     assert f"http://127.0.0.1:{run.port}/docs" in run.output
+    # The gRPC server beside the API (README "gRPC"), on GRPC_PORT, where the API listens.
+    wait_for(lambda: grpc_serving(grpc_port))
+    assert f"gRPC on 127.0.0.1:{grpc_port}" in run.output
+    assert listening_addresses(grpc_port) | listening_v4_mapped_addresses(grpc_port) == {"127.0.0.1"}
     # The worker's metrics and liveness listen where the API does (HOST, 127.0.0.1 by default), not on
     # every interface.
     wait_for(lambda: httpx.get(f"http://127.0.0.1:{worker_port}/health/live", timeout=1).status_code == 200)
@@ -214,6 +246,7 @@ def test_run_starts_redis_with_aof_worker_and_api_and_ctrl_c_stops_all(start_run
     children = run.children()
     assert any(is_huey_worker(args) for args in children.values()), children
     assert any("uvicorn" in args and "app.main:app" in args for args in children.values()), children
+    assert any(args[-2:] == ["-m", "app.grpc"] for args in children.values()), children
 
     # The API is wired to the servers it started: both answer its health check.
     health = httpx.get(f"http://127.0.0.1:{run.port}/api/v1/health", timeout=5).json()
@@ -222,7 +255,7 @@ def test_run_starts_redis_with_aof_worker_and_api_and_ctrl_c_stops_all(start_run
     assert (data_dir / "secret_key").exists()
 
     assert run.ctrl_c() == 0
-    assert len(run.seen) >= 4
+    assert len(run.seen) >= 5
     deadline = time.monotonic() + 5
     while any(is_alive(pid) for pid in run.seen) and time.monotonic() < deadline:
         time.sleep(0.05)
