@@ -49,6 +49,8 @@ from app.tenancy.ratelimit import RateLimiter
 from app.tenancy.service import UsageService
 from app.watch import routes as watch_routes
 from app.watch.service import WatchService
+from app.webhooks import routes as webhook_routes
+from app.webhooks.service import WebhookService
 
 KEY_BODY_FACTOR = 4
 """A single-key write's body may be this many times the value limit (JSON escapes, whitespace) plus 64 KiB."""
@@ -92,6 +94,11 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "description": "Object buckets and streamed objects: raw bodies of any size, SHA-256 ETags, `Range`, "
         "conditional requests, multipart uploads, verification and presigned URLs.",
     },
+    {
+        "name": "webhooks",
+        "description": "Endpoints of yours that the workers call with the tenant's KV and object changes, "
+        "signed per Standard Webhooks, retried with backoff, in order per key; their deliveries.",
+    },
     {"name": "tenant", "description": "The tenant's usage: counts, bytes and limits."},
     {"name": "audit", "description": "The tenant's audit trail: one event per write, newest first."},
     {
@@ -132,6 +139,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
         state.scripts, settings.idempotency_ttl_seconds, settings.idempotency_lease_seconds
     )
     state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings, state.sessions)
+    state.webhooks = WebhookService(state.data_redis, state.scripts, settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -184,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_routes.router, prefix=prefix)
     app.include_router(object_routes.router, prefix=prefix)
     app.include_router(presign_routes.router, prefix=prefix)
+    app.include_router(webhook_routes.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:
