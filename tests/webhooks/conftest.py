@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.config import Settings
-from tests.webhooks.receiver import Receiver, run_receiver
+from tests.support.webhook_receiver import Receiver, run_receiver
 
 
 @pytest.fixture

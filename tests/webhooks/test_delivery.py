@@ -12,8 +12,8 @@ import pytest
 
 from app.config import Settings
 from app.platform.redis import SyncDataRedis
-from tests.webhooks.helpers import HOOKS, create_hook, one_round, rounds_until
-from tests.webhooks.receiver import Receiver
+from tests.support.webhook_receiver import Receiver
+from tests.support.webhooks import HOOKS, create_hook, one_round, rounds_until
 
 pytestmark = pytest.mark.contract
 
