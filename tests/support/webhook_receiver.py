@@ -37,6 +37,8 @@ class Receiver:
     port: int = 0
     status: int = 204
     delay: float = 0.0  # seconds before answering
+    location: str | None = None  # a Location header (with a 3xx status: a redirect)
+    reply: bytes | None = None  # the answer's body (default: empty, "not now" for a failure)
     requests: list[Received] = field(default_factory=list)  # every request, failed answers included
     accepted: list[Received] = field(default_factory=list)  # those answered with a 2xx
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,7 +76,9 @@ def run_receiver() -> Iterator[Receiver]:
                 with receiver.lock:
                     receiver.accepted.append(request)
             self.send_response(status)
-            payload = b"not now" if status >= 300 else b""
+            payload = receiver.reply if receiver.reply is not None else b"not now" if status >= 300 else b""
+            if receiver.location:
+                self.send_header("location", receiver.location)
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
