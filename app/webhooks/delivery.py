@@ -162,7 +162,7 @@ def attempt(http: httpx.Client, settings: Settings, hook: Webhook, msg_id: str, 
     try:
         with http.stream("POST", url, content=payload, headers=headers, extensions=extensions) as response:
             raw = b""
-            for chunk in response.iter_raw():
+            for chunk in response.iter_bytes():
                 raw += chunk
                 if len(raw) >= EXCERPT_BYTES:
                     break

@@ -61,3 +61,42 @@ async def test_a_deleted_bucket_ends_with_its_purge_and_a_new_one_is_followed_fr
         ("kv.purge", None),
         ("kv.put", "new"),
     ]
+
+
+async def test_a_deleted_buckets_expired_feed_gives_a_gap(
+    client: httpx.AsyncClient, tenant: dict, receiver: Receiver, sync_redis: SyncDataRedis, settings: Settings
+) -> None:
+    from app.platform.keyspace import KeySchema
+
+    headers = tenant["headers"]
+    buckets = "/api/v1/kv/buckets"
+    created = await client.post(buckets, json={"name": "cfg"}, headers=headers)
+    bucket_id = str(sync_redis.hget(KeySchema(tenant["tenant_id"]).bucket("cfg"), "id").decode())  # type: ignore[union-attr]
+    assert created.status_code == 201
+    await create_hook(client, headers, url=receiver.url, buckets=["cfg"], events=["kv.put", "kv.delete"])
+    await client.put(f"{buckets}/cfg/keys/a", json={"value": "old"}, headers=headers)
+    await client.delete(f"{buckets}/cfg?force=true", headers=headers)
+    sync_redis.delete(KeySchema(tenant["tenant_id"]).feed(bucket_id))  # as DELETED_FEED_TTL_SECONDS does
+    await rounds_until(sync_redis, settings, lambda: receiver.accepted)
+    (gap,) = receiver.events()
+    assert gap["type"] == "gap" and gap["bucket"] == "cfg" and gap["data"]["from_revision"] == 1
+
+
+async def test_an_object_feed_trimmed_past_the_cursor_gives_a_gap(
+    client: httpx.AsyncClient, tenant: dict, receiver: Receiver, sync_redis: SyncDataRedis, settings: Settings, app
+) -> None:  # type: ignore[no-untyped-def]
+    app.state.webhooks.store._feed_maxlen = 2
+    headers = tenant["headers"]
+    await client.post("/api/v1/objects/buckets", json={"name": "photos"}, headers=headers)
+    hook = await create_hook(client, headers, url=receiver.url, events=["object.put"])
+    await client.patch(f"{HOOKS}/{hook['id']}", json={"enabled": False}, headers=headers)
+    other = await create_hook(client, headers, url="http://127.0.0.1:9/x", events=["object.put"])  # keeps it on
+    await client.patch(f"{HOOKS}/{other['id']}", json={"description": "keeps the object feed on"}, headers=headers)
+    for n in range(5):
+        await client.put(f"/api/v1/objects/buckets/photos/objects/p{n}", content=b"x", headers=headers)
+    await client.delete(f"{HOOKS}/{other['id']}", headers=headers)
+    await client.patch(f"{HOOKS}/{hook['id']}", json={"enabled": True}, headers=headers)
+    await rounds_until(sync_redis, settings, lambda: len(receiver.accepted) >= 1)
+    await one_round(sync_redis, settings)
+    gap = receiver.events()[0]
+    assert gap["type"] == "gap" and gap["data"]["feed"] == "objects" and gap["data"]["from_revision"] == 1

@@ -136,3 +136,30 @@ async def test_redirects_are_not_followed_and_only_an_excerpt_is_kept(
     (delivery,) = (await client.get(f"{HOOKS}/{hook['id']}/deliveries", headers=headers)).json()["items"]
     assert delivery["state"] == "retrying" and delivery["last_status"] == 307
     assert 0 < len(delivery["last_response"]) <= 256
+
+
+def test_an_attempt_connects_to_the_checked_address_with_the_name_in_host_and_sni(
+    rebinding: dict[str, str], settings: Settings
+) -> None:
+    from app.webhooks.delivery import attempt
+    from app.webhooks.model import Webhook
+
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    hook = Webhook(
+        "wh_1", "https://rebind.test/hook?x=1", "whsec_" + "A" * 32, ("*",), ("kv.put",), "", "", True, None, None, 0, 0
+    )
+    with httpx.Client(transport=httpx.MockTransport(answer), follow_redirects=False) as http:
+        outcome = attempt(http, settings, hook, "msg_1", b"{}")
+        assert outcome.ok and outcome.status == 204
+        rebinding["address"] = "10.0.0.7"
+        refused = attempt(http, settings, hook, "msg_1", b"{}")
+    assert not refused.ok and refused.result == "refused" and "10.0.0.7" in refused.excerpt
+    (request,) = seen  # the second attempt never left
+    assert request.url.host == PUBLIC and request.url.path == "/hook" and request.url.query == b"x=1"
+    assert request.headers["host"] == "rebind.test"
+    assert request.extensions["sni_hostname"] == "rebind.test"  # TLS verifies the certificate of the name
