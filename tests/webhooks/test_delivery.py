@@ -215,3 +215,25 @@ async def test_webhooks_of_one_tenant_are_invisible_to_another(client: httpx.Asy
     assert (await client.delete(f"{HOOKS}/{hook['id']}", headers=other)).status_code == 404
     assert (await client.get(HOOKS, headers=other)).json()["items"] == []
     assert json.loads((await client.get(HOOKS, headers=tenant["headers"])).text)["items"][0]["id"] == hook["id"]
+
+
+async def test_an_admin_api_key_registers_webhooks_only_within_its_reach(
+    client: httpx.AsyncClient, tenant: dict
+) -> None:
+    from tests.support.api_keys import create_key, key_headers
+
+    narrow = key_headers(
+        await create_key(client, tenant["headers"], name="ops", scopes=["admin"], buckets=["config"], key_prefix="app:")
+    )
+    url = "http://127.0.0.1:9/x"
+    for body in (
+        {"url": url},
+        {"url": url, "buckets": ["other"], "key_prefix": "app:"},
+        {"url": url, "buckets": ["config"]},
+    ):
+        refused = await client.post(HOOKS, json=body, headers=narrow)
+        assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope", body
+    ok = await client.post(HOOKS, json={"url": url, "buckets": ["config"], "key_prefix": "app:x"}, headers=narrow)
+    assert ok.status_code == 201
+    reader = key_headers(await create_key(client, tenant["headers"], name="r", scopes=["kv:read"]))
+    assert (await client.get(HOOKS, headers=reader)).status_code == 403

@@ -14,7 +14,7 @@ import pytest
 from app.config import Settings
 from app.platform.redis import SyncDataRedis
 from tests.support.webhook_receiver import Receiver, run_receiver
-from tests.support.webhooks import HOOKS, create_hook, rounds_until
+from tests.support.webhooks import HOOKS, create_hook, one_round, rounds_until
 
 PUBLIC = "93.184.216.34"  # any global unicast address; never contacted by these tests
 
@@ -102,20 +102,13 @@ async def test_dns_rebinding_to_loopback_is_refused_at_delivery_time(
     await client.put("/api/v1/kv/k", json={"value": 1}, headers=headers)
 
     async def attempted() -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = (await client.get(f"{HOOKS}/{hook['id']}/deliveries", headers=headers)).json()[
-            "items"
-        ]
-        return [item for item in items if item["attempts"] > 0]
+        response = await client.get(f"{HOOKS}/{hook['id']}/deliveries", headers=headers)
+        return [item for item in response.json()["items"] if item["attempts"] > 0]
 
-    async def tried() -> bool:
-        return bool(await attempted())
-
-    import asyncio
-
-    deadline = asyncio.get_running_loop().time() + 10
-    while not await tried():
-        await rounds_until(sync_redis, settings, lambda: True)
-        assert asyncio.get_running_loop().time() < deadline
+    for _ in range(100):
+        if await attempted():
+            break
+        await one_round(sync_redis, settings)
     (delivery,) = await attempted()
     assert delivery["state"] == "retrying" and delivery["last_status"] is None
     assert "127.0.0.1" in delivery["last_response"] and delivery["last_response"].startswith("refused")
