@@ -237,3 +237,46 @@ async def test_an_admin_api_key_registers_webhooks_only_within_its_reach(
     assert ok.status_code == 201
     reader = key_headers(await create_key(client, tenant["headers"], name="r", scopes=["kv:read"]))
     assert (await client.get(HOOKS, headers=reader)).status_code == 403
+
+
+async def test_rotate_secret_signs_with_the_new_one_and_delete_stops_deliveries(
+    client: httpx.AsyncClient, tenant: dict, receiver: Receiver, sync_redis: SyncDataRedis, settings: Settings
+) -> None:
+    from standardwebhooks.webhooks import Webhook as Verifier
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    headers = tenant["headers"]
+    hook = await create_hook(client, headers, url=receiver.url)
+    rotated = await client.post(f"{HOOKS}/{hook['id']}/rotate-secret", headers=headers)
+    assert rotated.status_code == 200
+    secret = rotated.json()["secret"]
+    assert secret != hook["secret"] and secret.startswith("whsec_")
+    await client.put("/api/v1/kv/k", json={"value": 1}, headers=headers)
+    await rounds_until(sync_redis, settings, lambda: receiver.accepted)
+    receiver.verify_all(secret)
+    with pytest.raises(WebhookVerificationError):
+        Verifier(hook["secret"]).verify(receiver.accepted[0].body, receiver.accepted[0].headers)
+
+    assert (await client.delete(f"{HOOKS}/{hook['id']}", headers=headers)).status_code == 204
+    await client.put("/api/v1/kv/k", json={"value": 2}, headers=headers)
+    await one_round(sync_redis, settings)
+    assert len(receiver.requests) == 1
+    assert (await client.get(f"{HOOKS}/{hook['id']}", headers=headers)).status_code == 404
+
+
+async def test_object_changes_are_recorded_only_while_a_webhook_wants_them(
+    client: httpx.AsyncClient, tenant: dict, sync_redis: SyncDataRedis
+) -> None:
+    from app.platform.keyspace import KeySchema
+
+    headers = tenant["headers"]
+    feed = KeySchema(tenant["tenant_id"]).object_feed()
+    await client.post("/api/v1/objects/buckets", json={"name": "photos"}, headers=headers)
+    kv_only = await create_hook(client, headers, url="http://127.0.0.1:9/x", events=["kv.put"])
+    await client.put("/api/v1/objects/buckets/photos/objects/a", content=b"x", headers=headers)
+    assert sync_redis.exists(feed) == 0
+    await client.patch(f"{HOOKS}/{kv_only['id']}", json={"events": ["object.put"]}, headers=headers)
+    await client.put("/api/v1/objects/buckets/photos/objects/b", content=b"x", headers=headers)
+    assert sync_redis.xlen(feed) == 1
+    await client.delete(f"{HOOKS}/{kv_only['id']}", headers=headers)
+    assert sync_redis.exists(feed) == 0  # dropped with the last webhook that wanted it
