@@ -64,11 +64,9 @@ class WebhookStore:
         return Webhook.parse(raw)
 
     async def delete(self, tenant_id: str, hook_id: str) -> None:
-        (left,) = await self._call(DELETE, tenant_id, [hook_id, self._feed_maxlen])
-        if int(left) == 0:
-            # A webhook registered in between re-adds the tenant (SADD after its script): the worker
-            # also keeps any tenant whose hash is not empty (tasks.deliver_round).
-            await self._redis.srem(keys.WEBHOOK_TENANTS, tenant_id)
+        # The tenant stays in WEBHOOK_TENANTS: the worker's round drops a tenant without webhooks (and
+        # checks again after, so a webhook registered meanwhile is never left out of the rounds).
+        await self._call(DELETE, tenant_id, [hook_id, self._feed_maxlen])
 
     async def get(self, tenant_id: str, hook_id: str) -> Webhook:
         raw = await self._redis.hget(KeySchema(tenant_id).webhooks(), hook_id)

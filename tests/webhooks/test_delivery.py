@@ -280,3 +280,23 @@ async def test_object_changes_are_recorded_only_while_a_webhook_wants_them(
     assert sync_redis.xlen(feed) == 1
     await client.delete(f"{HOOKS}/{kv_only['id']}", headers=headers)
     assert sync_redis.exists(feed) == 0  # dropped with the last webhook that wanted it
+
+
+async def test_retrying_a_waiting_delivery_makes_it_due_at_once(
+    client: httpx.AsyncClient, tenant: dict, receiver: Receiver, sync_redis: SyncDataRedis, settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"webhook_retry_schedule": "3600"})
+    headers = tenant["headers"]
+    hook = await create_hook(client, headers, url=receiver.url)
+    receiver.status = 500
+    await client.put("/api/v1/kv/k", json={"value": 1}, headers=headers)
+    await rounds_until(sync_redis, settings, lambda: receiver.requests)
+    (waiting,) = (await client.get(f"{HOOKS}/{hook['id']}/deliveries", headers=headers)).json()["items"]
+    assert waiting["state"] == "retrying" and waiting["next_attempt_at"] is not None
+    receiver.status = 200
+    await one_round(sync_redis, settings)
+    assert receiver.accepted == []  # an hour to wait
+    retried = await client.post(f"{HOOKS}/{hook['id']}/deliveries/{waiting['id']}/retry", headers=headers)
+    assert retried.status_code == 202
+    await one_round(sync_redis, settings)
+    assert [request.msg_id for request in receiver.accepted] == [waiting["event_id"]]
