@@ -51,9 +51,10 @@ async def test_attempts_per_second_are_limited_per_tenant(
 
 
 async def test_the_queue_is_bounded_and_the_feed_keeps_the_rest(
-    client: httpx.AsyncClient, tenant: dict, receiver: Receiver, sync_redis: SyncDataRedis, settings: Settings
-) -> None:
+    app, client: httpx.AsyncClient, tenant: dict, receiver: Receiver, sync_redis: SyncDataRedis, settings: Settings
+) -> None:  # type: ignore[no-untyped-def]
     settings = settings.model_copy(update={"webhook_max_backlog": 3, "webhook_deliveries_kept": 2})
+    app.state.webhooks._settings = settings
     headers = tenant["headers"]
     hook = await create_hook(client, headers, url=receiver.url)
     receiver.status = 503
@@ -62,6 +63,8 @@ async def test_the_queue_is_bounded_and_the_feed_keeps_the_rest(
     await rounds_until(sync_redis, settings, lambda: receiver.requests)
     waiting = (await client.get(f"{HOOKS}/{hook['id']}/deliveries", headers=headers)).json()["items"]
     assert len(waiting) == 3  # the other 7 changes are still only in the change feed
+    full = await client.post(f"{HOOKS}/{hook['id']}/test", headers=headers)
+    assert full.status_code == 409 and full.json()["code"] == "webhook_backlog_full"
     receiver.status = 200
     await rounds_until(sync_redis, settings, lambda: len(receiver.accepted) >= 10)
     assert [event["data"]["value"] for event in receiver.events()] == list(range(10))

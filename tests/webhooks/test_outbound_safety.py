@@ -42,6 +42,8 @@ def strict(settings: Settings) -> Settings:
         "https://[fd00:ec2::254]/hook",  # AWS metadata over IPv6
         "https://[fe80::1]/hook",
         "https://0.0.0.0/hook",
+        "https://224.0.0.1/hook",  # multicast
+        "https://240.0.0.1/hook",  # reserved
         "https://user:secret@example.com/hook",
         "https:///nohost",
     ],
