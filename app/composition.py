@@ -30,6 +30,7 @@ from app.platform.security import PasswordHasher, TokenService
 from app.tenancy.ratelimit import RateLimiter
 from app.tenancy.service import UsageService
 from app.watch.service import WatchService
+from app.webhooks.service import WebhookService
 
 
 def build_services(state: Any, settings: Settings) -> None:
@@ -61,6 +62,7 @@ def build_services(state: Any, settings: Settings) -> None:
         state.scripts, settings.idempotency_ttl_seconds, settings.idempotency_lease_seconds
     )
     state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings, state.sessions)
+    state.webhooks = WebhookService(state.data_redis, state.scripts, settings)
 
 
 async def start_services(state: Any) -> None:

@@ -33,6 +33,17 @@ GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def parse_retry_schedule(value: str) -> tuple[float, ...]:
+    """``"5,30,120"`` -> (5.0, 30.0, 120.0): the delays between a webhook delivery's attempts."""
+    try:
+        delays = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"WEBHOOK_RETRY_SCHEDULE must be seconds separated by commas, not {value!r}") from None
+    if not delays or any(not 0 < delay <= 86_400 for delay in delays):
+        raise ValueError("WEBHOOK_RETRY_SCHEDULE needs at least one delay, each above 0 and at most 86400 s")
+    return delays
+
+
 @lru_cache(maxsize=16)
 def parse_networks(value: str) -> tuple[IPNetwork, ...]:
     """``"127.0.0.1, 10.0.0.0/8, ::1"`` as networks (an address is a network of one); ValueError
@@ -200,6 +211,31 @@ class Settings(BaseSettings):
     # GET and PUT of one key skip FastAPI's dependency resolution when the request is the plain case
     # (app/platform/http/fastpath.py); false sends every request through FastAPI's own handler.
     kv_fast_paths: bool = True
+
+    # Webhooks (app/webhooks/): outbound safety, timeouts, retries and quotas.
+    # http:// endpoints are refused unless this is true (https only by default).
+    webhook_allow_http: bool = False
+    # Hosts (names or IP addresses, comma-separated) a webhook may reach even though they resolve to a
+    # loopback, private, link-local or metadata address; every other such URL is refused.
+    webhook_allowed_hosts: str = ""
+    webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    webhook_read_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Seconds between the attempts of a failing delivery (the last one repeats), each with +-20 % jitter.
+    webhook_retry_schedule: str = "5,30,120,600,3600"
+    # An endpoint whose deliveries fail continuously for this long is disabled (the reason is on it).
+    webhook_disable_after_seconds: int = Field(default=86_400, ge=1)
+    # How often the worker looks for new changes to deliver.
+    webhook_poll_seconds: int = Field(default=1, ge=1)
+    # How long one worker holds an endpoint (renewed per delivery); a killed worker's hold lapses after it.
+    webhook_lease_seconds: int = Field(default=30, ge=1)
+    max_webhooks_per_tenant: int = Field(default=20, ge=1, le=1000)
+    # Delivery attempts per second for one tenant, all its endpoints together (0 = unlimited).
+    webhook_deliveries_per_second: int = Field(default=50, ge=0)
+    # Deliveries waiting per endpoint at most (the change feeds hold the rest); finished ones kept per endpoint.
+    webhook_max_backlog: int = Field(default=1000, ge=1)
+    webhook_deliveries_kept: int = Field(default=1000, ge=1)
+    # Object changes recorded for webhooks per tenant (only while a webhook subscribes to object events).
+    webhook_object_feed_maxlen: int = Field(default=10_000, ge=1)
 
     # KV limits
     max_key_bytes: int = Field(default=256, ge=1)
@@ -414,6 +450,12 @@ class Settings(BaseSettings):
         parse_networks(value)  # a typo fails at start-up, not silently
         return value
 
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_webhook_retry_schedule(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
+
     @field_validator("cors_origins")
     @classmethod
     def _check_cors_origins(cls, value: str) -> str:
@@ -429,6 +471,14 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
         return parse_origins(self.cors_origins)
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return parse_retry_schedule(self.webhook_retry_schedule)
+
+    @property
+    def webhook_allowed_host_set(self) -> frozenset[str]:
+        return frozenset(h.strip().lower().strip("[]") for h in self.webhook_allowed_hosts.split(",") if h.strip())
 
     @property
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:

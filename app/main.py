@@ -33,6 +33,7 @@ from app.platform.http.schemas import Problem
 from app.platform.logging import setup_logging, warn_unknown_settings
 from app.tenancy import routes as tenancy_routes
 from app.watch import routes as watch_routes
+from app.webhooks import routes as webhook_routes
 
 KEY_BODY_FACTOR = 4
 """A single-key write's body may be this many times the value limit (JSON escapes, whitespace) plus 64 KiB."""
@@ -75,6 +76,11 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "name": "objects",
         "description": "Object buckets and streamed objects: raw bodies of any size, SHA-256 ETags, `Range`, "
         "conditional requests, multipart uploads, verification and presigned URLs.",
+    },
+    {
+        "name": "webhooks",
+        "description": "Endpoints of yours that the workers call with the tenant's KV and object changes, "
+        "signed per Standard Webhooks, retried with backoff, in order per key; their deliveries.",
     },
     {"name": "tenant", "description": "The tenant's usage: counts, bytes and limits."},
     {"name": "audit", "description": "The tenant's audit trail: one event per write, newest first."},
@@ -134,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_routes.router, prefix=prefix)
     app.include_router(object_routes.router, prefix=prefix)
     app.include_router(presign_routes.router, prefix=prefix)
+    app.include_router(webhook_routes.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:

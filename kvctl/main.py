@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-from kvctl import api_keys, audit, auth, buckets, keys, objects, presign, usage, watch
+from kvctl import api_keys, audit, auth, buckets, keys, objects, presign, usage, watch, webhooks
 from kvctl.client import DEFAULT_BUCKET
 from kvctl.config import CONFIG_ENV, URL_ENV, ConfigStore, resolve_url
 from kvctl.context import API_KEY_ENV, Context
@@ -301,6 +301,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "revoke", "revoke an API key (refused everywhere within 1 s)", api_keys.cmd_api_keys_revoke, under=keys_sub
     )
+    p.add_argument("id", metavar="ID")
+
+    hooks_parser = command("webhooks", "register endpoints called with your changes", webhooks.cmd_webhooks_list)
+    hooks_sub = hooks_parser.add_subparsers(dest="webhooks_command", metavar="ACTION")
+    command("list", "list the webhooks (the default action)", webhooks.cmd_webhooks_list, under=hooks_sub)
+    p = command(
+        "create", "register a webhook and print its signing secret", webhooks.cmd_webhooks_create, under=hooks_sub
+    )
+    p.add_argument("hook_url", metavar="URL", help="the https:// URL to call")
+    p.add_argument(
+        "--buckets", action="append", default=[], metavar="NAME", help="repeatable or comma-separated (default: *)"
+    )
+    p.add_argument(
+        "--events",
+        action="append",
+        default=[],
+        metavar="EVENT",
+        help=f"repeatable or comma-separated: {', '.join(webhooks.EVENTS)} (default: all)",
+    )
+    p.add_argument("--key-prefix", metavar="PREFIX", help="only keys and object names with this prefix")
+    p.add_argument("--description")
+    p = command("deliveries", "a webhook's deliveries, newest first", webhooks.cmd_webhooks_deliveries, under=hooks_sub)
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--limit", type=positive_int, help="deliveries per page (default 50)")
+    p.add_argument("--cursor", help="continue from a previous page's next_cursor (older deliveries)")
+    p = command("test", "send a test event to a webhook", webhooks.cmd_webhooks_test, under=hooks_sub)
+    p.add_argument("id", metavar="ID")
+    p = command("delete", "delete a webhook", webhooks.cmd_webhooks_delete, under=hooks_sub)
     p.add_argument("id", metavar="ID")
     return parser
 

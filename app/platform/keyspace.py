@@ -31,6 +31,9 @@ OBJECT_GC_SCHEDULE = "objects:gc:schedule"
 """Sorted set: member tenant id, score (ms) when its object garbage, compactions or deleted
 object buckets may next need the worker; never later than the real due time."""
 
+WEBHOOK_TENANTS = "webhooks:tenants"
+"""Set of tenant ids that have at least one webhook: the worker's delivery round visits them."""
+
 SESSION_REVOCATIONS = "auth:session_revocations"
 """Stream of ended sessions (``sid``) and tenant-wide session cut-offs (``tenant``, ``before``,
 ``keep``), read by every API process; trimmed to the access-token lifetime."""
@@ -290,6 +293,49 @@ class KeySchema:
         worker still purges, score when (ms)."""
         return f"{self.prefix}otrash"
 
+    # Webhooks (app/webhooks/)
+    def webhooks(self) -> str:
+        """Hash ``t:{tid}:hooks``: webhook id -> JSON record (url, secret, buckets, events, key_prefix,
+        description, enabled, disabled_reason, failing_since_ms, created_ms, updated_ms)."""
+        return f"{self.prefix}hooks"
+
+    def webhook_cursors(self, hook_id: str) -> str:
+        """Hash ``t:{tid}:hook:<id>:cur``: ``kv:<bucket name>`` -> ``<bucket id>:<revision>`` delivered
+        up to; ``obj`` -> the object feed sequence number read up to."""
+        return f"{self.prefix}hook:{hook_id}:cur"
+
+    def webhook_queue(self, hook_id: str) -> str:
+        """Sorted set ``t:{tid}:hook:<id>:q``: delivery sequence numbers waiting, score the same number
+        (delivered oldest first, one at a time)."""
+        return f"{self.prefix}hook:{hook_id}:q"
+
+    def webhook_deliveries(self, hook_id: str) -> str:
+        """Hash ``t:{tid}:hook:<id>:d``: delivery sequence number -> JSON record (event, attempts, last
+        status, excerpt, latency, next attempt, state)."""
+        return f"{self.prefix}hook:{hook_id}:d"
+
+    def webhook_log(self, hook_id: str) -> str:
+        """Sorted set ``t:{tid}:hook:<id>:log``: every kept delivery, score its sequence number."""
+        return f"{self.prefix}hook:{hook_id}:log"
+
+    def webhook_lease(self, hook_id: str) -> str:
+        """String ``t:{tid}:hook:<id>:lease``: the token of the worker delivering to it; expires."""
+        return f"{self.prefix}hook:{hook_id}:lease"
+
+    def webhook_rate(self, second: int | str) -> str:
+        """String counter ``t:{tid}:hooks:rate:<second>``: delivery attempts in that second; expires."""
+        return f"{self.prefix}hooks:rate:{second}"
+
+    def object_feed(self) -> str:
+        """Stream ``t:{tid}:ofeed``: object changes (op put|delete, bucket, name, ver, size, sha256,
+        ctype, u), entry id ``<seq>-0``; written only while ``object_feed_on`` exists."""
+        return f"{self.prefix}ofeed"
+
+    def object_feed_on(self) -> str:
+        """String ``t:{tid}:ofeed:on``: the feed's maximum length, present while a webhook of the tenant
+        subscribes to object events."""
+        return f"{self.prefix}ofeed:on"
+
 
 # -- the Lua key prelude, generated from KeySchema ----------------------------------------------
 # Each Lua builder is the Python method rendered with placeholders for its parameters, so the two
@@ -352,6 +398,15 @@ _LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("object_compactions_key", "object_compactions", ()),
     ("object_trash_key", "object_trash", ()),
     ("audit_outbox_key", "audit_outbox", ()),
+    ("webhooks_key", "webhooks", ()),
+    ("webhook_cursors_key", "webhook_cursors", ("id",)),
+    ("webhook_queue_key", "webhook_queue", ("id",)),
+    ("webhook_deliveries_key", "webhook_deliveries", ("id",)),
+    ("webhook_log_key", "webhook_log", ("id",)),
+    ("webhook_lease_key", "webhook_lease", ("id",)),
+    ("webhook_rate_key", "webhook_rate", ("index",)),
+    ("object_feed_key", "object_feed", ()),
+    ("object_feed_on_key", "object_feed_on", ()),
 ]
 
 

@@ -46,6 +46,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from app.config import Settings
 from app.platform.keyspace import AUDIT_OUTBOX_TENANTS
 from app.platform.redis import SyncDataRedis, create_sync_data_redis, create_sync_queue_redis
+from app.webhooks import metrics as webhook_metrics
 from app.worker import heartbeat
 
 logger = logging.getLogger("kvstore.worker")
@@ -73,6 +74,7 @@ TASK_DURATION = Histogram(
     buckets=DURATION_BUCKETS,
     registry=REGISTRY,
 )
+webhook_metrics.register(REGISTRY)  # app/webhooks/metrics.py
 LAST_SUCCESS = Gauge(
     "kvstore_background_task_last_success_timestamp_seconds",
     "Unix time of the last successful run of each background task.",

@@ -15,6 +15,7 @@ from app.config import get_settings
 from app.kv import tasks as kv
 from app.objects import tasks as objects
 from app.platform.queue import every, redis_task
+from app.webhooks import tasks as webhooks
 from app.worker.base import create_worker_huey
 
 settings = get_settings()
@@ -30,6 +31,7 @@ drain_audit_outbox = redis_task(huey, every(settings.audit_outbox_drain_seconds)
 ttl_sweep = redis_task(huey, every(settings.ttl_sweep_interval_seconds))(kv.ttl_sweep)
 purge_buckets = redis_task(huey, every(settings.ttl_sweep_interval_seconds))(kv.purge_buckets)
 object_gc = redis_task(huey, every(settings.object_gc_interval_seconds))(objects.object_gc)
+deliver_webhooks = redis_task(huey, every(settings.webhook_poll_seconds))(webhooks.deliver_webhooks)
 
 # Aliases: the names of release 1.0 (tasks/ package), on demand only, so nothing runs twice.
 _LEGACY: dict[str, tuple[Callable[..., Any], ...]] = {

@@ -70,6 +70,16 @@ SCOPE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/api-keys"): "admin",
     ("GET", "/api/v1/auth/api-keys"): "admin",
     ("DELETE", "/api/v1/auth/api-keys/{key_id}"): "admin",
+    # Webhooks (app/webhooks/routes.py): an endpoint receives every change it subscribes to, so admin.
+    ("POST", "/api/v1/webhooks"): "admin",
+    ("GET", "/api/v1/webhooks"): "admin",
+    ("GET", "/api/v1/webhooks/{hook_id}"): "admin",
+    ("PATCH", "/api/v1/webhooks/{hook_id}"): "admin",
+    ("DELETE", "/api/v1/webhooks/{hook_id}"): "admin",
+    ("POST", "/api/v1/webhooks/{hook_id}/test"): "admin",
+    ("POST", "/api/v1/webhooks/{hook_id}/rotate-secret"): "admin",
+    ("GET", "/api/v1/webhooks/{hook_id}/deliveries"): "admin",
+    ("POST", "/api/v1/webhooks/{hook_id}/deliveries/{delivery}/retry"): "admin",
     ("POST", "/api/v1/kv/buckets"): "admin",
     ("POST", "/api/v1/events"): "kv:write",  # a CloudEvent commit; its bucket and key are checked in the handler
     ("GET", "/api/v1/events/stream"): "kv:watch",  # every bucket the credential may use

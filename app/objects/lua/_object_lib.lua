@@ -168,6 +168,16 @@ local function check_install(tp, b, name, size, if_match, if_none_match, quota)
   return cur
 end
 
+-- Webhooks (app/webhooks/): an object change goes into the tenant's object feed, only while one of
+-- its webhooks subscribes to object events (object_feed_on holds the feed's maximum length).
+local function object_feed_append(tp, op, bucket, name, ver, size, sha256, ctype, now)
+  local maxlen = redis.call('GET', object_feed_on_key(tp))
+  if not maxlen then return end
+  local seq = redis.call('HINCRBY', seq_key(tp), 'ofeed', 1)
+  redis.call('XADD', object_feed_key(tp), 'MAXLEN', tonumber(maxlen), seq .. '-0', 'op', op, 'bucket', bucket,
+             'name', name, 'ver', ver, 'size', size, 'sha256', sha256 or '', 'ctype', ctype or '', 'u', now)
+end
+
 local function install_version(tp, b, name, v, if_match, if_none_match, grace_ms, quota)
   local mkey = object_meta_key(tp, b.id, name)
   local cur, refusal = check_install(tp, b, name, v.size, if_match, if_none_match, quota)
@@ -189,5 +199,6 @@ local function install_version(tp, b, name, v, if_match, if_none_match, grace_ms
   redis.call('HSET', mkey, 'segs', v.segs, 'size', v.size, 'sha256', v.sha256, 'chunks', v.chunks,
              'chunk_size', v.chunk_size, 'ctype', v.ctype, 'desc', v.desc, 'meta', v.meta,
              'ver', version, 'c', created, 'u', now)
+  object_feed_append(tp, 'put', b.name, name, version, v.size, v.sha256, v.ctype, now)
   return {'OK', exists and 0 or 1, version, created, now, due}
 end
