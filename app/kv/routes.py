@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
+from app.kv.coord_routes import add_counter_routes
 from app.kv.deps import KeyScope, KeyScopeDependency, PathKeyScopeDependency
 from app.kv.model import AtRevision, Expected, HistoryRecord, Page, PutItem, StoredEntry
 from app.kv.schemas import (
@@ -572,6 +573,8 @@ def build_key_router(
         the key was deleted."""
         records = await scope.kv.history(scope.tenant_id, scope.bucket, key, limit)
         return json_response(dumps({"key": key, "items": [history_item(record) for record in records]}).encode())
+
+    add_counter_routes(router, write_dependency, key_path, operation_id)
 
     # The same operation has one audit action whichever path reached it (/kv/... or /kv/buckets/...).
     for route in router.routes:

@@ -40,6 +40,8 @@ SCOPE_TABLE: dict[tuple[str, str], str] = {
             ("GET", "/{key}/exists", "kv:read"),
             ("GET", "/{key}/ttl", "kv:read"),
             ("GET", "/{key}/history", "kv:read"),
+            ("POST", "/{key}/increment", "kv:write"),
+            ("POST", "/{key}/touch", "kv:write"),
         )
     },
     ("GET", "/api/v1/health/live"): PUBLIC,
