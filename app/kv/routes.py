@@ -138,8 +138,11 @@ def resolve_expected(
     return expected, must_exist
 
 
-def render_page(page: Page, page_number: int | None, page_size: int) -> Response:
-    items = b",".join(entry.render(page.now_ms) for entry in page.entries)
+def render_page(page: Page, page_number: int | None, page_size: int, values: bool = True) -> Response:
+    if values:
+        items = b",".join(entry.render(page.now_ms) for entry in page.entries)
+    else:
+        items = b",".join(entry.render_metadata(page.now_ms) for entry in page.entries)
     tail = json.dumps(
         {"total": page.total, "page": page_number, "page_size": page_size, "next_cursor": page.next_cursor},
         separators=(",", ":"),
@@ -257,11 +260,13 @@ def build_key_router(
         limit: Annotated[int | None, Query(ge=1)] = None,
         prefix: Annotated[str, Query(max_length=256)] = "",
         tag_filter: Annotated[list[str] | None, Query()] = None,
+        values: Annotated[bool, Query(description="false: keys and metadata only, without the values")] = True,
     ) -> Response:
         """Entries in key order, `{items, total, page, page_size, next_cursor}`. Page with `page` and
         `page_size`, or with `cursor` (the `next_cursor` of the previous page) and `limit`; at most
         `MAX_PAGE_SIZE` (1000) per page. `prefix` narrows to keys that start with it; `tag_filter`
-        (`name:value`, repeatable, all must match) to tagged keys. Expired keys are never listed."""
+        (`name:value`, repeatable, all must match) to tagged keys. Expired keys are never listed.
+        `values=false` lists keys with their metadata only: the values are not read."""
         max_size = request.app.state.settings.max_page_size
         size = limit or page_size or 100
         if size > max_size:
@@ -274,14 +279,21 @@ def build_key_router(
         cursor_mode = cursor is not None or (limit is not None and page is None)
         if cursor_mode:
             result = await scope.kv.list_keys(
-                scope.tenant_id, scope.bucket, limit=size, cursor=cursor, prefix=prefix, tags=tags, with_total=not tags
+                scope.tenant_id,
+                scope.bucket,
+                limit=size,
+                cursor=cursor,
+                prefix=prefix,
+                tags=tags,
+                with_total=not tags,
+                values=values,
             )
-            return render_page(result, None, size)
+            return render_page(result, None, size, values)
         page = page or 1
         result = await scope.kv.list_keys(
-            scope.tenant_id, scope.bucket, limit=size, offset=(page - 1) * size, prefix=prefix, tags=tags
+            scope.tenant_id, scope.bucket, limit=size, offset=(page - 1) * size, prefix=prefix, tags=tags, values=values
         )
-        return render_page(result, page, size)
+        return render_page(result, page, size, values)
 
     @router.post(
         "/batch",

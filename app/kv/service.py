@@ -239,8 +239,10 @@ class KVService:
         prefix: str = "",
         tags: Sequence[tuple[str, str]] = (),
         with_total: bool = True,
+        values: bool = True,
     ) -> Page:
-        """A page of live keys in key order, after ``cursor`` or at ``offset``."""
+        """A page of live keys in key order, after ``cursor`` or at ``offset`` (``values`` False:
+        metadata only)."""
         return await self._store.list_keys(
             tenant_id,
             bucket,
@@ -250,6 +252,7 @@ class KVService:
             prefix=prefix,
             tags=tags,
             with_total=with_total,
+            with_values=values,
         )
 
     # -- batches ------------------------------------------------------------------------------
