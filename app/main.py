@@ -22,7 +22,7 @@ from app.auth.service import AuthService
 from app.auth.store import AuthStore
 from app.auth.throttle import AnonymousLimiter
 from app.config import Settings, get_settings
-from app.kv import bucket_routes, event_routes, flat_routes
+from app.kv import bucket_routes, event_routes, flat_routes, txn_routes
 from app.kv.service import KVService
 from app.objects import presign_routes
 from app.objects import routes as object_routes
@@ -184,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_routes.router, prefix=prefix)
     app.include_router(object_routes.router, prefix=prefix)
     app.include_router(presign_routes.router, prefix=prefix)
+    app.include_router(txn_routes.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.kv.model import StoredEntry
 from app.platform.errors import Conflict, InvalidInput, NotFound
 
 INT64_MIN = -(2**63)
@@ -74,3 +75,23 @@ class TxnOp:
     patch: object = None
     # Filled by the service for a patch: the merged value, and the version it was merged from (0: absent).
     base_version: int | None = field(default=None)
+
+
+class StalePatchBase(Exception):
+    """A patched key moved between the merge and the transaction: merge again (internal)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"operation {index}: the patched key moved")
+        self.index = index
+
+
+@dataclass(slots=True)
+class TxnOutcome:
+    """What a transaction did: which branch ran, and one result per operation of it: the entry
+    written or read (None: a get of an absent key), or for a delete whether it deleted a key."""
+
+    succeeded: bool
+    ops: list[TxnOp]
+    entries: list[StoredEntry | None]
+    deleted: list[bool | None]
+    now_ms: int

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.kv.coord_model import INT64_MAX, INT64_MIN
-from app.kv.schemas import MAX_TTL_SECONDS, Ttl
+from app.kv.schemas import MAX_TTL_SECONDS, Encoding, Tags, Ttl
 
 MAX_TXN_COMPARES = 64
 """The most compares one transaction may hold."""
@@ -38,3 +38,60 @@ class TxnBody(BaseModel):
 class TxnResult(BaseModel):
     succeeded: bool
     results: list[dict[str, Any]]
+
+
+class _TxnItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    bucket: str = Field(default="default", max_length=256)
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class TxnCompareBody(_TxnItem):
+    """Exactly one of version, revision, exists, value; ``op`` compares (``<``/``>`` only on numbers)."""
+
+    version: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    revision: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    exists: bool | None = None
+    value: Any = None
+    op: Literal["=", "!=", "<", ">"] = "="
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TxnCompareBody:
+        given = [name for name in ("version", "revision", "exists") if getattr(self, name) is not None]
+        if "value" in self.model_fields_set:
+            given.append("value")
+        if len(given) != 1:
+            raise ValueError("a compare names exactly one of version, revision, exists, value")
+        if given[0] in ("exists", "value") and self.op in ("<", ">"):
+            raise ValueError(f"{given[0]} compares with = or != only")
+        if given[0] == "exists" and self.op != "=":
+            raise ValueError("exists compares with = only (use exists: false)")
+        return self
+
+
+class TxnPutBody(_TxnItem):
+    op: Literal["put"]
+    value: Any
+    encoding: Encoding = None
+    ttl: Ttl = None
+    tags: Tags = None
+    lease: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _lease_or_ttl(self) -> TxnPutBody:
+        if self.lease is not None and self.ttl is not None:
+            raise ValueError("a key attached to a lease expires with it: give lease or ttl, not both")
+        return self
+
+
+class TxnDeleteBody(_TxnItem):
+    op: Literal["delete"]
+
+
+class TxnGetBody(_TxnItem):
+    op: Literal["get"]
+
+
+class TxnPatchBody(_TxnItem):
+    op: Literal["patch"]
+    patch: Any

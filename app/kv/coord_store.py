@@ -9,7 +9,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.config import Settings
-from app.kv.coord_model import CounterOverflow, LeaseAttached, LeaseNotFound, NotAnInteger, TooManyLeaseKeys
+from app.kv.coord_model import (
+    Compare,
+    CounterOverflow,
+    LeaseAttached,
+    LeaseNotFound,
+    NotAnInteger,
+    StalePatchBase,
+    TooManyLeaseKeys,
+    TxnOp,
+    TxnOutcome,
+)
 from app.kv.model import StoredEntry
 from app.kv.store import _entry, _written, translate, write_header
 from app.platform import keyspace as keys
@@ -22,6 +32,7 @@ from app.platform.scripts import LuaScript, ScriptArg, ScriptError, Scripts, dom
 KV_INCREMENT = LuaScript("kv_increment")
 KV_TOUCH = LuaScript("kv_touch")
 KV_PUT_LEASE = LuaScript("kv_put_lease")
+KV_TXN = LuaScript("kv_txn")
 
 MAX_LEASE_KEYS = 1000
 """Keys one lease may hold at once."""
@@ -128,3 +139,69 @@ class CoordKVStore:
         entry = _written(key, value_json, encoding, [*result, tags_json])
         await self._after_write(tenant_id, entry, schedule, held_at)
         return entry
+
+    async def txn(
+        self, tenant_id: str, compares: Sequence[Compare], success: Sequence[TxnOp], failure: Sequence[TxnOp]
+    ) -> TxnOutcome:
+        """Run a transaction in one script (kv_txn.lua). :class:`StalePatchBase` when a patched key
+        moved since its merge; a refusal names its operation (``operation {index}: ...``, extra ``index``)."""
+        args: list[ScriptArg] = [
+            *write_header(self._settings, tenant_id, ""),
+            len(compares),
+            len(success),
+            len(failure),
+            MAX_LEASE_KEYS,
+        ]
+        for c in compares:
+            args += [c.bucket, c.key, c.target, c.op, c.operand]
+        for op in (*success, *failure):
+            args += [
+                op.op,
+                op.bucket,
+                op.key,
+                op.value_json,
+                op.encoding or "",
+                "" if op.ttl is None else op.ttl * 1000,
+                "" if op.tags is None else dumps(op.tags),
+                "" if op.base_version is None else op.base_version,
+                op.lease or "",
+            ]
+        try:
+            succeeded, results, earliest, held_at = await self._scripts.call(
+                KV_TXN, keys=[KeySchema(tenant_id).buckets()], args=args
+            )
+        except ScriptError as error:
+            if error.code == "stale":
+                raise StalePatchBase(error.index or 0) from error
+            every = (*success, *failure)
+            where = error.index
+            failed = every[where] if where is not None and where < len(every) else None
+            bucket, key = (failed.bucket, failed.key) if failed else ("", "")
+            exc = domain_error(error, lambda e: coord_translate(e, bucket, key))
+            if where is not None and failed is not None:
+                branch, index = ("success", where) if where < len(success) else ("failure", where - len(success))
+                exc.detail = f"{branch}[{index}]: {exc.detail}"
+                exc.extra["branch"] = branch
+                exc.extra["index"] = index
+            raise exc from error
+        ops = list(success if int(succeeded) else failure)
+        entries: list[StoredEntry | None] = []
+        deleted: list[bool | None] = []
+        now = 0
+        for op, result in zip(ops, results, strict=True):
+            if op.op in ("put", "patch"):
+                entry = _written(op.key, op.value_json, op.encoding, result[1:])
+                entries.append(entry)
+                deleted.append(None)
+                now = max(now, entry.updated_ms)
+            elif op.op == "delete":
+                entries.append(None)
+                deleted.append(bool(int(result[1])))
+            else:
+                entries.append(_entry(op.key, result[1]) if result[1] else None)
+                deleted.append(None)
+        if earliest:
+            await self._client.zadd(keys.TTL_SCHEDULE, {tenant_id: int(earliest)}, lt=True)
+        if held_at not in (b"", ""):
+            await self._client.zadd(keys.HELD_SCHEDULE, {tenant_id: int(held_at)}, lt=True)
+        return TxnOutcome(bool(int(succeeded)), ops, entries, deleted, now)

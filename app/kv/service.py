@@ -15,10 +15,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from app.config import Settings
+from app.kv.coord_model import Compare, TxnOp, TxnOutcome
 from app.kv.coord_store import CoordKVStore
 from app.kv.model import BucketInfo, Expected, HistoryRecord, Page, PutItem, StoredEntry, WriteMode, precondition_holds
 from app.kv.rules import BUCKET_RE, KEY_RE, check_json_depth, json_text, merge_patch
 from app.kv.store import KVStore, expected_arg
+from app.kv.txn import run_txn
 from app.platform.errors import (
     BucketNotFound,
     Conflict,
@@ -346,6 +348,21 @@ class KVService:
         await self._store.delete_bucket(tenant_id, name)
 
     # -- coordination: counters, touch, lease-attached writes (app/kv/coord_store.py) ----------
+    @property
+    def coord_store(self) -> CoordKVStore:
+        return self._coord
+
+    @property
+    def merge_patch_max_retries(self) -> int:
+        return self._settings.merge_patch_max_retries
+
+    @counted("txn")
+    async def txn(
+        self, tenant_id: str, compares: Sequence[Compare], success: Sequence[TxnOp], failure: Sequence[TxnOp]
+    ) -> TxnOutcome:
+        """Compares, then the operations of the branch they choose, as one atomic step (app/kv/txn.py)."""
+        return await run_txn(self, tenant_id, compares, success, failure)
+
     @counted("increment")
     async def increment(self, tenant_id: str, bucket: str, key: str, by: int, ttl: int | None) -> StoredEntry:
         """Add ``by`` to the JSON integer value of ``key`` (a missing key starts at 0), as one write."""

@@ -44,6 +44,7 @@ SCOPE_TABLE: dict[tuple[str, str], str] = {
             ("POST", "/{key}/touch", "kv:write"),
         )
     },
+    ("POST", "/api/v1/kv/txn"): "kv:write",
     ("GET", "/api/v1/health/live"): PUBLIC,
     ("GET", "/health/live"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
