@@ -22,6 +22,8 @@ from app.auth.service import AuthService
 from app.auth.store import AuthStore
 from app.auth.throttle import AnonymousLimiter
 from app.config import Settings, get_settings
+from app.coord import routes as coord_routes
+from app.coord.service import CoordService
 from app.kv import bucket_routes, event_routes, flat_routes, txn_routes
 from app.kv.service import KVService
 from app.objects import presign_routes
@@ -92,6 +94,10 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "description": "Object buckets and streamed objects: raw bodies of any size, SHA-256 ETags, `Range`, "
         "conditional requests, multipart uploads, verification and presigned URLs.",
     },
+    {
+        "name": "coordination",
+        "description": "Leases (TTLs that keys and locks hang on) and locks with fencing tokens.",
+    },
     {"name": "tenant", "description": "The tenant's usage: counts, bytes and limits."},
     {"name": "audit", "description": "The tenant's audit trail: one event per write, newest first."},
     {
@@ -116,6 +122,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.api_keys = state.auth_service.api_keys
     state.auth_limiter = AnonymousLimiter(AuthStore(state.data_redis, state.scripts), settings)
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
+    state.coord_service = CoordService(state.data_redis, state.scripts, settings)
     state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
     state.usage_service = UsageService(state.data_redis, state.scripts, settings)
     # The worker's tasks the API enqueues, by name: the API never imports the worker package.
@@ -185,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(object_routes.router, prefix=prefix)
     app.include_router(presign_routes.router, prefix=prefix)
     app.include_router(txn_routes.router, prefix=prefix)
+    app.include_router(coord_routes.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:

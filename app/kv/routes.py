@@ -441,17 +441,41 @@ def build_key_router(
         if_none_match: IfNoneMatch = None,
         expected_version: ExpectedVersion = None,
         expected_revision: ExpectedRevisionAlias = None,
+        lease: Annotated[str | None, Query(min_length=1, max_length=64, description="Attach to this lease")] = None,
     ) -> Response:
         """Create the key (201) or replace its value (200), with the entry and its new `ETag`.
         Compare-and-swap: `If-Match: "3"` or `?expected_version=3` writes only while the key is at
         that version, `If-Match: *` only if it exists, `If-None-Match: *` only if it does not; else
-        412. An omitted `ttl` keeps the current expiry (`0` removes it); omitted `tags` are kept."""
+        412. An omitted `ttl` keeps the current expiry (`0` removes it); omitted `tags` are kept.
+        `?lease=<id>` (or `"lease"` in the body) attaches the key to a lease: it expires with the
+        lease and is deleted when the lease is revoked (404 `lease_not_found` for an ended lease)."""
         expected, must_exist = resolve_expected(if_match, expected_version, expected_revision)
+        if lease is not None:
+            if body.ttl is not None:
+                raise InvalidInput("a key attached to a lease expires with it: give lease or ttl, not both")
+            body = body.model_copy(update={"lease": lease})
         return await write(key, body, scope, expected, must_exist, create_only(if_none_match))
 
     async def write(
         key: str, body: KVPut, scope: KeyScope, expected: Expected, must_exist: bool, only_create: bool
     ) -> Response:
+        if body.lease is not None:
+            try:
+                entry = await scope.kv.put_with_lease(
+                    scope.tenant_id,
+                    scope.bucket,
+                    key,
+                    _encode(body.value, body.encoding, scope.kv.max_json_depth),
+                    lease=body.lease,
+                    encoding=body.encoding,
+                    tags=body.tags,
+                    mode="update" if must_exist else "put",
+                    expected_version=expected,
+                    if_none_match=only_create,
+                )
+            except KeyNotFound as exc:
+                raise PreconditionFailed(f"key {key!r} does not exist (If-Match: *)") from exc
+            return entry_response(entry, entry.updated_ms, 201 if entry.created else 200)
         try:
             entry = await scope.kv.put(
                 scope.tenant_id,

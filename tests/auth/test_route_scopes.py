@@ -45,6 +45,13 @@ SCOPE_TABLE: dict[tuple[str, str], str] = {
         )
     },
     ("POST", "/api/v1/kv/txn"): "kv:write",
+    ("POST", "/api/v1/leases"): "kv:write",
+    ("POST", "/api/v1/leases/{lease_id}/keepalive"): "kv:write",
+    ("GET", "/api/v1/leases/{lease_id}"): "kv:read",
+    ("DELETE", "/api/v1/leases/{lease_id}"): "kv:write",
+    ("POST", "/api/v1/locks/{name}"): "kv:write",
+    ("DELETE", "/api/v1/locks/{name}"): "kv:write",
+    ("GET", "/api/v1/locks/{name}"): "kv:read",
     ("GET", "/api/v1/health/live"): PUBLIC,
     ("GET", "/health/live"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
