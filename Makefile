@@ -46,13 +46,15 @@ fmt: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# wrk against gunicorn (KV), logins and KV under a login flood, then objects, the TTL sweep and the KV scale check.
+# wrk against gunicorn (KV), logins and KV under a login flood, then objects, the TTL sweep, the KV scale
+# check, and the cost of a transaction and a lock acquisition.
 bench: $(VENV)/.dev-deps
 	$(PY) -m bench.run
 	$(PY) -m bench.auth_bench
 	$(PY) -m bench.objects_bench
 	$(PY) -m bench.ttl_sweep_bench
 	$(PY) -m bench.kv_scale
+	$(PY) -m bench.coord_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
