@@ -140,3 +140,23 @@ async def test_leases_are_per_tenant(api: Api, other_api: Api):
     assert (await other_api.put("x", 1, lease=lease["id"])).status_code == 404
     assert (await other_api.raw("DELETE", f"/api/v1/leases/{lease['id']}")).status_code == 404
     assert (await api.raw("GET", f"/api/v1/leases/{lease['id']}")).status_code == 200
+
+
+async def test_a_tenant_holds_at_most_max_leases(api: Api, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("app.coord.store.MAX_LEASES", 2)
+    await grant(api)
+    await grant(api, 1)
+    refused = await api.raw("POST", "/api/v1/leases", json={"ttl": 5})
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_leases"
+    await asyncio.sleep(1.05)  # an expired lease no longer counts
+    await grant(api)
+
+
+async def test_a_key_rewritten_with_its_own_ttl_keeps_it_and_still_goes_with_the_lease(api: Api):
+    lease = await grant(api, 30)
+    await api.put("a", 1, lease=lease["id"])
+    rewritten = (await api.put("a", 2, ttl=3600)).json()
+    assert rewritten["metadata"]["ttl"] > 3500
+    revoked = (await api.raw("DELETE", f"/api/v1/leases/{lease['id']}")).json()
+    assert revoked["deleted"] == [{"bucket": "default", "key": "a"}]
+    assert (await api.get("a")).status_code == 404

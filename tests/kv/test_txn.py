@@ -231,3 +231,59 @@ async def test_isolation_between_tenants(api: Api, other_api: Api):
         failure=[{"op": "get", "key": "secret"}],
     )
     assert response.json()["succeeded"] is False and response.json()["results"][0]["entry"] is None
+
+
+async def test_quota_accounting_is_that_of_the_single_writes(api: Api, other_api: Api, sync_redis):  # type: ignore[no-untyped-def]
+    for handle in (api, other_api):
+        await handle.must_put("gone", {"x": "y" * 100})
+        await handle.must_put("kept", [1, 2, 3])
+    result = await txn(
+        api,
+        success=[
+            {"op": "put", "key": "a", "value": {"v": "z" * 50}, "tags": {"t": "1"}},
+            {"op": "put", "key": "kept", "value": [4]},
+            {"op": "delete", "key": "gone"},
+        ],
+    )
+    assert result.json()["succeeded"] is True
+    await other_api.must_put("a", {"v": "z" * 50}, tags={"t": "1"})
+    await other_api.must_put("kept", [4])
+    assert (await other_api.delete("gone")).status_code == 200
+
+    def usage(handle: Api) -> dict[bytes, bytes]:
+        return sync_redis.hgetall(KeySchema(handle.tenant_id).usage())
+
+    mine, theirs = usage(api), usage(other_api)
+    for field in (b"keys", b"kv_bytes", b"kv_history_bytes", b"kv_feed_bytes"):
+        assert mine.get(field) == theirs.get(field), field
+
+
+async def test_delete_of_an_absent_key_is_no_error(api: Api):
+    response = await txn(api, success=[{"op": "delete", "key": "nothing"}])
+    assert response.json() == {
+        "succeeded": True,
+        "results": [{"op": "delete", "bucket": "default", "key": "nothing", "deleted": False}],
+    }
+
+
+async def test_a_binary_value_never_equals_a_value_compare(api: Api):
+    await api.must_put("bin", "aGVsbG8=", encoding="base64")
+    response = await txn(api, compare=[{"key": "bin", "value": "aGVsbG8="}])
+    assert response.json()["succeeded"] is False
+
+
+async def test_a_patch_that_loses_every_attempt_is_409(api: Api, app, monkeypatch):  # type: ignore[no-untyped-def]
+    from app.kv.coord_model import StalePatchBase
+
+    await api.must_put("doc", {})
+    calls = 0
+
+    async def always_stale(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        raise StalePatchBase(0)
+
+    monkeypatch.setattr(app.state.kv_service.coord_store, "txn", always_stale)
+    response = await txn(api, success=[{"op": "patch", "key": "doc", "patch": {"a": 1}}])
+    assert response.status_code == 409
+    assert calls == app.state.settings.merge_patch_max_retries

@@ -76,3 +76,17 @@ def test_a_lock_not_acquired_in_time_runs_nothing_and_revokes_the_lease(kvctl, t
 def test_a_command_is_required(kvctl) -> None:
     result = kvctl(["lock", "deploy"], fake_api())
     assert result.code == 1 and "command" in result.err
+
+
+def test_a_lost_lease_terminates_the_command(kvctl) -> None:
+    handle = fake_api()
+
+    def losing(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/keepalive"):
+            return httpx.Response(404, json={"code": "lease_not_found", "detail": "gone"})
+        return handle(request)
+
+    result = kvctl(["lock", "deploy", "--ttl", "1", "--", sys.executable, "-c", "import time; time.sleep(30)"], losing)
+    assert result.code == 3 and "lost" in result.err
+    calls = [(r.method, r.url.path) for r in result.requests]
+    assert ("DELETE", "/api/v1/locks/deploy") not in calls  # it holds nothing any more
