@@ -287,3 +287,22 @@ async def test_a_patch_that_loses_every_attempt_is_409(api: Api, app, monkeypatc
     response = await txn(api, success=[{"op": "patch", "key": "doc", "patch": {"a": 1}}])
     assert response.status_code == 409
     assert calls == app.state.settings.merge_patch_max_retries
+
+
+async def test_an_api_key_reaches_only_its_buckets_and_key_prefix(api: Api):
+    from tests.support.api_keys import create_key, key_headers
+
+    await api.create_bucket("other")
+    key = await create_key(api.client, api.headers, scopes=["kv:write"], buckets=["default"], key_prefix="app:")
+    limited = Api(api.client, api.tenant, "/api/v1/kv")
+    limited.headers = key_headers(key)
+    ok = await txn(limited, success=[{"op": "put", "key": "app:a", "value": 1}])
+    assert ok.status_code == 200, ok.text
+    for body in (
+        {"success": [{"op": "put", "key": "app:b", "value": 1}, {"op": "get", "key": "secret"}]},
+        {"compare": [{"key": "secret", "exists": True}]},
+        {"failure": [{"op": "delete", "bucket": "other", "key": "app:x"}]},
+    ):
+        refused = await txn(limited, **body)
+        assert refused.status_code == 403, refused.text
+    assert (await api.get("app:b")).status_code == 404
