@@ -104,3 +104,23 @@ async def test_touch_of_a_missing_or_expired_key_is_404(api: Api):
     await asyncio.sleep(1.1)
     assert (await api.request("POST", "/brief/touch", json={"ttl": 10})).status_code == 404
     assert (await api.request("POST", "/x/touch", json={"ttl": -1})).status_code == 422
+
+
+async def test_each_increment_is_a_watch_event_with_its_value(api: Api, sync_redis):  # type: ignore[no-untyped-def]
+    from app.platform.keyspace import KeySchema
+
+    await increment(api, "n", by=3)
+    await increment(api, "n", by=4)
+    schema = KeySchema(api.tenant_id)
+    feed = sync_redis.xrange(schema.feed(sync_redis.hget(schema.bucket("default"), "id").decode()))
+    assert [(f[b"op"], f[b"key"], f.get(b"v")) for _, f in feed] == [(b"put", b"n", b"3"), (b"put", b"n", b"7")]
+
+
+async def test_touch_is_no_watch_event(api: Api, sync_redis):  # type: ignore[no-untyped-def]
+    from app.platform.keyspace import KeySchema
+
+    await api.must_put("s", 1, ttl=60)
+    await api.request("POST", "/s/touch", json={"ttl": 600})
+    schema = KeySchema(api.tenant_id)
+    feed = sync_redis.xrange(schema.feed(sync_redis.hget(schema.bucket("default"), "id").decode()))
+    assert len(feed) == 1
