@@ -160,3 +160,20 @@ async def test_a_key_rewritten_with_its_own_ttl_keeps_it_and_still_goes_with_the
     revoked = (await api.raw("DELETE", f"/api/v1/leases/{lease['id']}")).json()
     assert revoked["deleted"] == [{"bucket": "default", "key": "a"}]
     assert (await api.get("a")).status_code == 404
+
+
+async def test_at_expiry_the_sweep_removes_every_key_of_the_lease_in_one_step(api: Api, settings, sync_redis):  # type: ignore[no-untyped-def]
+    from app.kv.store import SyncKVStore
+
+    await api.create_bucket("jobs")
+    lease = await grant(api, 1)
+    for key in ("a", "b"):
+        await api.put(key, 1, lease=lease["id"])
+    await api.bucket("jobs").put("j", 1, lease=lease["id"])
+    await asyncio.sleep(1.05)
+    store = SyncKVStore(sync_redis, SyncScripts(sync_redis), settings)
+    step = store.sweep_step(api.tenant_id, 1)  # a budget of one: the lease's keys still go together
+    assert sorted((e.bucket, e.key) for e in step.removed) == [("default", "a"), ("default", "b"), ("jobs", "j")]
+    assert (await api.raw("GET", "/api/v1/kv/buckets/jobs/keys/j/history")).json()["items"][0]["operation"] == "expire"
+    assert feed(sync_redis, api.tenant_id, "jobs")[-1] == (b"expire", b"j")
+    assert not sync_redis.exists(KeySchema(api.tenant_id).lease_keys(lease["id"]))

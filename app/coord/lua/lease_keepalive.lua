@@ -29,5 +29,5 @@ for _, member in ipairs(redis.call('SMEMBERS', keys_key)) do
     redis.call('SREM', keys_key, member)  -- deleted, expired, or attached to another lease since
   end
 end
-redis.call('PEXPIREAT', keys_key, x)
+redis.call('PEXPIREAT', keys_key, x + LEASE_KEYS_GRACE_MS)
 return {'OK', x, ttl, now, schedule}

@@ -96,6 +96,10 @@ local function increment_entry(cfg, b, key, by, ttl_ms, now)
   return res
 end
 
+-- How long the set of a lease's keys outlives the lease: the TTL sweep that meets the first of its
+-- expired keys removes the others with it (expire_lease_keys), then drops the set.
+local LEASE_KEYS_GRACE_MS = 86400000
+
 -- The live lease `id` of the tenant: its expiry (ms), or nil when it is unknown or has expired.
 local function lease_expiry(tp, id, now)
   local x = tonumber(redis.call('HGET', lease_key(tp, id), 'x'))
@@ -110,7 +114,7 @@ local function attach_lease(tp, b, key, id, x, previous)
   redis.call('HSET', entry_key(tp, b.id, key), 'lease', id)
   local lk = lease_keys_key(tp, id)
   redis.call('SADD', lk, b.name .. '/' .. key)
-  redis.call('PEXPIREAT', lk, x)
+  redis.call('PEXPIREAT', lk, x + LEASE_KEYS_GRACE_MS)
 end
 
 -- {'E', ...} when lease `id` cannot take `key` of bucket `b` (unknown, expired, or full), else nil
@@ -169,4 +173,28 @@ local function json_equal(a, b)
     return true
   end
   return eq(x, y)
+end
+
+-- The TTL sweep removed an expired key attached to lease `id`: when the lease has ended, every
+-- other key still attached to it is removed in this same step (an `expire` event each; they share
+-- the lease's expiry), appended to `out` as the sweep reports them. Returns how many it removed.
+local function expire_lease_keys(cfg, id, now, out)
+  local tp = cfg.tp
+  if lease_expiry(tp, id, now) then return 0 end  -- the key had an expiry of its own; the lease lives
+  local lk = lease_keys_key(tp, id)
+  local removed = 0
+  for _, member in ipairs(redis.call('SMEMBERS', lk)) do
+    local name, key = string.match(member, '^([^/]+)/(.*)$')
+    local b = load_bucket(tp, name, false)
+    if b then
+      local cur = read_entry(tp, b, key)
+      if cur and redis.call('HGET', entry_key(tp, b.id, key), 'lease') == id then
+        local res = remove_entry(cfg, b, key, cur, 'expire', now)
+        out[#out + 1] = name; out[#out + 1] = key; out[#out + 1] = res[2]; out[#out + 1] = res[1]
+        removed = removed + 1
+      end
+    end
+  end
+  redis.call('DEL', lk)
+  return removed
 end
