@@ -8,11 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.kv.coord_model import INT64_MAX, INT64_MIN
 from app.kv.schemas import MAX_TTL_SECONDS, Encoding, Tags, Ttl
-
-MAX_TXN_COMPARES = 64
-"""The most compares one transaction may hold."""
-MAX_TXN_OPS = 64
-"""The most operations one branch (success or failure) of a transaction may hold."""
+from app.kv.txn import MAX_TXN_COMPARES, MAX_TXN_OPS
 
 
 class IncrementBody(BaseModel):
