@@ -46,8 +46,8 @@ fmt: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# wrk against gunicorn (KV), logins and KV under a login flood, then objects, the TTL sweep, the KV scale check
-# and Get/Put RPCs/s of the gRPC server.
+# wrk against gunicorn (KV), logins and KV under a login flood, then objects, the TTL sweep, the KV scale check,
+# Get/Put RPCs/s of the gRPC server, and the cost of a transaction and a lock acquisition.
 bench: $(VENV)/.dev-deps
 	$(PY) -m bench.run
 	$(PY) -m bench.auth_bench
@@ -55,6 +55,7 @@ bench: $(VENV)/.dev-deps
 	$(PY) -m bench.ttl_sweep_bench
 	$(PY) -m bench.kv_scale
 	$(PY) -m bench.grpc_bench
+	$(PY) -m bench.coord_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -18,7 +18,8 @@ from app.auth.deps import apply_rate_limit, idempotency_caller
 from app.auth.middleware import AnonymousAuthLimitMiddleware
 from app.composition import build_services, close_services, start_services
 from app.config import Settings, get_settings
-from app.kv import bucket_routes, event_routes, flat_routes
+from app.coord import routes as coord_routes
+from app.kv import bucket_routes, event_routes, flat_routes, txn_routes
 from app.objects import presign_routes
 from app.objects import routes as object_routes
 from app.platform.http import health
@@ -76,6 +77,10 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "name": "objects",
         "description": "Object buckets and streamed objects: raw bodies of any size, SHA-256 ETags, `Range`, "
         "conditional requests, multipart uploads, verification and presigned URLs.",
+    },
+    {
+        "name": "coordination",
+        "description": "Leases (TTLs that keys and locks hang on) and locks with fencing tokens.",
     },
     {
         "name": "webhooks",
@@ -140,6 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_routes.router, prefix=prefix)
     app.include_router(object_routes.router, prefix=prefix)
     app.include_router(presign_routes.router, prefix=prefix)
+    app.include_router(txn_routes.router, prefix=prefix)
+    app.include_router(coord_routes.router, prefix=prefix)
     app.include_router(webhook_routes.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")

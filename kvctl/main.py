@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-from kvctl import api_keys, audit, auth, buckets, keys, objects, presign, usage, watch, webhooks
+from kvctl import api_keys, audit, auth, buckets, keys, lock, objects, presign, usage, watch, webhooks
 from kvctl.client import DEFAULT_BUCKET
 from kvctl.config import CONFIG_ENV, URL_ENV, ConfigStore, resolve_url
 from kvctl.context import API_KEY_ENV, Context
@@ -54,6 +54,16 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 
@@ -264,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("usage", "what the tenant uses, against its limits", usage.cmd_usage)
 
+    p = command("lock", "run a command while holding a lock (kvctl lock NAME -- COMMAND...)", lock.cmd_lock)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--ttl", type=positive_int, default=10, help="seconds of the lease kept alive meanwhile (10)")
+    p.add_argument("--wait", type=non_negative_float, default=3600.0, help="seconds to wait for the lock (3600)")
+    # The command after `--` is split off by parse_args() below (argparse would take it for options).
+
     p = command("audit", "the tenant's audit trail, newest first", audit.cmd_audit)
     p.add_argument("--action", help="only this action, e.g. kv.put_key")
     p.add_argument("--key", help="only events on this key or object")
@@ -333,6 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The arguments; for `kvctl lock NAME [options] -- COMMAND...`, everything after the first `--`
+    is the command to run (``cmd``), never kvctl's options."""
+    parser = build_parser()
+    if "--" in argv and "lock" in argv[: argv.index("--")]:
+        split = argv.index("--")
+        args, rest = parser.parse_known_args(argv[:split])
+        if args.command == "lock":
+            if rest:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            args.cmd = argv[split + 1 :]
+            return args
+    args = parser.parse_args(argv)
+    args.cmd = []
+    return args
+
+
 def _silence_stdout() -> None:
     """After a closed pipe (kvctl list | head) keep Python from complaining while it flushes at exit."""
     try:
@@ -344,7 +377,7 @@ def _silence_stdout() -> None:
 
 def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
     """Run one kvctl command; returns the exit code (``transport`` lets tests answer without a server)."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     out = Output(json_mode=args.json)
     ctx: Context | None = None
     try:

@@ -61,6 +61,13 @@ class StoredEntry:
             return None
         return max(0, math.ceil((self.expires_ms - now_ms) / 1000))
 
+    def render_metadata(self, now_ms: int) -> bytes:
+        """The entry without its value: ``{"key", "encoding"?, "metadata"}`` (listings with values=false)."""
+        full = self.render(now_ms)
+        start = full.index(b'"metadata":')
+        encoding = b'"encoding":"base64",' if self.encoding else b""
+        return b'{"key":"' + self.key.encode() + b'",' + encoding + full[start:]
+
     def render(self, now_ms: int) -> bytes:
         """The entry's JSON response body, assembled around the stored JSON text of the value, so
         a value is never decoded and encoded again on the way out."""

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
+from app.kv.coord_routes import add_counter_routes
 from app.kv.deps import KeyScope, KeyScopeDependency, PathKeyScopeDependency
 from app.kv.model import AtRevision, Expected, HistoryRecord, Page, PutItem, StoredEntry
 from app.kv.schemas import (
@@ -137,8 +138,11 @@ def resolve_expected(
     return expected, must_exist
 
 
-def render_page(page: Page, page_number: int | None, page_size: int) -> Response:
-    items = b",".join(entry.render(page.now_ms) for entry in page.entries)
+def render_page(page: Page, page_number: int | None, page_size: int, values: bool = True) -> Response:
+    if values:
+        items = b",".join(entry.render(page.now_ms) for entry in page.entries)
+    else:
+        items = b",".join(entry.render_metadata(page.now_ms) for entry in page.entries)
     tail = json.dumps(
         {"total": page.total, "page": page_number, "page_size": page_size, "next_cursor": page.next_cursor},
         separators=(",", ":"),
@@ -256,11 +260,13 @@ def build_key_router(
         limit: Annotated[int | None, Query(ge=1)] = None,
         prefix: Annotated[str, Query(max_length=256)] = "",
         tag_filter: Annotated[list[str] | None, Query()] = None,
+        values: Annotated[bool, Query(description="false: keys and metadata only, without the values")] = True,
     ) -> Response:
         """Entries in key order, `{items, total, page, page_size, next_cursor}`. Page with `page` and
         `page_size`, or with `cursor` (the `next_cursor` of the previous page) and `limit`; at most
         `MAX_PAGE_SIZE` (1000) per page. `prefix` narrows to keys that start with it; `tag_filter`
-        (`name:value`, repeatable, all must match) to tagged keys. Expired keys are never listed."""
+        (`name:value`, repeatable, all must match) to tagged keys. Expired keys are never listed.
+        `values=false` lists keys with their metadata only: the values are not read."""
         max_size = request.app.state.settings.max_page_size
         size = limit or page_size or 100
         if size > max_size:
@@ -273,14 +279,21 @@ def build_key_router(
         cursor_mode = cursor is not None or (limit is not None and page is None)
         if cursor_mode:
             result = await scope.kv.list_keys(
-                scope.tenant_id, scope.bucket, limit=size, cursor=cursor, prefix=prefix, tags=tags, with_total=not tags
+                scope.tenant_id,
+                scope.bucket,
+                limit=size,
+                cursor=cursor,
+                prefix=prefix,
+                tags=tags,
+                with_total=not tags,
+                values=values,
             )
-            return render_page(result, None, size)
+            return render_page(result, None, size, values)
         page = page or 1
         result = await scope.kv.list_keys(
-            scope.tenant_id, scope.bucket, limit=size, offset=(page - 1) * size, prefix=prefix, tags=tags
+            scope.tenant_id, scope.bucket, limit=size, offset=(page - 1) * size, prefix=prefix, tags=tags, values=values
         )
-        return render_page(result, page, size)
+        return render_page(result, page, size, values)
 
     @router.post(
         "/batch",
@@ -428,17 +441,41 @@ def build_key_router(
         if_none_match: IfNoneMatch = None,
         expected_version: ExpectedVersion = None,
         expected_revision: ExpectedRevisionAlias = None,
+        lease: Annotated[str | None, Query(min_length=1, max_length=64, description="Attach to this lease")] = None,
     ) -> Response:
         """Create the key (201) or replace its value (200), with the entry and its new `ETag`.
         Compare-and-swap: `If-Match: "3"` or `?expected_version=3` writes only while the key is at
         that version, `If-Match: *` only if it exists, `If-None-Match: *` only if it does not; else
-        412. An omitted `ttl` keeps the current expiry (`0` removes it); omitted `tags` are kept."""
+        412. An omitted `ttl` keeps the current expiry (`0` removes it); omitted `tags` are kept.
+        `?lease=<id>` (or `"lease"` in the body) attaches the key to a lease: it expires with the
+        lease and is deleted when the lease is revoked (404 `lease_not_found` for an ended lease)."""
         expected, must_exist = resolve_expected(if_match, expected_version, expected_revision)
+        if lease is not None:
+            if body.ttl is not None:
+                raise InvalidInput("a key attached to a lease expires with it: give lease or ttl, not both")
+            body = body.model_copy(update={"lease": lease})
         return await write(key, body, scope, expected, must_exist, create_only(if_none_match))
 
     async def write(
         key: str, body: KVPut, scope: KeyScope, expected: Expected, must_exist: bool, only_create: bool
     ) -> Response:
+        if body.lease is not None:
+            try:
+                entry = await scope.kv.put_with_lease(
+                    scope.tenant_id,
+                    scope.bucket,
+                    key,
+                    _encode(body.value, body.encoding, scope.kv.max_json_depth),
+                    lease=body.lease,
+                    encoding=body.encoding,
+                    tags=body.tags,
+                    mode="update" if must_exist else "put",
+                    expected_version=expected,
+                    if_none_match=only_create,
+                )
+            except KeyNotFound as exc:
+                raise PreconditionFailed(f"key {key!r} does not exist (If-Match: *)") from exc
+            return entry_response(entry, entry.updated_ms, 201 if entry.created else 200)
         try:
             entry = await scope.kv.put(
                 scope.tenant_id,
@@ -572,6 +609,8 @@ def build_key_router(
         the key was deleted."""
         records = await scope.kv.history(scope.tenant_id, scope.bucket, key, limit)
         return json_response(dumps({"key": key, "items": [history_item(record) for record in records]}).encode())
+
+    add_counter_routes(router, write_dependency, key_path, operation_id)
 
     # The same operation has one audit action whichever path reached it (/kv/... or /kv/buckets/...).
     for route in router.routes:

@@ -58,7 +58,15 @@ class KVCreate(_ValueBody):
 
 
 class KVPut(_ValueBody):
-    pass
+    lease: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Attach the key to this lease (it expires with it)"
+    )
+
+    @model_validator(mode="after")
+    def _lease_or_ttl(self) -> KVPut:
+        if self.lease is not None and self.ttl is not None:
+            raise ValueError("a key attached to a lease expires with it: give lease or ttl, not both")
+        return self
 
 
 class BatchItem(KVCreate):

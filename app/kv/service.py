@@ -15,9 +15,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from app.config import Settings
+from app.kv.coord_model import Compare, TxnOp, TxnOutcome
+from app.kv.coord_store import CoordKVStore
 from app.kv.model import BucketInfo, Expected, HistoryRecord, Page, PutItem, StoredEntry, WriteMode, precondition_holds
 from app.kv.rules import BUCKET_RE, KEY_RE, check_json_depth, json_text, merge_patch
-from app.kv.store import KVStore
+from app.kv.store import KVStore, expected_arg
+from app.kv.txn import run_txn
 from app.platform.errors import (
     BucketNotFound,
     Conflict,
@@ -61,6 +64,7 @@ class KVService:
         self._store = KVStore(redis, scripts, settings)
         self._settings = settings
         self._patch_turns = Turns()
+        self._coord = CoordKVStore(redis, scripts, settings)
 
     # -- validation -------------------------------------------------------------------------
     @property
@@ -237,8 +241,10 @@ class KVService:
         prefix: str = "",
         tags: Sequence[tuple[str, str]] = (),
         with_total: bool = True,
+        values: bool = True,
     ) -> Page:
-        """A page of live keys in key order, after ``cursor`` or at ``offset``."""
+        """A page of live keys in key order, after ``cursor`` or at ``offset`` (``values`` False:
+        metadata only)."""
         return await self._store.list_keys(
             tenant_id,
             bucket,
@@ -248,6 +254,7 @@ class KVService:
             prefix=prefix,
             tags=tags,
             with_total=with_total,
+            with_values=values,
         )
 
     # -- batches ------------------------------------------------------------------------------
@@ -339,6 +346,66 @@ class KVService:
         """Delete a bucket with everything in it; big ones are purged by the worker afterwards."""
         self.check_bucket(name)
         await self._store.delete_bucket(tenant_id, name)
+
+    # -- coordination: counters, touch, lease-attached writes (app/kv/coord_store.py) ----------
+    @property
+    def coord_store(self) -> CoordKVStore:
+        return self._coord
+
+    @property
+    def merge_patch_max_retries(self) -> int:
+        return self._settings.merge_patch_max_retries
+
+    @counted("txn")
+    async def txn(
+        self, tenant_id: str, compares: Sequence[Compare], success: Sequence[TxnOp], failure: Sequence[TxnOp]
+    ) -> TxnOutcome:
+        """Compares, then the operations of the branch they choose, as one atomic step (app/kv/txn.py)."""
+        return await run_txn(self, tenant_id, compares, success, failure)
+
+    @counted("increment")
+    async def increment(self, tenant_id: str, bucket: str, key: str, by: int, ttl: int | None) -> StoredEntry:
+        """Add ``by`` to the JSON integer value of ``key`` (a missing key starts at 0), as one write."""
+        self.check_key(key)
+        return await self._coord.increment(tenant_id, bucket, key, by, ttl)
+
+    @counted("touch")
+    async def touch(self, tenant_id: str, bucket: str, key: str, ttl: int) -> tuple[StoredEntry, int]:
+        """Renew (``ttl`` seconds; 0 removes) the expiry of a live key without writing a new value."""
+        self.check_key(key)
+        return await self._coord.touch(tenant_id, bucket, key, ttl)
+
+    @counted("put")
+    async def put_with_lease(
+        self,
+        tenant_id: str,
+        bucket: str,
+        key: str,
+        value_json: str,
+        *,
+        lease: str,
+        encoding: str | None = None,
+        tags: dict[str, str] | None = None,
+        mode: WriteMode = "put",
+        expected_version: Expected = None,
+        if_none_match: bool = False,
+    ) -> StoredEntry:
+        """Create or update ``key`` attached to ``lease`` (it expires with the lease)."""
+        self.check_key(key)
+        self.check_value(value_json)
+        self.check_tags(tags)
+        return await self._coord.put_with_lease(
+            tenant_id,
+            bucket,
+            key,
+            value_json,
+            encoding=encoding,
+            tags=tags,
+            lease=lease,
+            mode=mode,
+            expected=expected_arg(expected_version),
+            if_none_match=if_none_match,
+        )
 
 
 def _revision_missing(key: str, revision: int, kept: list[int]) -> str:

@@ -295,9 +295,13 @@ class KVStore:
         prefix: str,
         tags: Sequence[tuple[str, str]],
         with_total: bool,
+        with_values: bool = True,
     ) -> Page:
-        """A page of live keys in key order, after ``cursor`` or at ``offset``."""
+        """A page of live keys in key order, after ``cursor`` or at ``offset`` (``with_values`` False: the
+        metadata only, each entry's ``value_json`` empty)."""
         mode, start = ("page", str(offset)) if offset is not None else ("cursor", cursor or "")
+        if not with_values:
+            mode += "-meta"
         values = await self._call(
             KV_LIST,
             tenant_id,

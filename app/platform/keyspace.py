@@ -336,6 +336,35 @@ class KeySchema:
         subscribes to object events."""
         return f"{self.prefix}ofeed:on"
 
+    # Coordination: leases and locks (app/coord)
+    def leases(self) -> str:
+        """Sorted set ``t:{tid}:leases``: lease id, score its expiry (ms); expired ones are pruned
+        when a lease is granted (the live count is bounded)."""
+        return f"{self.prefix}leases"
+
+    def lease(self, lease_id: str) -> str:
+        """Hash ``t:{tid}:lease:<id>``: ttl (seconds), x (expiry ms), c (granted ms); Redis expires
+        it at x."""
+        return f"{self.prefix}lease:{lease_id}"
+
+    def lease_keys(self, lease_id: str) -> str:
+        """Set ``t:{tid}:lease_keys:<id>``: ``<bucket>/<key>`` of the keys attached to the lease (an
+        entry is attached while its field ``lease`` names the lease); Redis expires it at the lease's x."""
+        return f"{self.prefix}lease_keys:{lease_id}"
+
+    def lock(self, name: str) -> str:
+        """Hash ``t:{tid}:lock:<name>``: token (the last fencing token given, never reset), holder
+        (lease id, absent when free), at (ms of the acquisition)."""
+        return f"{self.prefix}lock:{name}"
+
+    def lock_queue(self, name: str) -> str:
+        """Sorted set ``t:{tid}:lockq:<name>``: waiting ticket, score its arrival number (FIFO)."""
+        return f"{self.prefix}lockq:{name}"
+
+    def lock_tickets(self, name: str) -> str:
+        """Hash ``t:{tid}:lockt:<name>``: waiting ticket -> until when (ms) its waiter is alive."""
+        return f"{self.prefix}lockt:{name}"
+
 
 # -- the Lua key prelude, generated from KeySchema ----------------------------------------------
 # Each Lua builder is the Python method rendered with placeholders for its parameters, so the two
@@ -407,6 +436,12 @@ _LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("webhook_rate_key", "webhook_rate", ("index",)),
     ("object_feed_key", "object_feed", ()),
     ("object_feed_on_key", "object_feed_on", ()),
+    ("leases_key", "leases", ()),
+    ("lease_key", "lease", ("id",)),
+    ("lease_keys_key", "lease_keys", ("id",)),
+    ("lock_key", "lock", ("name",)),
+    ("lock_queue_key", "lock_queue", ("name",)),
+    ("lock_tickets_key", "lock_tickets", ("name",)),
 ]
 
 

@@ -9,7 +9,7 @@ import pytest
 from kvctl.client import KVPaths
 from kvctl.config import ConfigStore, Session, config_path, resolve_url
 from kvctl.keys import parse_json_or_text, parse_put_tags, parse_tag_filters
-from kvctl.main import build_parser
+from kvctl.main import build_parser, parse_args
 from kvctl.output import format_tags, format_ttl, format_value
 from kvctl.watch import format_event
 from tests.support.paths import REPO
@@ -147,7 +147,12 @@ def test_every_kvctl_command_in_the_readme_parses() -> None:
     assert any(c.startswith("kvctl objects put") for c in commands) and any(
         c.startswith("kvctl audit") for c in commands
     )
-    parser = build_parser()
     for command in commands:
-        args = parser.parse_args(shlex.split(command)[1:])  # exits (fails the test) on a bad option
+        args = parse_args(shlex.split(command)[1:])  # exits (fails the test) on a bad option
         assert callable(args.handler), command
+
+
+def test_kvctl_lock_takes_everything_after_the_double_dash_as_the_command() -> None:
+    args = parse_args(["lock", "deploy", "--ttl", "5", "--", "./deploy.sh", "--ttl", "9", "-x"])
+    assert (args.name, args.ttl, args.cmd) == ("deploy", 5, ["./deploy.sh", "--ttl", "9", "-x"])
+    assert parse_args(["put", "k", "--", "-5"]).value == "-5"  # other commands keep argparse's `--`

@@ -22,9 +22,21 @@ from app.config import Settings
 from app.main import create_app
 from tests.support.tenants import SECRET_KEY
 
-# README's order: Authentication (API keys within it), Key-value API, Buckets, Watch, Objects,
+# README's order: Authentication (API keys within it), Key-value API, Buckets, Watch, Objects, Coordination,
 # Quotas and usage, the audit log, then health and metrics.
-EXPECTED_TAGS = ["auth", "api-keys", "kv", "buckets", "watch", "objects", "webhooks", "tenant", "audit", "health"]
+EXPECTED_TAGS = [
+    "auth",
+    "api-keys",
+    "kv",
+    "buckets",
+    "watch",
+    "objects",
+    "coordination",
+    "webhooks",
+    "tenant",
+    "audit",
+    "health",
+]
 OPERATION_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_OPERATION_ID = 40
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")

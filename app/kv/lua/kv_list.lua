@@ -1,6 +1,7 @@
 -- include: _kv_lib
 -- One page of a bucket's live keys in key order (read-only). KEYS[1] bucket hash.
--- ARGV[1] tenant prefix  ARGV[2] bucket  ARGV[3] 'cursor' | 'page'
+-- ARGV[1] tenant prefix  ARGV[2] bucket  ARGV[3] 'cursor' | 'page', with '-meta' appended: without
+-- the values (metadata only; '' in their place), so a page costs O(page) whatever their size
 -- ARGV[4] cursor key (exclusive, '' = from the start) or page offset  ARGV[5] limit
 -- ARGV[6] prefix ('' = all)  ARGV[7] '1' = compute total  ARGV[8..] tag filters '<tag>=<value>'
 -- The keys come from the bucket's key index or, with tag filters, from the smallest tag index
@@ -12,6 +13,11 @@
 -- Returns {'OK', total|-1, next_cursor|'', {key, v, enc, ver, rev, c, u, x, tags, ...}, now}.
 local tp, name, mode, start = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local limit, prefix, want_total = tonumber(ARGV[5]), ARGV[6], ARGV[7] == '1'
+local fields = ENTRY_FIELDS
+if string.sub(mode, -5) == '-meta' then
+  -- '-' is no field of an entry: HMGET answers nil for it without touching the value.
+  mode, fields = string.sub(mode, 1, -6), {'-', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags'}
+end
 local id = redis.call('HGET', bucket_key(tp, name), 'id')
 if not id then
   if name ~= 'default' then return {'E', 'bucket_not_found', ''} end
@@ -76,7 +82,7 @@ end
 -- The entry of a key that matches every filter and is live; else nil, and true when it expired.
 local function live_entry(key)
   if not in_other_tags(key) then return nil end
-  local cur = redis.call('HMGET', entry_key(tp, id, key), unpack(ENTRY_FIELDS))
+  local cur = redis.call('HMGET', entry_key(tp, id, key), unpack(fields))
   if not cur[3] then return nil end
   if is_expired(cur, now) then return nil, true end
   return cur

@@ -1,4 +1,5 @@
 -- include: _kv_lib
+-- include: _coord_lib
 -- Worker: remove up to ARGV[H+1] expired entries of one tenant, through every index, with an
 -- `expire` event in each bucket's feed. Cost is proportional to what expired: only buckets
 -- whose earliest expiry has passed are visited, and only their expired keys.
@@ -28,9 +29,12 @@ for _, name in ipairs(due) do
     for _, key in ipairs(expired) do
       local cur = read_entry(tp, b, key)
       if cur and is_expired(cur, now) then
+        local lease = redis.call('HGET', entry_key(tp, b.id, key), 'lease')
         local res = remove_entry(cfg, b, key, cur, 'expire', now)  -- queues its kv.expire audit event
         budget = budget - 1
         out[#out + 1] = name; out[#out + 1] = key; out[#out + 1] = res[2]; out[#out + 1] = res[1]
+        -- A lease's keys go together, in this step, once it has ended (app/kv/lua/_coord_lib.lua).
+        if lease then budget = budget - expire_lease_keys(cfg, lease, now, out) end
       elseif cur and cur[7] then
         redis.call('ZADD', ttl_idx, tonumber(cur[7]), key)  -- rewritten with a later expiry
       else
