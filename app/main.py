@@ -22,7 +22,8 @@ from app.auth.service import AuthService
 from app.auth.store import AuthStore
 from app.auth.throttle import AnonymousLimiter
 from app.config import Settings, get_settings
-from app.kv import bucket_routes, event_routes, flat_routes
+from app.kv import bucket_routes, event_routes, flat_routes, search_routes
+from app.kv.search import SearchService
 from app.kv.service import KVService
 from app.objects import presign_routes
 from app.objects import routes as object_routes
@@ -116,6 +117,7 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.api_keys = state.auth_service.api_keys
     state.auth_limiter = AnonymousLimiter(AuthStore(state.data_redis, state.scripts), settings)
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
+    state.search_service = SearchService(state.data_redis, state.scripts, settings)
     state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
     state.usage_service = UsageService(state.data_redis, state.scripts, settings)
     # The worker's tasks the API enqueues, by name: the API never imports the worker package.
@@ -178,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_routes.router, prefix=prefix)
     app.include_router(api_key_routes.router, prefix=prefix)
     app.include_router(bucket_routes.router, prefix=prefix)
+    app.include_router(search_routes.router, prefix=prefix)
     app.include_router(event_routes.router, prefix=prefix)
     app.include_router(watch_routes.router, prefix=prefix)
     app.include_router(audit_routes.router, prefix=prefix)

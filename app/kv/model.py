@@ -119,6 +119,8 @@ class BucketInfo:
     max_value_size: int
     description: str
     created_ms: int
+    search: bool = False
+    search_bytes: int = 0
 
 
 @dataclass(slots=True)

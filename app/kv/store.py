@@ -179,6 +179,8 @@ def _bucket_info(row: Sequence[bytes]) -> BucketInfo:
         max_value_size=int(row[7]),
         description=text(row[8]),
         created_ms=int(row[9]),
+        search=len(row) > 10 and row[10] == b"1",
+        search_bytes=int(row[11] or 0) if len(row) > 11 else 0,
     )
 
 
@@ -362,7 +364,15 @@ class KVStore:
 
     # -- buckets ------------------------------------------------------------------------------
     async def create_bucket(
-        self, tenant_id: str, name: str, *, description: str, history: int, ttl: int, max_value_size: int
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        description: str,
+        history: int,
+        ttl: int,
+        max_value_size: int,
+        search: bool = False,
     ) -> BucketInfo:
         bucket_id, created_ms = await self._call(
             KV_BUCKET_CREATE,
@@ -376,9 +386,12 @@ class KVStore:
                 max_value_size,
                 description,
                 self._settings.quota_max_buckets,
+                "1" if search else "0",
             ],
         )
-        return BucketInfo(name, int(bucket_id), 0, 0, 0, history, ttl, max_value_size, description, int(created_ms))
+        return BucketInfo(
+            name, int(bucket_id), 0, 0, 0, history, ttl, max_value_size, description, int(created_ms), search
+        )
 
     async def bucket_infos(self, tenant_id: str, names: Sequence[str] = ()) -> list[BucketInfo]:
         """The buckets named (those that exist), or every bucket of the tenant when none is named."""

@@ -240,6 +240,19 @@ class KeySchema:
         """Stream ``t:{tid}:b:<id>:feed``: change events, entry id ``<revision>-0``."""
         return f"{self.bucket_prefix(bucket_id)}feed"
 
+    # Full-text search of a bucket with search on (app/kv/lua/_search_lib.lua)
+    def search_posting(self, bucket_id: int | str, term: str) -> str:
+        """Sorted set ``t:{tid}:b:<id>:s:<term>``: key -> how often ``term`` occurs in its entry."""
+        return f"{self.bucket_prefix(bucket_id)}s:{term}"
+
+    def search_terms(self, bucket_id: int | str) -> str:
+        """Sorted set ``t:{tid}:b:<id>:sterms``: term -> how many entries hold it (its posting lists)."""
+        return f"{self.bucket_prefix(bucket_id)}sterms"
+
+    def search_buckets(self) -> str:
+        """Sorted set ``t:{tid}:search_buckets`` (score 0, lex order): the KV buckets with search on."""
+        return f"{self.prefix}search_buckets"
+
     # Objects
     def object_buckets(self) -> str:
         """Sorted set ``t:{tid}:obuckets`` (score 0, lex order): names of object buckets."""
@@ -352,6 +365,9 @@ _LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("object_compactions_key", "object_compactions", ()),
     ("object_trash_key", "object_trash", ()),
     ("audit_outbox_key", "audit_outbox", ()),
+    ("search_posting_key", "search_posting", ("bid", "term")),
+    ("search_terms_key", "search_terms", ("bid",)),
+    ("search_buckets_key", "search_buckets", ()),
 ]
 
 

@@ -10,10 +10,10 @@ local now = server_ms()
 local out = {}
 for _, name in ipairs(names) do
   local m = redis.call('HMGET', bucket_key(tp, name), 'id', 'rev', 'keys', 'bytes', 'history', 'ttl',
-                       'max_value_size', 'description', 'created_at')
+                       'max_value_size', 'description', 'created_at', 'search', 'sbytes')
   if m[1] then
     local live = tonumber(m[3]) - redis.call('ZCOUNT', ttl_index_key(tp, m[1]), '-inf', now)
-    out[#out + 1] = {name, m[1], m[2], tostring(live), m[4], m[5], m[6], m[7], m[8] or '', m[9]}
+    out[#out + 1] = {name, m[1], m[2], tostring(live), m[4], m[5], m[6], m[7], m[8] or '', m[9], m[10] or '0', m[11] or '0'}
   end
 end
 return {'OK', out}
