@@ -305,3 +305,20 @@ async def test_a_key_named_search_is_not_the_flat_api(api: Api):
     assert_problem(await api.raw("GET", SEARCH), 422)  # q is required: the route, not a key
     await api.bucket("default").must_put("search", 1)
     assert (await api.raw("GET", "/api/v1/kv/buckets/default/keys/search")).json()["value"] == 1
+
+
+async def test_cloudevents_commits_are_indexed(api: Api):
+    await searchable(api, docs={})
+    event = {
+        "specversion": "1.0",
+        "id": "e1",
+        "source": "app",
+        "type": "commit",
+        "bucket": "docs",
+        "data": {"resource_id": "ev", "resource_data": {"t": "committed through events"}},
+    }
+    assert (await api.raw("POST", "/api/v1/events", json=event)).status_code == 201
+    assert keys_of(await search(api, "committed")) == ["ev"]
+    deleted = {**event, "id": "e2", "data": {"resource_id": "ev", "deleted": True}}
+    assert (await api.raw("POST", "/api/v1/events", json=deleted)).status_code == 200
+    assert (await search(api, "committed"))["count"] == 0
