@@ -42,7 +42,7 @@ QUERY_MAX_TERMS = 16
 """Terms of a query, counting every term of a phrase, prefix and excluded word."""
 PREFIX_MAX_EXPANSIONS = 200
 """The most distinct indexed terms of one bucket a ``prefix*`` may stand for; more: 422 query_too_broad."""
-CANDIDATES_MAX = 20_000
+CANDIDATES_MAX = 10_000
 """The most entries one alternative may visit in one bucket (its rarest item's matches); more: 422."""
 SEARCH_LIMIT_MAX = 100
 SEARCH_TOGGLE_MAX_KEYS = 10_000

@@ -322,3 +322,11 @@ async def test_cloudevents_commits_are_indexed(api: Api):
     deleted = {**event, "id": "e2", "data": {"resource_id": "ev", "deleted": True}}
     assert (await api.raw("POST", "/api/v1/events", json=deleted)).status_code == 200
     assert (await search(api, "committed"))["count"] == 0
+
+
+async def test_an_alternative_whose_rarest_term_matches_too_many_entries_is_422(api: Api, monkeypatch):
+    monkeypatch.setattr("app.kv.search.CANDIDATES_MAX", 3)
+    await searchable(api, docs={f"k{i}": {"t": "everywhere" + (" rare" if i < 2 else "")} for i in range(5)})
+    assert_problem(await api.raw("GET", SEARCH, params={"q": "everywhere"}), 422)
+    assert (await search(api, "everywhere rare"))["count"] == 2  # the rarer term keeps it narrow
+    assert (await search(api, "rare OR nothing"))["count"] == 2

@@ -16,6 +16,7 @@
 local tp, limit = ARGV[1], tonumber(ARGV[2])
 local c_score, c_bucket, c_key = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local max_cand, max_expand, kprefix, only = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local function esc(t) return (string.gsub(t, '[^%w]', '%%%0')) end
 local clauses = {{must = {}, nots = {}}}
 local positive, prefixes = {}, {}
 for i = 11, #ARGV do
@@ -28,7 +29,8 @@ for i = 11, #ARGV do
     if string.sub(a, 1, 1) == '+' then
       table.insert(clauses[#clauses].must, item)
       for _, t in ipairs(item.terms) do
-        if item.kind == 'x' then prefixes[t] = true else positive[t] = true end
+        if item.kind == 'x' then prefixes[t] = ' (' .. esc(t) .. '[^ :]*):(%d+)'
+        else positive[t] = ' ' .. esc(t) .. ':(%d+)' end
       end
     else
       table.insert(clauses[#clauses].nots, item)
@@ -43,7 +45,6 @@ end
 local names
 if only ~= '' then names = {only} else names = redis.call('ZRANGE', search_buckets_key(tp), 0, -1) end
 
-local function esc(t) return (string.gsub(t, '[^%w]', '%%%0')) end
 local function has_term(s, t) return string.find(s, ' ' .. t .. ':', 1, true) ~= nil end
 local function has_prefix(s, p) return string.find(s, ' ' .. p, 1, true) ~= nil end
 local function phrase_in(fields, p)
@@ -169,12 +170,12 @@ for _, name in ipairs(names) do
               local dl = tonumber(string.match(s, '^(%d+)')) or 0
               local norm = K1 * (1 - B + B * dl / avgdl)
               local score = 0
-              for t in pairs(positive) do
-                local tf = tonumber(string.match(s, ' ' .. esc(t) .. ':(%d+)'))
+              for t, pat in pairs(positive) do
+                local tf = tonumber(string.match(s, pat))
                 if tf then score = score + idf(t) * tf * (K1 + 1) / (tf + norm) end
               end
-              for p in pairs(prefixes) do
-                for t, tf in string.gmatch(s, ' (' .. esc(p) .. '[^ :]*):(%d+)') do
+              for _, pat in pairs(prefixes) do
+                for t, tf in string.gmatch(s, pat) do
                   tf = tonumber(tf)
                   score = score + idf(t) * tf * (K1 + 1) / (tf + norm)
                 end
@@ -188,30 +189,38 @@ for _, name in ipairs(names) do
   end
 end
 
-table.sort(hits, function(a, b)
+-- The page: the best `limit` hits after the cursor (and one more, to know whether a page follows),
+-- kept in order in one pass; a full sort of every match would cost more than finding them.
+local function ahead(a, b)
   if a[1] ~= b[1] then return a[1] > b[1] end
   if a[2] ~= b[2] then return a[2] < b[2] end
   return a[3] < b[3]
-end)
-local first = 1
-if c_score then
-  while first <= #hits do
-    local h = hits[first]
-    if h[1] < c_score or (h[1] == c_score and (h[2] > c_bucket or (h[2] == c_bucket and h[3] > c_key))) then break end
-    first = first + 1
+end
+local cursor = nil
+if c_score then cursor = {c_score, c_bucket, c_key} end
+local top = {}
+for _, h in ipairs(hits) do
+  if (not cursor or ahead(cursor, h)) and (#top <= limit or ahead(h, top[#top])) then
+    local i = #top
+    top[i + 1] = h
+    while i >= 1 and ahead(h, top[i]) do
+      top[i + 1] = top[i]
+      top[i] = h
+      i = i - 1
+    end
+    if #top > limit + 1 then top[#top] = nil end
   end
 end
-local out, last = {}, first + limit - 1
-if last > #hits then last = #hits end
-for i = first, last do
-  local h = hits[i]
+local out = {}
+for i = 1, math.min(limit, #top) do
+  local h = top[i]
   local f = redis.call('HMGET', entry_key(tp, h[4], h[3]), unpack(ENTRY_FIELDS))
   for j = 1, 8 do if not f[j] then f[j] = '' end end
   out[#out + 1] = {h[2], h[3], string.format('%.17g', h[1]), f}
 end
 local next_cursor = {}
-if last < #hits and last >= first then
-  local h = hits[last]
+if #top > limit then
+  local h = top[limit]
   next_cursor = {string.format('%.17g', h[1]), h[2], h[3]}
 end
 return {'OK', #hits, next_cursor, out, now}
