@@ -37,6 +37,8 @@ TERM_MAX_BYTES = 64
 """A longer term is cut to its first 64 bytes, in the index and in queries (SEARCH_TERM_MAX in Lua)."""
 TERMS_PER_ENTRY_MAX = 1000
 """Distinct terms indexed per entry (SEARCH_TERMS_MAX in _search_lib.lua)."""
+TOKENS_PER_ENTRY_MAX = 10_000
+"""Terms of an entry read at all (SEARCH_TOKENS_MAX): the rest of a long text is not indexed."""
 QUERY_MAX_CHARS = 1024
 QUERY_MAX_TERMS = 16
 """Terms of a query, counting every term of a phrase, prefix and excluded word."""

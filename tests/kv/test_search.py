@@ -14,6 +14,7 @@ from app.kv.search import (
     QUERY_MAX_TERMS,
     TERM_MAX_BYTES,
     TERMS_PER_ENTRY_MAX,
+    TOKENS_PER_ENTRY_MAX,
 )
 from app.kv.tasks import purge_deleted_buckets, sweep_expired
 from app.platform.keyspace import KeySchema
@@ -299,6 +300,10 @@ async def test_limits_term_length_terms_per_entry_and_prefix_breadth(api: Api):
     assert PREFIX_MAX_EXPANSIONS < TERMS_PER_ENTRY_MAX
     assert_problem(await api.raw("GET", SEARCH, params={"q": "w*"}), 422)
     assert keys_of(await search(api, "w99*")) == ["many"]
+    # Only the first TOKENS_PER_ENTRY_MAX terms of an entry are read (`long2` is its first).
+    await api.bucket("docs").must_put("long2", {"t": "filler " * (TOKENS_PER_ENTRY_MAX - 2) + "last beyond"})
+    assert keys_of(await search(api, "last")) == ["long2"]
+    assert (await search(api, "beyond"))["count"] == 0
 
 
 async def test_a_key_named_search_is_not_the_flat_api(api: Api):

@@ -8,7 +8,9 @@
 -- and bytes >= 0x80 (so UTF-8 letters of other scripts stay inside words, unfolded); every other
 -- byte separates terms. A term longer than SEARCH_TERM_MAX bytes is cut to its first SEARCH_TERM_MAX
 -- bytes; at most SEARCH_TERMS_MAX distinct terms are indexed per entry (the first ones met: key
--- name, tags, then the value), further new terms are ignored (they still count in the length).
+-- name, tags, then the value), further new terms are ignored (they still count in the length);
+-- only the first SEARCH_TOKENS_MAX terms of an entry are read at all (a long text costs a write
+-- no more than that).
 --
 -- Keys (bucket incarnation bid):
 --   search_posting_key(tp, bid, term)  sorted set: key -> term frequency in that entry
@@ -21,11 +23,13 @@
 
 local SEARCH_TERM_MAX = 64
 local SEARCH_TERMS_MAX = 1000
+local SEARCH_TOKENS_MAX = 10000
 
 -- Appends the terms of `s` as one field to `doc` (see search_doc).
 local function search_field(doc, s)
   local field = {}
   for w in string.gmatch(string.lower(s), '[%w\128-\255]+') do
+    if doc.len >= SEARCH_TOKENS_MAX then break end
     if #w > SEARCH_TERM_MAX then w = string.sub(w, 1, SEARCH_TERM_MAX) end
     doc.len = doc.len + 1
     field[#field + 1] = w
@@ -42,6 +46,7 @@ end
 
 local function search_walk(doc, v, depth)
   local t = type(v)
+  if doc.len >= SEARCH_TOKENS_MAX then return end
   if t == 'string' then
     search_field(doc, v)
   elseif t == 'table' and depth < 200 then
