@@ -28,7 +28,8 @@ def _bucket(info: BucketInfo) -> Bucket:
         keys=info.keys,
         bytes=info.bytes,
         created_at=iso_ms(info.created_ms),
-        search=info.search,
+        search=info.search_state == "on",
+        search_state=info.search_state,
         search_bytes=info.search_bytes,
     )
 

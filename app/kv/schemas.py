@@ -171,6 +171,9 @@ class Bucket(BaseModel):
     bytes: int
     created_at: Timestamp
     search: bool = Field(default=False, description="Indexed for full-text search")
+    search_state: Literal["on", "off", "building", "dropping"] = Field(
+        default="off", description="building/dropping: a switch of search that was interrupted (PATCH again)"
+    )
     search_bytes: int = Field(default=0, description="Bytes of its search index (included in bytes)")
 
 

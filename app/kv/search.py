@@ -47,8 +47,8 @@ PREFIX_MAX_EXPANSIONS = 200
 CANDIDATES_MAX = 10_000
 """The most entries one alternative may visit in one bucket (its rarest item's matches); more: 422."""
 SEARCH_LIMIT_MAX = 100
-SEARCH_TOGGLE_MAX_KEYS = 10_000
-"""The most keys a bucket may hold when its search is turned on or off (indexed in one atomic step)."""
+SEARCH_STEP_KEYS = 500
+"""Keys indexed (or taken out of the index) per script call when a bucket's search is switched."""
 
 _TERM_RE = re.compile(rb"[A-Za-z0-9\x80-\xff]+")
 
@@ -177,10 +177,10 @@ def _translate(error: ScriptError, bucket: str) -> KVStoreError:
             f"query too broad ({error.detail}): a prefix may stand for at most {PREFIX_MAX_EXPANSIONS} terms and "
             f"each alternative's rarest term may match at most {CANDIDATES_MAX} entries per bucket; add a rarer term"
         )
-    if error.code == "search_too_large":
-        return SearchTooLarge(
-            f"bucket {bucket!r} has more than {error.detail} keys: its search can only be switched on or off "
-            "while it holds fewer (or create a new bucket with search on and copy the keys)"
+    if error.code == "search_building":
+        return SearchBuilding(
+            f"bucket {bucket!r} is still being indexed: send PATCH /kv/buckets/{bucket} with search: true "
+            "again to finish it"
         )
     return KVStoreError(error.detail or error.code)
 
@@ -191,10 +191,10 @@ class SearchOff(Conflict):
     code = "search_off"
 
 
-class SearchTooLarge(Conflict):
-    """A bucket too big to have its search switched in one atomic step (409)."""
+class SearchBuilding(Conflict):
+    """The bucket's index is not complete yet: its switch to search on was interrupted (409)."""
 
-    code = "search_too_large"
+    code = "search_building"
 
 
 class SearchService:
@@ -247,18 +247,21 @@ class SearchService:
             now_ms=int(now),
         )
 
-    async def set_search(self, tenant_id: str, bucket: str, on: bool) -> bool:
-        """Turn the bucket's search on (every key is indexed) or off (its index is dropped), at once;
-        True when it changed."""
-        try:
-            (changed,) = await self._scripts.call(
-                KV_BUCKET_SEARCH,
-                keys=[KeySchema(tenant_id).bucket(bucket)],
-                args=[*write_header(self._settings, tenant_id, bucket), "1" if on else "0", SEARCH_TOGGLE_MAX_KEYS],
-            )
-        except ScriptError as error:
-            raise domain_error(error, lambda e: _translate(e, bucket)) from error
-        return bool(int(changed))
+    async def set_search(self, tenant_id: str, bucket: str, on: bool) -> None:
+        """Turn the bucket's search on (every key is indexed) or off (its index is dropped), a step of
+        SEARCH_STEP_KEYS keys at a time (each step one atomic script; writes meanwhile keep the index
+        right). Interrupted, the bucket stays half-way (`building`: its search is refused) until this
+        runs again, which resumes."""
+        args = [*write_header(self._settings, tenant_id, bucket), "1" if on else "0", SEARCH_STEP_KEYS]
+        more = True
+        while more:
+            try:
+                (left,) = await self._scripts.call(
+                    KV_BUCKET_SEARCH, keys=[KeySchema(tenant_id).bucket(bucket)], args=args
+                )
+            except ScriptError as error:
+                raise domain_error(error, lambda e: _translate(e, bucket)) from error
+            more = bool(int(left))
 
 
 def _entry(key: str, fields: Sequence[Any]) -> StoredEntry:

@@ -69,8 +69,9 @@ async def search(
     alternatives, `-word` or `NOT word` to exclude, `"exact phrase"`, `prefix*`. Results come best
     first (BM25) with their entry and score; `count` is every match, `next_cursor` the next page.
     The index is updated by each write itself: never stale, and expired or deleted keys never match.
-    404 unknown bucket, 409 `search_off` for a bucket without search, 422 a malformed or too broad
-    query. Needs `kv:read` (an API key sees its buckets and key prefix only)."""
+    404 unknown bucket, 409 `search_off` for a bucket without search (`search_building` while it is
+    being indexed), 422 a malformed or too broad query. Needs `kv:read` (an API key sees its buckets
+    and key prefix only)."""
     if bucket is not None:
         kv.check_bucket(bucket)
         require_bucket(claims, bucket)
@@ -103,10 +104,11 @@ async def search(
 async def update_bucket(
     bucket: str, body: BucketUpdate, claims: AdminClaims, kv: KVServiceDep, searcher: SearchServiceDep
 ) -> Bucket:
-    """`search: true` indexes every key of the bucket for `GET /kv/search` (in one atomic step:
-    409 `search_too_large` for a bucket of more than 10000 keys, 413 when the index would pass the
-    tenant's `max_kv_bytes`); `search: false` drops its index and releases its bytes. Returns the
-    bucket. The `default` bucket may be changed before its first key. Needs `admin`."""
+    """`search: true` indexes every key of the bucket for `GET /kv/search`; `search: false` drops
+    its index and releases its bytes. Large buckets are switched a few hundred keys at a time
+    (writes meanwhile stay right); the request answers when it is done, and if it is interrupted the
+    bucket shows `search_state` `building` or `dropping` until the same request is sent again. 413
+    when the index would pass the tenant's `max_kv_bytes`. Returns the bucket. Needs `admin`."""
     kv.check_bucket(bucket)
     require_bucket(claims, bucket)
     audit_note(bucket=bucket)

@@ -166,6 +166,10 @@ def _history_record(raw: bytes) -> HistoryRecord:
     )
 
 
+SEARCH_STATES = {b"1": "on", b"b": "building", b"d": "dropping"}
+"""A bucket's ``search`` field (app/kv/lua/kv_bucket_search.lua) -> its search state; absent: off."""
+
+
 def _bucket_info(row: Sequence[bytes]) -> BucketInfo:
     """From a kv_bucket_info row [name, id, rev, keys, bytes, history, ttl, max_value_size, description, created]."""
     return BucketInfo(
@@ -179,7 +183,7 @@ def _bucket_info(row: Sequence[bytes]) -> BucketInfo:
         max_value_size=int(row[7]),
         description=text(row[8]),
         created_ms=int(row[9]),
-        search=len(row) > 10 and row[10] == b"1",
+        search_state=SEARCH_STATES.get(row[10], "off") if len(row) > 10 else "off",
         search_bytes=int(row[11] or 0) if len(row) > 11 else 0,
     )
 
@@ -390,7 +394,17 @@ class KVStore:
             ],
         )
         return BucketInfo(
-            name, int(bucket_id), 0, 0, 0, history, ttl, max_value_size, description, int(created_ms), search
+            name,
+            int(bucket_id),
+            0,
+            0,
+            0,
+            history,
+            ttl,
+            max_value_size,
+            description,
+            int(created_ms),
+            "on" if search else "off",
         )
 
     async def bucket_infos(self, tenant_id: str, names: Sequence[str] = ()) -> list[BucketInfo]:

@@ -201,13 +201,67 @@ async def test_search_switched_on_later_indexes_existing_keys_and_off_drops_them
     assert_problem(await api.raw("PATCH", f"{BUCKETS}/later", json={"search": "yes"}), 422)
 
 
-async def test_switching_search_on_a_bucket_over_the_limit_is_409(api: Api, monkeypatch):
-    monkeypatch.setattr("app.kv.search.SEARCH_TOGGLE_MAX_KEYS", 2)
+async def test_a_large_bucket_is_switched_in_steps_and_an_interrupted_switch_resumes(api: Api, sync_redis, monkeypatch):
+    monkeypatch.setattr("app.kv.search.SEARCH_STEP_KEYS", 2)
     await api.create_bucket("big")
-    for i in range(3):
-        await api.bucket("big").must_put(f"k{i}", {"t": "x"})
-    assert_problem(await api.raw("PATCH", f"{BUCKETS}/big", json={"search": True}), 409, "search_too_large")
-    assert (await api.raw("GET", f"{BUCKETS}/big")).json()["search"] is False
+    big = api.bucket("big")
+    for i in range(7):
+        await big.must_put(f"k{i}", {"t": f"steady word{i}"})
+    plain_bytes = stored_usage(sync_redis, api.tenant_id)["kv_bytes"]
+    response = await api.raw("PATCH", f"{BUCKETS}/big", json={"search": True})
+    assert response.json()["search_state"] == "on"
+    assert (await search(api, "steady"))["count"] == 7
+
+    # Interrupted half-way through switching off: one step only (what a request cut short leaves).
+    searcher = api.client._transport.app.state.search_service  # type: ignore[attr-defined]
+    step = searcher._scripts.call
+    calls = 0
+
+    async def one_step(*args: Any, **kwargs: Any) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise ConnectionError("cut short")
+        return await step(*args, **kwargs)
+
+    monkeypatch.setattr(searcher._scripts, "call", one_step)
+    with pytest.raises(ConnectionError):
+        await searcher.set_search(api.tenant_id, "big", False)
+    monkeypatch.undo()
+    monkeypatch.setattr("app.kv.search.SEARCH_STEP_KEYS", 2)
+    info = (await api.raw("GET", f"{BUCKETS}/big")).json()
+    assert info["search_state"] == "dropping" and info["search"] is False
+    assert_problem(await api.raw("GET", SEARCH, params={"q": "steady", "bucket": "big"}), 409, "search_off")
+    # Writes meanwhile take their key out of the index, whether the step reached it or not.
+    await big.must_put("k6", {"t": "changed"})
+    assert (await big.delete("k5")).status_code in (200, 204)
+    response = await api.raw("PATCH", f"{BUCKETS}/big", json={"search": False})
+    assert response.json()["search_state"] == "off" and response.json()["search_bytes"] == 0
+    schema, bid = KeySchema(api.tenant_id), bucket_id(sync_redis, api.tenant_id, "big")
+    assert sync_redis.zcard(schema.search_terms(bid)) == 0
+    assert not [k for k in sync_redis.scan_iter(match=f"{schema.bucket_prefix(bid)}s:*")]
+    assert not any(sync_redis.hexists(schema.entry(bid, f"k{i}"), "s") for i in range(7))
+    expected = plain_bytes - len("k5") - len('{"t":"steady word5"}')
+    expected += len('{"t":"changed"}') - len('{"t":"steady word6"}')
+    assert stored_usage(sync_redis, api.tenant_id)["kv_bytes"] == expected
+
+    # Interrupted while building: the bucket's search is refused until the switch is sent again.
+    monkeypatch.setattr(searcher._scripts, "call", one_step)
+    calls = 0
+    with pytest.raises(ConnectionError):
+        await searcher.set_search(api.tenant_id, "big", True)
+    monkeypatch.undo()
+    monkeypatch.setattr("app.kv.search.SEARCH_STEP_KEYS", 2)
+    assert (await api.raw("GET", f"{BUCKETS}/big")).json()["search_state"] == "building"
+    assert_problem(await api.raw("GET", SEARCH, params={"q": "steady", "bucket": "big"}), 409, "search_building")
+    assert (await search(api, "steady"))["count"] == 0  # not among the searched buckets yet
+    await big.must_put("k4", {"t": "steady rewritten"})  # indexed by the write itself
+    await big.must_put("k9", {"t": "steady new"})
+    response = await api.raw("PATCH", f"{BUCKETS}/big", json={"search": True})
+    assert response.json()["search_state"] == "on"
+    assert sorted(keys_of(await search(api, "steady"))) == ["k0", "k1", "k2", "k3", "k4", "k9"]
+    assert keys_of(await search(api, "rewritten")) == ["k4"]
+    assert sync_redis.hget(schema.bucket("big"), "sdocs") == b"7"  # k0-k4, k6, k9
 
 
 async def test_index_bytes_count_against_the_quota(api: Api, sync_redis):
@@ -335,3 +389,17 @@ async def test_an_alternative_whose_rarest_term_matches_too_many_entries_is_422(
     assert_problem(await api.raw("GET", SEARCH, params={"q": "everywhere"}), 422)
     assert (await search(api, "everywhere rare"))["count"] == 2  # the rarer term keeps it narrow
     assert (await search(api, "rare OR nothing"))["count"] == 2
+
+
+async def test_switching_on_past_the_quota_is_413_and_can_be_undone(api: Api, sync_redis):
+    await api.create_bucket("full")
+    for i in range(3):
+        await api.bucket("full").must_put(f"k{i}", {"t": " ".join(f"w{j}" for j in range(50))})
+    used = stored_usage(sync_redis, api.tenant_id)["kv_bytes"]
+    sync_redis.hset(KeySchema(api.tenant_id).limits(), "max_kv_bytes", used + 100)
+    assert_problem(await api.raw("PATCH", f"{BUCKETS}/full", json={"search": True}), 413)
+    assert (await api.raw("GET", f"{BUCKETS}/full")).json()["search_state"] == "building"
+    assert stored_usage(sync_redis, api.tenant_id)["kv_bytes"] == used
+    response = await api.raw("PATCH", f"{BUCKETS}/full", json={"search": False})
+    assert response.json()["search_state"] == "off"
+    assert stored_usage(sync_redis, api.tenant_id)["kv_bytes"] == used

@@ -95,7 +95,8 @@ local function load_bucket(tp, name, create_default, default_history, default_tt
   if meta[1] then
     return {name = name, bkey = bkey, id = meta[1], history = tonumber(meta[2]),
             ttl = ttl, maxv = tonumber(meta[4]) or 0,
-            vfloor = tonumber(meta[5]) or 0, vmax = tonumber(meta[6]) or 0, search = meta[7] == '1'}
+            vfloor = tonumber(meta[5]) or 0, vmax = tonumber(meta[6]) or 0,
+            search = meta[7] == '1' or meta[7] == 'b', sdrop = meta[7] == 'd'}
   end
   if name ~= 'default' or not create_default then return nil end
   local id = redis.call('HINCRBY', seq_key(tp), 'bucket', 1)
@@ -313,7 +314,7 @@ end
 local function remove_entry(cfg, b, key, cur, op, now)
   local tp = cfg.tp
   local sfreed = 0
-  if b.search then sfreed = search_unindex(tp, b, key) end
+  if b.search or b.sdrop then sfreed = search_unindex(tp, b, key) end
   index_tags(tp, b, key, cur[8], false)
   redis.call('DEL', entry_key(tp, b.id, key))
   redis.call('ZREM', key_index_key(tp, b.id), key)
@@ -419,6 +420,10 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   end
   local tags = tags_json
   if tags == '' then tags = (cur and cur[8]) or '{}' end
+  if b.sdrop and cur then  -- search being turned off: the key leaves the index now
+    sdelta = 0 - search_unindex(tp, b, key)
+    redis.call('HDEL', entry_key(tp, b.id, key), 's')
+  end
   local ver, created
   if cur then
     ver, created = tonumber(cur[3]) + 1, tonumber(cur[5])

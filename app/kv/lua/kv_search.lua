@@ -12,7 +12,8 @@
 -- a scan of the bucket. Expired entries never match (their expiry is checked, swept or not).
 -- Ranking: BM25 (k1 1.2, b 0.75) over the query's positive terms, per bucket statistics.
 -- Returns {'OK', total matches, next cursor {score, bucket, key} or {}, {bucket, key, score, v, enc,
--- ver, rev, c, u, x, tags ...}, now} or {'E', 'bucket_not_found' | 'search_off' | 'query_too_broad', detail}.
+-- ver, rev, c, u, x, tags ...}, now} or {'E', 'bucket_not_found' | 'search_off' | 'search_building' |
+-- 'query_too_broad', detail}.
 local tp, limit = ARGV[1], tonumber(ARGV[2])
 local c_score, c_bucket, c_key = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local max_cand, max_expand, kprefix, only = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
@@ -68,6 +69,7 @@ for _, name in ipairs(names) do
   if not m[1] then
     if only ~= '' then return {'E', 'bucket_not_found', ''} end
   elseif m[2] ~= '1' then
+    if only ~= '' and m[2] == 'b' then return {'E', 'search_building', ''} end
     if only ~= '' then return {'E', 'search_off', ''} end
   elseif not allowed or allowed[name] then
     local bid, n = m[1], tonumber(m[3]) or 0
