@@ -171,7 +171,8 @@ SEARCH_STATES = {b"1": "on", b"b": "building", b"d": "dropping"}
 
 
 def _bucket_info(row: Sequence[bytes]) -> BucketInfo:
-    """From a kv_bucket_info row [name, id, rev, keys, bytes, history, ttl, max_value_size, description, created]."""
+    """From a kv_bucket_info row [name, id, rev, keys, bytes, history, ttl, max_value_size, description, created,
+    search, sbytes]."""
     return BucketInfo(
         name=text(row[0]),
         id=int(row[1]),

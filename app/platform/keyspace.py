@@ -131,7 +131,8 @@ class KeySchema:
         """Hash ``t:{tid}:bucket:<name>``: id, rev, keys, bytes, history, ttl, max_value_size,
         description, created_at; vfloor (a new key's version starts above it), vmax (the highest
         version given out); hbytes (the past-history bytes of its keys, live and deleted), fb (the
-        bytes of its change feed)."""
+        bytes of its change feed); search ('1' on, 'b' building, 'd' dropping), scursor, sdocs, slen,
+        sbytes (full-text search: app/kv/lua/_search_lib.lua)."""
         return f"{self.prefix}bucket:{name}"
 
     def version_floors(self) -> str:
@@ -196,7 +197,8 @@ class KeySchema:
     def entry(self, bucket_id: int | str, key: str) -> str:
         """Hash ``t:{tid}:b:<id>:k:<key>``: v (JSON text), enc, ver, rev, c, u, x (expiry ms
         or absent), tags (JSON object); hb (bytes of the key's history list), hh (bytes of its first
-        record, the current revision's; absent on an entry written before they were kept)."""
+        record, the current revision's; absent on an entry written before they were kept); s (its
+        search terms, in a bucket with search on)."""
         return f"{self.bucket_prefix(bucket_id)}k:{key}"
 
     def history(self, bucket_id: int | str, key: str) -> str:

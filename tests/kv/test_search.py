@@ -125,6 +125,8 @@ async def test_pages_follow_next_cursor_without_repeats(api: Api):
     assert sorted(seen) == [f"k{i:02d}" for i in range(25)]
     assert scores == sorted(scores, reverse=True)
     assert_problem(await api.raw("GET", SEARCH, params={"q": "common", "cursor": "garbage!"}), 422)
+    for limit in (0, 101):
+        assert_problem(await api.raw("GET", SEARCH, params={"q": "common", "limit": limit}), 422)
 
 
 async def test_updates_deletes_and_patches_keep_the_index_exact(api: Api, sync_redis):

@@ -1,7 +1,8 @@
 -- include: _kv_lib
 -- Settings and live key counts of buckets (read-only). KEYS[1] the tenant's bucket list.
 -- ARGV[1] tenant prefix, ARGV[2..] bucket names (none = every bucket of the tenant).
--- Returns {'OK', {name, id, rev, keys, bytes, history, ttl, max_value_size, description, created_at}...}.
+-- Returns {'OK', {name, id, rev, keys, bytes, history, ttl, max_value_size, description, created_at,
+--   search ('1' on, 'b' building, 'd' dropping, '0' off), search index bytes}...}.
 local tp = ARGV[1]
 local names = {}
 for i = 2, #ARGV do names[#names + 1] = ARGV[i] end
