@@ -405,3 +405,21 @@ async def test_switching_on_past_the_quota_is_413_and_can_be_undone(api: Api, sy
     response = await api.raw("PATCH", f"{BUCKETS}/full", json={"search": False})
     assert response.json()["search_state"] == "off"
     assert stored_usage(sync_redis, api.tenant_id)["kv_bytes"] == used
+
+
+async def test_the_admin_recount_counts_the_index_as_the_writes_do(api: Api, sync_redis, settings):
+    from app.platform.redis import create_async_data_redis
+    from app.platform.scripts import Scripts
+    from app.tenancy.service import UsageService  # the operator's repair tool
+
+    await searchable(api)
+    await api.bucket("docs").must_put("post:1", {"title": "rewritten once"}, tags={"a": "b"})
+    before = stored_usage(sync_redis, api.tenant_id)
+    info = (await api.raw("GET", f"{BUCKETS}/docs")).json()
+    redis_client = create_async_data_redis(settings)
+    try:
+        totals = await UsageService(redis_client, Scripts(redis_client), settings).recount(api.tenant_id)
+    finally:
+        await redis_client.aclose()
+    assert totals["kv_bytes"] == before["kv_bytes"]
+    assert (await api.raw("GET", f"{BUCKETS}/docs")).json()["bytes"] == info["bytes"]
