@@ -423,3 +423,14 @@ async def test_the_admin_recount_counts_the_index_as_the_writes_do(api: Api, syn
         await redis_client.aclose()
     assert totals["kv_bytes"] == before["kv_bytes"]
     assert (await api.raw("GET", f"{BUCKETS}/docs")).json()["bytes"] == info["bytes"]
+
+
+async def test_a_batch_whose_index_would_pass_the_quota_is_refused_whole(api: Api, sync_redis):
+    docs = await searchable(api, docs={})
+    used = stored_usage(sync_redis, api.tenant_id).get("kv_bytes", 0)
+    items = [{"key": f"b{i}", "value": {"t": " ".join(f"w{j}" for j in range(40))}} for i in range(3)]
+    values = sum(len(item["key"]) + len(json.dumps(item["value"], separators=(",", ":"))) for item in items)
+    sync_redis.hset(KeySchema(api.tenant_id).limits(), "max_kv_bytes", used + values + 20)
+    assert_problem(await docs.request("POST", "/batch", json={"items": items}), 413)
+    assert stored_usage(sync_redis, api.tenant_id).get("kv_bytes", 0) == used
+    assert (await search(api, "w1"))["count"] == 0
