@@ -56,6 +56,7 @@ bench: $(VENV)/.dev-deps
 	$(PY) -m bench.kv_scale
 	$(PY) -m bench.grpc_bench
 	$(PY) -m bench.coord_bench
+	$(PY) -m bench.search_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -14,6 +14,7 @@ from app.auth.store import AuthStore
 from app.auth.throttle import AnonymousLimiter
 from app.config import Settings
 from app.coord.service import CoordService
+from app.kv.search import SearchService
 from app.kv.service import KVService
 from app.objects import tasks as object_tasks
 from app.objects.presign import PresignSigner
@@ -47,6 +48,7 @@ def build_services(state: Any, settings: Settings) -> None:
     state.api_keys = state.auth_service.api_keys
     state.auth_limiter = AnonymousLimiter(AuthStore(state.data_redis, state.scripts), settings)
     state.kv_service = KVService(state.data_redis, state.scripts, settings)
+    state.search_service = SearchService(state.data_redis, state.scripts, settings)
     state.coord_service = CoordService(state.data_redis, state.scripts, settings)
     state.rate_limiter = RateLimiter(state.data_redis, state.scripts, settings)
     state.usage_service = UsageService(state.data_redis, state.scripts, settings)

@@ -19,7 +19,7 @@ from app.auth.middleware import AnonymousAuthLimitMiddleware
 from app.composition import build_services, close_services, start_services
 from app.config import Settings, get_settings
 from app.coord import routes as coord_routes
-from app.kv import bucket_routes, event_routes, flat_routes, txn_routes
+from app.kv import bucket_routes, event_routes, flat_routes, search_routes, txn_routes
 from app.objects import presign_routes
 from app.objects import routes as object_routes
 from app.platform.http import health
@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_routes.router, prefix=prefix)
     app.include_router(api_key_routes.router, prefix=prefix)
     app.include_router(bucket_routes.router, prefix=prefix)
+    app.include_router(search_routes.router, prefix=prefix)
     app.include_router(event_routes.router, prefix=prefix)
     app.include_router(watch_routes.router, prefix=prefix)
     app.include_router(audit_routes.router, prefix=prefix)

@@ -28,6 +28,9 @@ def _bucket(info: BucketInfo) -> Bucket:
         keys=info.keys,
         bytes=info.bytes,
         created_at=iso_ms(info.created_ms),
+        search=info.search_state == "on",
+        search_state=info.search_state,
+        search_bytes=info.search_bytes,
     )
 
 
@@ -41,13 +44,14 @@ def _bucket(info: BucketInfo) -> Bucket:
     openapi_extra=body_examples(
         defaults={"name": "sessions"},
         configured={"name": "config", "description": "feature flags", "history": 50, "ttl": 0, "max_value_size": 65536},
+        searchable={"name": "articles", "search": True},
     ),
 )
 async def create_bucket(body: BucketCreate, claims: AdminClaims, kv: KVServiceDep) -> Bucket:
     """201 with the new bucket. `history` is the number of revisions kept per key (default 10, at
     most 1000), `ttl` the default expiry of new keys in seconds, `max_value_size` a value limit below
-    the service's. 409 when the name exists; 429 `quota_exceeded` over the tenant's bucket quota.
-    Needs `admin`."""
+    the service's; `search: true` indexes its keys for `GET /kv/search`. 409 when the name exists;
+    429 `quota_exceeded` over the tenant's bucket quota. Needs `admin`."""
     audit_note(bucket=body.name)  # the name is in the body, not the path (as for object buckets)
     require_bucket(claims, body.name)
     info = await kv.create_bucket(
@@ -57,6 +61,7 @@ async def create_bucket(body: BucketCreate, claims: AdminClaims, kv: KVServiceDe
         history=body.history,
         ttl=body.ttl,
         max_value_size=body.max_value_size,
+        search=body.search,
     )
     return _bucket(info)
 

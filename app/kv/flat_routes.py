@@ -10,11 +10,11 @@ from app.kv.service import DEFAULT_BUCKET
 
 
 class FlatKeyConvertor(Convertor[str]):
-    """A key of the flat API: one path segment, except `buckets` and `watch`, which name the
-    /kv/buckets and /kv/watch routes. With it the flat routes cannot shadow those, so they can be
+    """A key of the flat API: one path segment, except `buckets`, `watch` and `search`, which name
+    the /kv/buckets, /kv/watch and /kv/search routes. With it the flat routes cannot shadow those, so they can be
     matched first (they are the hottest routes)."""
 
-    regex = r"(?!(?:buckets|watch)(?:/|$))[^/]+"
+    regex = r"(?!(?:buckets|watch|search)(?:/|$))[^/]+"
 
     def convert(self, value: str) -> str:
         return value

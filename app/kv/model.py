@@ -126,6 +126,8 @@ class BucketInfo:
     max_value_size: int
     description: str
     created_ms: int
+    search_state: str = "off"  # on, off, building (being indexed), dropping (index being removed)
+    search_bytes: int = 0
 
 
 @dataclass(slots=True)

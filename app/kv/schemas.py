@@ -96,6 +96,7 @@ class BucketCreate(BaseModel):
         description="Default ttl (s) of new keys; 0 = none (omitted: DEFAULT_TTL)",
     )
     max_value_size: int = Field(default=0, ge=0, description="Bytes; 0 = the service limit")
+    search: bool = Field(default=False, description="Index the bucket for full-text search (GET /kv/search)")
 
 
 class Metadata(BaseModel):
@@ -177,6 +178,11 @@ class Bucket(BaseModel):
     keys: int
     bytes: int
     created_at: Timestamp
+    search: bool = Field(default=False, description="Indexed for full-text search")
+    search_state: Literal["on", "off", "building", "dropping"] = Field(
+        default="off", description="building/dropping: a switch of search that was interrupted (PATCH again)"
+    )
+    search_bytes: int = Field(default=0, description="Bytes of its search index (included in bytes)")
 
 
 class BucketList(BaseModel):

@@ -318,7 +318,15 @@ class KVService:
     # -- buckets ------------------------------------------------------------------------------
     @counted("bucket_create")
     async def create_bucket(
-        self, tenant_id: str, name: str, *, description: str, history: int | None, ttl: int | None, max_value_size: int
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        description: str,
+        history: int | None,
+        ttl: int | None,
+        max_value_size: int,
+        search: bool = False,
     ) -> BucketInfo:
         self.check_bucket(name)
         history = history or self._settings.default_history
@@ -327,7 +335,13 @@ class KVService:
             raise InvalidInput(f"history is at most {self._settings.max_history} revisions per key")
         max_value_size = min(max_value_size, self._settings.max_value_bytes) if max_value_size else 0
         return await self._store.create_bucket(
-            tenant_id, name, description=description, history=history, ttl=ttl, max_value_size=max_value_size
+            tenant_id,
+            name,
+            description=description,
+            history=history,
+            ttl=ttl,
+            max_value_size=max_value_size,
+            search=search,
         )
 
     async def bucket_infos(self, tenant_id: str, names: Sequence[str] = ()) -> list[BucketInfo]:

@@ -166,8 +166,13 @@ def _history_record(raw: bytes) -> HistoryRecord:
     )
 
 
+SEARCH_STATES = {b"1": "on", b"b": "building", b"d": "dropping"}
+"""A bucket's ``search`` field (app/kv/lua/kv_bucket_search.lua) -> its search state; absent: off."""
+
+
 def _bucket_info(row: Sequence[bytes]) -> BucketInfo:
-    """From a kv_bucket_info row [name, id, rev, keys, bytes, history, ttl, max_value_size, description, created]."""
+    """From a kv_bucket_info row [name, id, rev, keys, bytes, history, ttl, max_value_size, description, created,
+    search, sbytes]."""
     return BucketInfo(
         name=text(row[0]),
         id=int(row[1]),
@@ -179,6 +184,8 @@ def _bucket_info(row: Sequence[bytes]) -> BucketInfo:
         max_value_size=int(row[7]),
         description=text(row[8]),
         created_ms=int(row[9]),
+        search_state=SEARCH_STATES.get(row[10], "off") if len(row) > 10 else "off",
+        search_bytes=int(row[11] or 0) if len(row) > 11 else 0,
     )
 
 
@@ -366,7 +373,15 @@ class KVStore:
 
     # -- buckets ------------------------------------------------------------------------------
     async def create_bucket(
-        self, tenant_id: str, name: str, *, description: str, history: int, ttl: int, max_value_size: int
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        description: str,
+        history: int,
+        ttl: int,
+        max_value_size: int,
+        search: bool = False,
     ) -> BucketInfo:
         bucket_id, created_ms = await self._call(
             KV_BUCKET_CREATE,
@@ -380,9 +395,22 @@ class KVStore:
                 max_value_size,
                 description,
                 self._settings.quota_max_buckets,
+                "1" if search else "0",
             ],
         )
-        return BucketInfo(name, int(bucket_id), 0, 0, 0, history, ttl, max_value_size, description, int(created_ms))
+        return BucketInfo(
+            name,
+            int(bucket_id),
+            0,
+            0,
+            0,
+            history,
+            ttl,
+            max_value_size,
+            description,
+            int(created_ms),
+            "on" if search else "off",
+        )
 
     async def bucket_infos(self, tenant_id: str, names: Sequence[str] = ()) -> list[BucketInfo]:
         """The buckets named (those that exist), or every bucket of the tenant when none is named."""

@@ -134,7 +134,8 @@ class KeySchema:
         """Hash ``t:{tid}:bucket:<name>``: id, rev, keys, bytes, history, ttl, max_value_size,
         description, created_at; vfloor (a new key's version starts above it), vmax (the highest
         version given out); hbytes (the past-history bytes of its keys, live and deleted), fb (the
-        bytes of its change feed)."""
+        bytes of its change feed); search ('1' on, 'b' building, 'd' dropping), scursor, sdocs, slen,
+        sbytes (full-text search: app/kv/lua/_search_lib.lua)."""
         return f"{self.prefix}bucket:{name}"
 
     def version_floors(self) -> str:
@@ -199,7 +200,8 @@ class KeySchema:
     def entry(self, bucket_id: int | str, key: str) -> str:
         """Hash ``t:{tid}:b:<id>:k:<key>``: v (JSON text), enc, ver, rev, c, u, x (expiry ms
         or absent), tags (JSON object); hb (bytes of the key's history list), hh (bytes of its first
-        record, the current revision's; absent on an entry written before they were kept)."""
+        record, the current revision's; absent on an entry written before they were kept); s (its
+        search terms, in a bucket with search on)."""
         return f"{self.bucket_prefix(bucket_id)}k:{key}"
 
     def history(self, bucket_id: int | str, key: str) -> str:
@@ -242,6 +244,19 @@ class KeySchema:
     def feed(self, bucket_id: int | str) -> str:
         """Stream ``t:{tid}:b:<id>:feed``: change events, entry id ``<revision>-0``."""
         return f"{self.bucket_prefix(bucket_id)}feed"
+
+    # Full-text search of a bucket with search on (app/kv/lua/_search_lib.lua)
+    def search_posting(self, bucket_id: int | str, term: str) -> str:
+        """Sorted set ``t:{tid}:b:<id>:s:<term>``: key -> how often ``term`` occurs in its entry."""
+        return f"{self.bucket_prefix(bucket_id)}s:{term}"
+
+    def search_terms(self, bucket_id: int | str) -> str:
+        """Sorted set ``t:{tid}:b:<id>:sterms``: term -> how many entries hold it (its posting lists)."""
+        return f"{self.bucket_prefix(bucket_id)}sterms"
+
+    def search_buckets(self) -> str:
+        """Sorted set ``t:{tid}:search_buckets`` (score 0, lex order): the KV buckets with search on."""
+        return f"{self.prefix}search_buckets"
 
     # Objects
     def object_buckets(self) -> str:
@@ -442,6 +457,9 @@ _LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("lock_key", "lock", ("name",)),
     ("lock_queue_key", "lock_queue", ("name",)),
     ("lock_tickets_key", "lock_tickets", ("name",)),
+    ("search_posting_key", "search_posting", ("bid", "term")),
+    ("search_terms_key", "search_terms", ("bid",)),
+    ("search_buckets_key", "search_buckets", ()),
 ]
 
 

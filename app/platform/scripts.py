@@ -2,7 +2,8 @@
 reply convention every script follows.
 
 A script's source is the key prelude generated from the key schema (app/platform/keyspace.py), then
-every library it names on a leading ``-- include: <_lib>`` line, then the script itself; of the
+every library it names on a leading ``-- include: <_lib>`` line (a library's own includes come
+before it), then the script itself; of the
 prelude and the libraries, only the top-level definitions the script reaches (directly or through
 another definition it keeps) are kept. Redis runs a script's whole source on every EVALSHA, so each
 definition it does not use (a closure or a table built per call) would cost every call: the key
@@ -114,12 +115,20 @@ def script_source(name: str) -> str:
     """The source of ``<name>.lua``: what it uses of the key prelude and of the libraries it
     includes, then the script. Read once."""
     body = _lua_file(name).read_text()
-    libraries = [
-        _lua_file(line.removeprefix(INCLUDE_PREFIX).strip()).read_text()
-        for line in body.splitlines()
-        if line.startswith(INCLUDE_PREFIX)
-    ]
-    return "\n".join([shake("\n".join([LUA_PRELUDE, *libraries]), body), body])
+    return "\n".join([shake("\n".join([LUA_PRELUDE, *_libraries(body, [])]), body), body])
+
+
+def _libraries(source: str, seen: list[str]) -> list[str]:
+    """The libraries ``source`` includes, each once, a library's own includes before it."""
+    out: list[str] = []
+    for line in source.splitlines():
+        if line.startswith(INCLUDE_PREFIX):
+            name = line.removeprefix(INCLUDE_PREFIX).strip()
+            if name not in seen:
+                seen.append(name)
+                library = _lua_file(name).read_text()
+                out += [*_libraries(library, seen), library]
+    return out
 
 
 def all_script_names() -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.config import Settings
@@ -66,6 +66,8 @@ class UsageService:
         totals = dict.fromkeys(COUNTERS, 0)
         for name, bucket_id in await self._store.kv_buckets(tenant_id):
             counted = await self._store.kv_bucket_size(tenant_id, bucket_id)
+            search = await self._store.kv_bucket_search_bytes(tenant_id, bucket_id)  # counted in kv_bytes
+            counted = replace(counted, size=counted.size + search)
             held = await self._store.kv_bucket_held(tenant_id, bucket_id)
             await self._store.set_bucket_counts(tenant_id, name, bucket_id, counted, held)
             totals["keys"] += counted.members

@@ -129,6 +129,31 @@ class TenancyStore:
         schema = KeySchema(tenant_id)
         return await self._index_size(schema.key_index(bucket_id), lambda key: schema.entry(bucket_id, key), "v")
 
+    async def kv_bucket_search_bytes(self, tenant_id: str, bucket_id: str) -> int:
+        """The bytes of a KV bucket's full-text search index as the write scripts count them in its
+        bytes and kv_bytes (app/kv/lua/_search_lib.lua): per entry with a term list ``s``
+        (``<length> <term>:<count> ...``), len(s) + 1, and len(key) + len(term) + 8 per term."""
+        schema = KeySchema(tenant_id)
+        total = 0
+        start = b"-"
+        while True:
+            names = cast(
+                list[bytes],
+                await self._redis.zrangebylex(schema.key_index(bucket_id), start, b"+", start=0, num=SCAN_BATCH),
+            )
+            if not names:
+                break
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for raw in names:
+                    pipe.hget(schema.entry(bucket_id, raw.decode()), "s")
+                lists = cast(list[bytes | None], await pipe.execute())
+            for raw, terms in zip(names, lists, strict=True):
+                if terms:
+                    total += len(terms) + 1
+                    total += sum(len(raw) + len(pair.rpartition(b":")[0]) + 8 for pair in terms.split(b" ")[1:])
+            start = b"(" + names[-1]
+        return total
+
     async def object_bucket_size(self, tenant_id: str, bucket_id: str) -> IndexSize:
         """The objects of an object bucket and their bytes (their ``size`` fields)."""
         schema = KeySchema(tenant_id)

@@ -118,6 +118,9 @@ SCOPE_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/objects/buckets/{bucket}/objects/{name}"): "objects:read",
     ("HEAD", "/api/v1/objects/buckets/{bucket}/objects/{name}"): "objects:read",
     ("DELETE", "/api/v1/objects/buckets/{bucket}/objects/{name}"): "objects:write",
+    # Full-text search (app/kv/search_routes.py)
+    ("GET", "/api/v1/kv/search"): "kv:read",
+    ("PATCH", "/api/v1/kv/buckets/{bucket}"): "admin",
 }
 
 

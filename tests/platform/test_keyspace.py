@@ -22,6 +22,7 @@ SAMPLES: dict[str, list[str]] = {
     "id": ["17", "u:{x}é"],
     "index": ["0", "12"],
     "pair": ["colour=blue", "a:b={c}é", "é=☃:{}"],
+    "term": ["rust", "naïve", "0x80"],
 }
 
 

@@ -1,3 +1,4 @@
+-- include: _search_lib
 -- Shared by the kv_* scripts (included by app/platform/scripts.py after the key prelude).
 -- Every write script takes the same ARGV header (H entries; script arguments follow at ARGV[H + 1]):
 --   ARGV[1] tenant prefix  ARGV[2] bucket name  ARGV[3] default history depth
@@ -15,6 +16,7 @@
 --                     max_kv_bytes): the key's own oldest revisions go first, never another key's.
 --   kv_feed_bytes     the change feeds (field names + values of every event), trimmed oldest first to
 --                     stay within max_kv_bytes; an event whose value cannot fit goes without it.
+-- A bucket with search on (_search_lib.lua) adds its index bytes to kv_bytes and its bytes.
 
 local H = 9
 
@@ -87,13 +89,14 @@ end
 -- The default bucket's TTL for new keys is DEFAULT_TTL (default_ttl) unless it has one of its own.
 local function load_bucket(tp, name, create_default, default_history, default_ttl)
   local bkey = bucket_key(tp, name)
-  local meta = redis.call('HMGET', bkey, 'id', 'history', 'ttl', 'max_value_size', 'vfloor', 'vmax')
+  local meta = redis.call('HMGET', bkey, 'id', 'history', 'ttl', 'max_value_size', 'vfloor', 'vmax', 'search')
   local ttl = tonumber(meta[3]) or 0
   if ttl == 0 and name == 'default' then ttl = default_ttl or 0 end
   if meta[1] then
     return {name = name, bkey = bkey, id = meta[1], history = tonumber(meta[2]),
             ttl = ttl, maxv = tonumber(meta[4]) or 0,
-            vfloor = tonumber(meta[5]) or 0, vmax = tonumber(meta[6]) or 0}
+            vfloor = tonumber(meta[5]) or 0, vmax = tonumber(meta[6]) or 0,
+            search = meta[7] == '1' or meta[7] == 'b', sdrop = meta[7] == 'd'}
   end
   if name ~= 'default' or not create_default then return nil end
   local id = redis.call('HINCRBY', seq_key(tp), 'bucket', 1)
@@ -310,11 +313,13 @@ end
 -- never refused: its own record (~100 bytes) counts even when nothing else of the key fits.
 local function remove_entry(cfg, b, key, cur, op, now)
   local tp = cfg.tp
+  local sfreed = 0
+  if b.search or b.sdrop then sfreed = search_unindex(tp, b, key) end
   index_tags(tp, b, key, cur[8], false)
   redis.call('DEL', entry_key(tp, b.id, key))
   redis.call('ZREM', key_index_key(tp, b.id), key)
   if cur[7] then redis.call('ZREM', ttl_index_key(tp, b.id), key) end
-  local released = #key + #cur[1]
+  local released = #key + #cur[1] + sfreed
   account(tp, b, -1, -released)
   local rev = redis.call('HINCRBY', b.bkey, 'rev', 1)
   local ver = tonumber(cur[3])
@@ -391,6 +396,14 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   if b.maxv > 0 and #value > b.maxv then return {'E', 'value_too_large', tostring(b.maxv)} end
   local added
   if cur then added = #value - #cur[1] else added = #key + #value end
+  local sp, sdelta = nil, 0
+  if b.search then
+    local stags = tags_json
+    if stags == '' then stags = (cur and cur[8]) or '{}' end
+    sp = search_prepare(tp, b, key, value, enc, stags, cur ~= nil)
+    sdelta = sp.delta
+    added = added + sdelta
+  end
   if not cfg.skip_quota then
     local over
     if cur then over = check_kv_quota(cfg, 0, added)
@@ -407,15 +420,19 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   end
   local tags = tags_json
   if tags == '' then tags = (cur and cur[8]) or '{}' end
+  if b.sdrop and cur then  -- search being turned off: the key leaves the index now
+    sdelta = 0 - search_unindex(tp, b, key)
+    redis.call('HDEL', entry_key(tp, b.id, key), 's')
+  end
   local ver, created
   if cur then
     ver, created = tonumber(cur[3]) + 1, tonumber(cur[5])
     if tags ~= cur[8] then index_tags(tp, b, key, cur[8], false) end
-    account(tp, b, 0, #value - #cur[1])
+    account(tp, b, 0, #value - #cur[1] + sdelta)
   else
     ver, created = last_version(tp, b, key) + 1, now
     redis.call('ZADD', key_index_key(tp, b.id), 0, key)
-    account(tp, b, 1, #key + #value)
+    account(tp, b, 1, #key + #value + sdelta)
   end
   if not cur or tags ~= cur[8] then index_tags(tp, b, key, tags, true) end
 
@@ -456,6 +473,10 @@ local function put_entry(cfg, b, key, value, enc, ttl_ms, tags_json, mode, expec
   local fields = {'v', value, 'enc', enc, 'ver', ver, 'rev', rev, 'c', created, 'u', now, 'tags', tags,
                   'hb', rest + #record, 'hh', #record}
   if x then fields[#fields + 1] = 'x'; fields[#fields + 1] = x end
+  if sp then
+    fields[#fields + 1] = 's'; fields[#fields + 1] = sp.s
+    search_apply(tp, b, key, sp)
+  end
   redis.call('HSET', ek, unpack(fields))
   account_history(tp, b, rest - before)
   if cfg.room then cfg.room = cfg.room - (rest - before) end
@@ -482,8 +503,8 @@ local function delete_entry(cfg, b, key, expected, now)
 end
 
 -- Purges up to `batch` items of deleted bucket incarnation `bid`: keys (entry, history, index
--- entries), then the histories of its deleted keys, then its tag indexes; the TTL index goes
--- last. Returns how many items are left (0 = done).
+-- entries), then the histories of its deleted keys, then its tag indexes and search posting
+-- lists; the TTL index goes last. Returns how many items are left (0 = done).
 local function purge_bucket_keys(tp, bid, batch)
   local idx, gone, registry = key_index_key(tp, bid), deleted_keys_key(tp, bid), tag_registry_key(tp, bid)
   local b = {id = bid}
@@ -507,7 +528,9 @@ local function purge_bucket_keys(tp, bid, batch)
   if budget > 0 and redis.call('ZCARD', idx) == 0 then
     for _, tk in ipairs(redis.call('SPOP', registry, budget)) do redis.call('DEL', tk) end
   end
-  local left = redis.call('ZCARD', idx) + redis.call('ZCARD', gone) + redis.call('SCARD', registry)
+  local sleft = 0
+  if redis.call('ZCARD', idx) == 0 then sleft = search_purge_terms(tp, bid, budget) end  -- posting lists last
+  local left = redis.call('ZCARD', idx) + redis.call('ZCARD', gone) + redis.call('SCARD', registry) + sleft
   if left == 0 then
     redis.call('DEL', ttl_index_key(tp, bid), version_slots_key(tp, bid), deleted_history_bytes_key(tp, bid))
   end

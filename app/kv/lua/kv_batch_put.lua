@@ -17,12 +17,18 @@ for i = 0, n - 1 do
   local key, value = ARGV[H + i * 5 + 1], ARGV[H + i * 5 + 2]
   if b.maxv > 0 and #value > b.maxv then return {'E', 'value_too_large', tostring(b.maxv), tostring(i)} end
   local old = seen[key]
+  local cur = nil
   if old == nil then
-    local cur = read_entry(cfg.tp, b, key)
-    if cur and not is_expired(cur, now) then old = #cur[1] else old = false end
+    cur = read_entry(cfg.tp, b, key)
+    if cur and not is_expired(cur, now) then old = #cur[1] else old = false; cur = nil end
   end
   if old then new_bytes = new_bytes + #value - old
   else new_keys, new_bytes = new_keys + 1, new_bytes + #key + #value end
+  if b.search and seen[key] == nil then  -- its search index (a key named twice: its first item's)
+    local tags = ARGV[H + i * 5 + 5]
+    if tags == '' then tags = (cur and cur[8]) or '{}' end
+    new_bytes = new_bytes + search_prepare(cfg.tp, b, key, value, ARGV[H + i * 5 + 3], tags, cur ~= nil).delta
+  end
   seen[key] = #value
 end
 local over = check_kv_quota(cfg, new_keys, new_bytes)

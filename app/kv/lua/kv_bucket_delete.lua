@@ -30,6 +30,10 @@ redis.call('ZREM', buckets_key(tp), b.name)
 redis.call('ZREM', ttl_buckets_key(tp), b.name)
 -- Everything a purge has to visit: keys, histories of deleted keys, tag indexes.
 local pending = keys + redis.call('ZCARD', deleted_keys_key(tp, b.id)) + redis.call('SCARD', tag_registry_key(tp, b.id))
+if b.search or b.sdrop then
+  pending = pending + redis.call('ZCARD', search_terms_key(tp, b.id))  -- its search posting lists
+  redis.call('ZREM', search_buckets_key(tp), b.name)
+end
 if pending <= tonumber(ARGV[H + 1]) then
   purge_bucket_keys(tp, b.id, pending + 1)
   return {'OK', rev, 1, held_at}
