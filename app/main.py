@@ -21,6 +21,7 @@ from app.auth.middleware import AnonymousAuthLimitMiddleware
 from app.auth.service import AuthService
 from app.auth.store import AuthStore
 from app.auth.throttle import AnonymousLimiter
+from app.console import routes as console_routes
 from app.config import Settings, get_settings
 from app.kv import bucket_routes, event_routes, flat_routes
 from app.kv.service import KVService
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_routes.router, prefix=prefix)
     app.include_router(object_routes.router, prefix=prefix)
     app.include_router(presign_routes.router, prefix=prefix)
+    app.include_router(console_routes.router)  # /console: the web console's static files
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:
