@@ -21,8 +21,8 @@ from app.auth.middleware import AnonymousAuthLimitMiddleware
 from app.auth.service import AuthService
 from app.auth.store import AuthStore
 from app.auth.throttle import AnonymousLimiter
-from app.console import routes as console_routes
 from app.config import Settings, get_settings
+from app.console import routes as console_routes
 from app.kv import bucket_routes, event_routes, flat_routes
 from app.kv.service import KVService
 from app.objects import presign_routes

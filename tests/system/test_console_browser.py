@@ -44,7 +44,8 @@ def accessibility_violations(page: Any) -> list[str]:
     """axe-core's serious and critical violations on the page as it is now (WCAG 2.1 A/AA rules)."""
     from axe_playwright_python.sync_playwright import Axe
 
-    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
+    rules = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+    results = Axe().run(page, options=rules)
     return [
         f"{violation['id']} ({violation['impact']}): {violation['help']} at "
         + ", ".join(str(node["target"]) for node in violation["nodes"][:3])
@@ -105,9 +106,10 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     page.wait_for_selector("h1:has-text('KV buckets')")
     session = json.loads(page.evaluate("sessionStorage.getItem('kvstore.console.session')"))
     assert session["username"] == USERNAME
-    assert httpx.get(f"{base}/auth/me", headers={"Authorization": f"Bearer {session['access_token']}"}).json()[
-        "username"
-    ] == USERNAME
+    assert (
+        httpx.get(f"{base}/auth/me", headers={"Authorization": f"Bearer {session['access_token']}"}).json()["username"]
+        == USERNAME
+    )
 
     # Another client of the same user (its own session), as kvctl or a program would be.
     login = httpx.post(f"{base}/auth/login", json={"username": USERNAME, "password": PASSWORD}, timeout=10)
@@ -215,7 +217,8 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
             window.progressSeen = [];
             const bar = document.getElementById("upload-progress");
             new MutationObserver(() => window.progressSeen.push(bar.value / bar.max))
-                .observe(document.getElementById("upload-progress-text"), {childList: true, characterData: true, subtree: true});
+                .observe(document.getElementById("upload-progress-text"),
+                         {childList: true, characterData: true, subtree: true});
         }"""
     )
     page.set_input_files("#upload-file", str(upload))
@@ -283,7 +286,8 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     page.click("#main form button:has-text('Create API key')")
     secret = page.inner_text("#secret-value")
     assert secret.startswith("kvs_")
-    assert httpx.get(f"{base}/kv/buckets/config/keys/flags", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    with_key = {"Authorization": f"Bearer {secret}"}
+    assert httpx.get(f"{base}/kv/buckets/config/keys/flags", headers=with_key).status_code == 200
     page.wait_for_selector("#api-keys tbody tr:has-text('ci-reader')")
     assert accessibility_violations(page) == []
     shot(page, "api-keys")
@@ -291,8 +295,7 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     page.click("dialog[open] button:has-text('Revoke')")
     page.wait_for_selector("#api-keys tbody:has-text('No API keys.')")
     wait_for(
-        lambda: httpx.get(f"{base}/kv/buckets/config/keys/flags", headers={"Authorization": f"Bearer {secret}"}).status_code
-        == 401,
+        lambda: httpx.get(f"{base}/kv/buckets/config/keys/flags", headers=with_key).status_code == 401,
         "the revoked key refused",
     )
 
@@ -304,8 +307,10 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     refused = httpx.post(f"{base}/auth/refresh", json={"refresh_token": before["refresh_token"]})
     assert refused.status_code == 401
     wait_for(
-        lambda: httpx.get(f"{base}/auth/me", headers={"Authorization": f"Bearer {before['access_token']}"}).status_code
-        == 401,
+        lambda: (
+            httpx.get(f"{base}/auth/me", headers={"Authorization": f"Bearer {before['access_token']}"}).status_code
+            == 401
+        ),
         "the console's access token refused after logout",
     )
 

@@ -213,7 +213,7 @@ export async function keysView(bucket) {
     clear(tbody, page.items.length === 0 ? h("tr", {}, h("td", { colSpan: 6 }, "No keys match.")) : page.items.map(row));
     prevButton.disabled = state.page === 0;
     nextButton.disabled = !state.next;
-    pageInfo.textContent = `Page ${state.page + 1}${page.total !== null && page.total !== undefined ? ` · ${page.total} keys in all` : ""}`;
+    pageInfo.textContent = `Page ${state.page + 1}${page.total !== null && page.total !== undefined ? ` · ${page.total} ${page.total === 1 ? "key" : "keys"} in all` : ""}`;
   }
 
   function go(page) {
@@ -276,6 +276,7 @@ export async function keysView(bucket) {
             if (ttlInput.value) body.ttl = Number(ttlInput.value);
             const entry = await api(`${keysPath}/${enc(keyInput.value)}`, { method: "PUT", json: body, headers: { "If-None-Match": "*" } });
             toast(`Key ${entry.key} created (version ${entry.metadata.version}).`);
+            event.target.reset();
             renderEditor(entry);
             await load();
           });
@@ -564,7 +565,7 @@ export async function keysView(bucket) {
     {},
     h("p", { class: "crumbs" }, h("a", { href: "#/buckets" }, "KV buckets"), " / ", bucket),
     h("h1", {}, `Bucket ${bucket}`),
-    h("p", { class: "muted" }, `${info.keys} keys · ${formatBytes(info.bytes)} · history ${info.history} · revision ${info.revision}`),
+    h("p", { class: "muted" }, [info.description, `keeps ${info.history} revisions a key`, info.ttl ? `default TTL ${info.ttl} s` : "no default TTL"].filter(Boolean).join(" · ")),
     filters,
     h("div", { class: "layout" },
       h("div", { class: "primary-col" },
