@@ -192,6 +192,33 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     wait_for(lambda: page.inner_text("#keys tbody").startswith("flags"), "the key with the tag")
     assert page.locator("#keys tbody tr").count() == 1
 
+    # -- cursor paging: 120 more keys, 50 a page ---------------------------------------------------------
+    items = [{"key": f"item:{i:03d}", "value": {"n": i}} for i in range(120)]
+    batch = httpx.post(f"{base}/kv/buckets/config/keys/batch", json={"items": items}, headers=other)
+    assert batch.status_code in (200, 201), batch.text
+    page.fill("#tag-filter", "")
+    page.fill("#key-prefix", "item:")
+    page.click("#main form[role=search] button")
+    wait_for(lambda: page.locator("#keys tbody tr").count() == 50, "the first page of 50")
+    wait_for(lambda: page.inner_text("#keys tbody tr >> nth=0").startswith("item:000"), "item:000 first")
+    page.click("#next-page")
+    wait_for(lambda: page.inner_text("#keys tbody tr >> nth=0").startswith("item:050"), "the second page")
+    assert any("/kv/buckets/config/keys?" in url and "cursor=" in url for url in requested)
+
+    # -- a binary (base64) value shows as text and hex ----------------------------------------------------
+    blob = httpx.put(
+        f"{base}/kv/buckets/config/keys/blob", json={"value": "aGkA/w==", "encoding": "base64"}, headers=other
+    )
+    assert blob.status_code == 201, blob.text
+    page.fill("#key-prefix", "blob")
+    page.click("#main form[role=search] button")
+    page.click("#keys tbody button:has-text('blob')")
+    page.wait_for_selector("#editor-title:has-text('Key blob')")
+    assert page.input_value("#value-encoding") == "base64"
+    page.click("details.binary summary")
+    assert "Binary value: 4 bytes" in page.inner_text("details.binary")
+    assert "68 69 00 ff" in page.inner_text("details.binary")
+
     # -- a phone-sized window: nothing wider than the screen -------------------------------------------
     page.set_viewport_size({"width": 390, "height": 844})
     wide = page.evaluate(
@@ -246,7 +273,7 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     page.wait_for_selector("#quotas")
     object_quota = page.inner_text("[data-quota=max_object_bytes] .quota-text")
     assert object_quota.startswith("20.0 MiB of 10.0 GiB"), object_quota
-    assert page.inner_text("[data-quota=max_keys] .quota-text").startswith("2 of 1000000")
+    assert page.inner_text("[data-quota=max_keys] .quota-text").startswith("123 of 1000000")
     assert "requests left" in page.inner_text("#rate-limit")
     assert accessibility_violations(page) == []
     shot(page, "usage")
@@ -298,6 +325,17 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
         lambda: httpx.get(f"{base}/kv/buckets/config/keys/flags", headers=with_key).status_code == 401,
         "the revoked key refused",
     )
+
+    # -- delete a bucket, after confirming -----------------------------------------------------------------
+    assert httpx.post(f"{base}/kv/buckets", json={"name": "scratch"}, headers=other).status_code == 201
+    page.click("#nav a:has-text('Buckets')")
+    page.click("button[aria-label='Delete bucket scratch']")
+    page.click("dialog[open] button:has-text('Cancel')")
+    assert httpx.get(f"{base}/kv/buckets/scratch", headers=other).status_code == 200
+    page.click("button[aria-label='Delete bucket scratch']")
+    page.click("dialog[open] button:has-text('Delete')")
+    page.wait_for_selector("#buckets tr[data-bucket=scratch]", state="detached")
+    assert httpx.get(f"{base}/kv/buckets/scratch", headers=other).status_code == 404
 
     # -- log out: the session ends on the server, nothing is left in the tab --------------------------------
     before = json.loads(page.evaluate("sessionStorage.getItem('kvstore.console.session')"))
