@@ -74,7 +74,8 @@ def main() -> int:
             )
         )
         print(
-            f"\nkvstore API on http://{HOST}:{PORT} - docs at http://{HOST}:{PORT}/docs (Ctrl-C stops everything)\n",
+            f"\nkvstore API on http://{HOST}:{PORT} - docs at http://{HOST}:{PORT}/docs, "
+            f"console at http://{HOST}:{PORT}/console (Ctrl-C stops everything)\n",
             flush=True,
         )
         while all(child.poll() is None for child in children):
