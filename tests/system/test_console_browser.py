@@ -20,6 +20,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -54,7 +55,8 @@ def accessibility_violations(page: Any) -> list[str]:
     ]
 
 
-def wait_for(condition: Any, what: str, timeout: float = 15.0) -> Any:
+def wait_for(page: Any, condition: Any, what: str, timeout: float = 15.0) -> Any:
+    """Polls ``condition``; between tries Playwright runs (a time.sleep would hold up its route handlers)."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -62,7 +64,7 @@ def wait_for(condition: Any, what: str, timeout: float = 15.0) -> Any:
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {result!r})")
-        time.sleep(0.1)
+        page.wait_for_timeout(100)
 
 
 @pytest.mark.subprocess
@@ -183,13 +185,13 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     # -- filters ---------------------------------------------------------------------------------------
     page.fill("#key-prefix", "from-")
     page.click("#main form[role=search] button")
-    wait_for(lambda: page.locator("#keys tbody tr").count() == 1, "one key with the prefix")
+    wait_for(page, lambda: page.locator("#keys tbody tr").count() == 1, "one key with the prefix")
     assert page.inner_text("#keys tbody").startswith("from-cli")
     page.fill("#key-prefix", "")
     page.fill("#tag-filter", "category:feature")
     page.click("#main form[role=search] button")
     # (wait_for_function would eval a string, which the console's CSP refuses)
-    wait_for(lambda: page.inner_text("#keys tbody").startswith("flags"), "the key with the tag")
+    wait_for(page, lambda: page.inner_text("#keys tbody").startswith("flags"), "the key with the tag")
     assert page.locator("#keys tbody tr").count() == 1
 
     # -- cursor paging: 120 more keys, 50 a page ---------------------------------------------------------
@@ -199,10 +201,10 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     page.fill("#tag-filter", "")
     page.fill("#key-prefix", "item:")
     page.click("#main form[role=search] button")
-    wait_for(lambda: page.locator("#keys tbody tr").count() == 50, "the first page of 50")
-    wait_for(lambda: page.inner_text("#keys tbody tr >> nth=0").startswith("item:000"), "item:000 first")
+    wait_for(page, lambda: page.locator("#keys tbody tr").count() == 50, "the first page of 50")
+    wait_for(page, lambda: page.inner_text("#keys tbody tr >> nth=0").startswith("item:000"), "item:000 first")
     page.click("#next-page")
-    wait_for(lambda: page.inner_text("#keys tbody tr >> nth=0").startswith("item:050"), "the second page")
+    wait_for(page, lambda: page.inner_text("#keys tbody tr >> nth=0").startswith("item:050"), "the second page")
     assert any("/kv/buckets/config/keys?" in url and "cursor=" in url for url in requested)
 
     # -- a binary (base64) value shows as text and hex ----------------------------------------------------
@@ -303,7 +305,7 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
         page.wait_for_timeout(300)
         return page.locator("#audit tbody tr:has-text('kv.put_key')").count() >= 3
 
-    wait_for(audited, "three kv.put_key events of flags in the audit view (create, the 412, the resolution)")
+    wait_for(page, audited, "three kv.put_key events of flags in the audit view (create, the 412, the resolution)")
     assert "failure 412" in page.inner_text("#audit tbody")
     shot(page, "audit")
 
@@ -322,9 +324,33 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     page.click("dialog[open] button:has-text('Revoke')")
     page.wait_for_selector("#api-keys tbody:has-text('No API keys.')")
     wait_for(
+        page,
         lambda: httpx.get(f"{base}/kv/buckets/config/keys/flags", headers=with_key).status_code == 401,
         "the revoked key refused",
     )
+
+    # -- the live pane resumes when its stream ends (token_expired): a fresh token, from where it was -------
+    watch_requests: list[str] = []
+
+    def first_stream_expires(route: Any) -> None:
+        watch_requests.append(route.request.url)
+        if len(watch_requests) > 1:
+            route.continue_()
+            return
+        ended = {"code": "token_expired", "detail": "the access token expired", "resume_from": 4}
+        route.fulfill(status=200, content_type="text/event-stream", body=f"event: error\ndata: {json.dumps(ended)}\n\n")
+
+    page.route("**/kv/buckets/config/watch?*", first_stream_expires)
+    page.click("#nav a:has-text('Buckets')")
+    page.click("#buckets a:has-text('config')")
+    wait_for(page, lambda: len(watch_requests) >= 2, "the stream opened again")
+    page.wait_for_selector("#live-status:has-text('live')")
+    first, second = (parse_qs(urlsplit(url).query) for url in watch_requests[:2])
+    assert "since" not in first and second["since"] == ["4"]  # resumed after the revision it had
+    assert second["access_token"] != first["access_token"]  # with a refreshed token
+    assert httpx.put(f"{base}/kv/buckets/config/keys/after-resume", json={"value": 1}, headers=other).status_code == 201
+    page.wait_for_selector("#live-events li:has-text('after-resume')")
+    page.unroute("**/kv/buckets/config/watch?*")
 
     # -- delete a bucket, after confirming -----------------------------------------------------------------
     assert httpx.post(f"{base}/kv/buckets", json={"name": "scratch"}, headers=other).status_code == 201
@@ -345,12 +371,33 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     refused = httpx.post(f"{base}/auth/refresh", json={"refresh_token": before["refresh_token"]})
     assert refused.status_code == 401
     wait_for(
+        page,
         lambda: (
             httpx.get(f"{base}/auth/me", headers={"Authorization": f"Bearer {before['access_token']}"}).status_code
             == 401
         ),
         "the console's access token refused after logout",
     )
+
+    # -- the keyboard alone: log in with Tab, typing and Enter; Escape cancels a confirmation ------------------
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "login-username":
+            break
+    assert page.evaluate("document.activeElement.id") == "login-username"
+    page.keyboard.type(USERNAME)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:has-text('KV buckets')")
+    page.focus("button[aria-label='Delete bucket config']")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("dialog[open]")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("dialog", state="detached")
+    assert httpx.get(f"{base}/kv/buckets/config", headers=other).status_code == 200
+    page.click("#logout")
+    page.wait_for_selector("#login-username")
 
     # -- no token in any URL but the watch stream's; no error on any page (CSP violations included) ----------
     tokens = {session["access_token"], session["refresh_token"], stale["refresh_token"], before["access_token"]}

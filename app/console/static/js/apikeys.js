@@ -65,7 +65,14 @@ export async function apiKeysView() {
           h("p", {}, secret, " ",
             h("button", {
               type: "button",
-              onclick: () => navigator.clipboard.writeText(created.key).then(() => toast("Secret copied."), () => toast("Copy failed: select the text and copy it.")),
+              onclick: () => {
+                const selectIt = () => {
+                  window.getSelection().selectAllChildren(secret);
+                  toast("Copy failed here (clipboard needs HTTPS or localhost): the secret is selected, press Ctrl+C.");
+                };
+                if (!navigator.clipboard) return selectIt();
+                return navigator.clipboard.writeText(created.key).then(() => toast("Secret copied."), selectIt);
+              },
             }, "Copy"))));
         form.reset();
         await refill();

@@ -513,7 +513,7 @@ export async function keysView(bucket) {
           problem = null;
         }
       }
-      if (problem?.resume_from) lastId = String(problem.resume_from);
+      if (problem?.resume_from !== undefined && problem?.resume_from !== null) lastId = String(problem.resume_from);
       if (problem || source.readyState === EventSource.CLOSED) {
         // The stream ended (token expired, session ended...) or was refused (401): a fresh token, then resume.
         source.close();
