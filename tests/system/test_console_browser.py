@@ -275,7 +275,7 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     page.wait_for_selector("#quotas")
     object_quota = page.inner_text("[data-quota=max_object_bytes] .quota-text")
     assert object_quota.startswith("20.0 MiB of 10.0 GiB"), object_quota
-    assert page.inner_text("[data-quota=max_keys] .quota-text").startswith("123 of 1000000")
+    assert page.inner_text("[data-quota=max_keys] .quota-text").startswith("123 of 1,000,000")
     assert "requests left" in page.inner_text("#rate-limit")
     assert accessibility_violations(page) == []
     shot(page, "usage")

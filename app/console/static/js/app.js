@@ -2,7 +2,7 @@
 // the URL fragment (#/buckets, #/kv/<bucket>, #/objects/<bucket>, #/usage, #/audit, #/api-keys).
 
 import { currentSession, login, logout, onSessionChange, register } from "./api.js";
-import { attempt, clearError, runCleanup, showError, toast } from "./ui.js";
+import { attempt, clearError, runCleanup, showError, takeFlash, toast, toastNext } from "./ui.js";
 import { clear, field, h } from "./dom.js";
 import { bucketsView, keysView } from "./kv.js";
 import { objectBucketsView, objectsView } from "./objects.js";
@@ -86,7 +86,7 @@ function renderWho() {
         onclick: () =>
           attempt(async () => {
             await logout();
-            toast("Logged out.");
+            toastNext("Logged out.");
             location.hash = "#/login";
           }),
       },
@@ -108,6 +108,8 @@ const routes = [
 async function route() {
   runCleanup();
   clearError();
+  toast(takeFlash()); // a confirmation belongs to the page it was made on
+
   renderWho();
   const hash = location.hash || "#/buckets";
   if (!currentSession()) {

@@ -41,3 +41,16 @@ export function runCleanup() {
   if (cleanup) cleanup();
   cleanup = null;
 }
+
+// A confirmation for the page the user is taken to next (shown by the router after it clears the last one).
+let flash = "";
+
+export function toastNext(message) {
+  flash = message;
+}
+
+export function takeFlash() {
+  const message = flash;
+  flash = "";
+  return message;
+}

@@ -5,12 +5,14 @@ import { api } from "./api.js";
 import { attempt } from "./ui.js";
 import { clear, field, formatBytes, formatTime, h } from "./dom.js";
 
+const count = (n) => Number(n).toLocaleString("en");
+
 const QUOTAS = [
-  ["Keys", "keys", "max_keys", String],
+  ["Keys", "keys", "max_keys", count],
   ["KV bytes (values + history)", (u) => u.kv_bytes + u.kv_history_bytes, "max_kv_bytes", formatBytes],
   ["Object bytes (stored + uploads in progress)", (u) => u.object_bytes + u.object_pending_bytes, "max_object_bytes", formatBytes],
-  ["KV buckets", "buckets", "max_buckets", String],
-  ["Open watch streams", "watch_streams", "max_watch_streams", String],
+  ["KV buckets", "buckets", "max_buckets", count],
+  ["Open watch streams", "watch_streams", "max_watch_streams", count],
 ];
 
 export async function usageView() {
