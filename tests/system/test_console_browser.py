@@ -75,7 +75,11 @@ def test_the_console_in_a_real_browser(tmp_path: Path, redis_server, api_process
             {"REDIS_URL": data.url, "HUEY_REDIS_URL": queue.url, "SECRET_KEY": os.environ["SECRET_KEY"]}
         ).url
         with run_consumer(data.url, queue.url, tmp_path / "consumer.log"):
-            context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 860},
+                accept_downloads=True,
+                permissions=["clipboard-read", "clipboard-write"],  # the secret's copy button
+            )
             try:
                 drive_the_console(context.new_page(), api, tmp_path)
             finally:
@@ -315,6 +319,9 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     page.click("#main form button:has-text('Create API key')")
     secret = page.inner_text("#secret-value")
     assert secret.startswith("kvs_")
+    page.click("#new-secret button:has-text('Copy')")
+    page.wait_for_selector("#toast:has-text('Secret copied.')")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
     with_key = {"Authorization": f"Bearer {secret}"}
     assert httpx.get(f"{base}/kv/buckets/config/keys/flags", headers=with_key).status_code == 200
     page.wait_for_selector("#api-keys tbody tr:has-text('ci-reader')")
