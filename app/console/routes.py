@@ -7,6 +7,7 @@ so no server-side fallback route is needed."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -51,6 +52,10 @@ def asset_table(root: Path = STATIC_DIR) -> dict[str, tuple[Path, str]]:
 
 
 ASSETS = asset_table()
+API_PLACEHOLDER = "/api/v1"
+"""What index.html names as the API's path (``<meta name="kvstore-api">``); replaced when served by the
+path this app answers on: the ASGI root_path (behind a proxy's prefix) + API_PREFIX."""
+INDEX_HTML = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
 
 router = APIRouter(include_in_schema=False)
 
@@ -70,12 +75,16 @@ async def console_root(request: Request) -> RedirectResponse:
 
 
 @router.get("/console/")
-async def console_index() -> Response:
-    """The console's single page."""
-    return _file("index.html")
+async def console_index(request: Request) -> Response:
+    """The console's single page, told where the API is (its scripts are static files)."""
+    api = f"{request.scope.get('root_path', '')}{request.app.state.settings.api_prefix}"
+    page = INDEX_HTML.replace(f'content="{API_PLACEHOLDER}"', f'content="{escape(api, quote=True)}"', 1)
+    return Response(page, media_type=MEDIA_TYPES[".html"], headers=SECURITY_HEADERS)
 
 
 @router.get("/console/{name:path}")
-async def console_asset(name: str) -> Response:
+async def console_asset(request: Request, name: str) -> Response:
     """A file of the console (script, style sheet, icon); 404 for anything not shipped."""
+    if name == "index.html":
+        return await console_index(request)
     return _file(name)

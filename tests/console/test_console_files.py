@@ -14,6 +14,7 @@ import pytest
 
 from app.config import Settings
 from app.console.routes import ASSETS, CONTENT_SECURITY_POLICY, STATIC_DIR
+from app.main import create_app
 from tests.support.apps import app_client
 
 IMPORT_RE = re.compile(r"""^\s*import\s[^;]*?from\s+["']([^"']+)["']""", re.MULTILINE)
@@ -128,3 +129,19 @@ async def test_cors_and_auth_middlewares_leave_the_console_alone(settings: Setti
             assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         head = await http.head("/console/")
         assert head.status_code in (200, 405)
+
+
+async def test_the_page_is_told_where_the_api_is(settings: Settings) -> None:
+    """API_PREFIX and a proxy's root_path reach the page (its scripts call the API there)."""
+    moved = settings.model_copy(update={"api_prefix": "/kv-api"})
+    async with app_client(moved) as http:
+        page = await http.get("/console/")
+        assert '<meta name="kvstore-api" content="/kv-api">' in page.text
+        assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert (await http.get("/console/index.html")).text == page.text
+    # Behind a proxy that strips a prefix (uvicorn --root-path /store): the API is under it too.
+    transport = httpx.ASGITransport(app=create_app(settings), root_path="/store")
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        behind = await http.get("/console/")
+        assert '<meta name="kvstore-api" content="/store/api/v1">' in behind.text
+        assert (await http.get("/console")).headers["location"] == "/store/console/"

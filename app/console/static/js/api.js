@@ -2,7 +2,8 @@
 // Tokens live in this module and in sessionStorage (gone when the tab closes), never in a URL, except the
 // watch stream's documented access_token parameter (EventSource cannot send headers).
 
-const BASE = new URL("../api/v1", document.baseURI).pathname.replace(/\/$/, "");
+// Where the API is: the page is told by the server (root path + API_PREFIX) in <meta name="kvstore-api">.
+const BASE = (document.querySelector('meta[name="kvstore-api"]')?.content || "/api/v1").replace(/\/$/, "");
 const STORE = "kvstore.console.session";
 
 export class ApiError extends Error {

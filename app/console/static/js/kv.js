@@ -462,6 +462,15 @@ export async function keysView(bucket) {
   let lastId = null;
   let stopped = false;
 
+  // A key written live joins the table only if the filters shown would list it.
+  function matchesFilters(data) {
+    if (state.prefix && !data.key.startsWith(state.prefix)) return false;
+    return state.tags.every((filter) => {
+      const at = filter.indexOf(":");
+      return at > 0 && (data.tags || {})[filter.slice(0, at)] === filter.slice(at + 1);
+    });
+  }
+
   function highlight(data, kind) {
     const existing = tbody.querySelector(`tr[data-key="${CSS.escape(data.key)}"]`);
     if (kind === "put") {
@@ -473,7 +482,7 @@ export async function keysView(bucket) {
       };
       const fresh = row(entry);
       if (existing) existing.replaceWith(fresh);
-      else if (!state.prefix || data.key.startsWith(state.prefix)) tbody.prepend(fresh);
+      else if (matchesFilters(data)) tbody.prepend(fresh);
       fresh.classList.add("changed");
       fresh.setAttribute("aria-description", "changed just now");
       setTimeout(() => fresh.classList.remove("changed"), 4000);
