@@ -16,6 +16,7 @@ from app.config import Settings
 from app.console.routes import ASSETS, CONTENT_SECURITY_POLICY, STATIC_DIR
 from app.main import create_app
 from tests.support.apps import app_client
+from tests.support.paths import REPO
 
 IMPORT_RE = re.compile(r"""^\s*import\s[^;]*?from\s+["']([^"']+)["']""", re.MULTILINE)
 
@@ -145,3 +146,14 @@ async def test_the_page_is_told_where_the_api_is(settings: Settings) -> None:
         behind = await http.get("/console/")
         assert '<meta name="kvstore-api" content="/store/api/v1">' in behind.text
         assert (await http.get("/console")).headers["location"] == "/store/console/"
+
+
+def test_readme_shows_screenshots_the_browser_test_takes() -> None:
+    """Every docs/console/*.png README.md shows is committed and taken by tests/system/test_console_browser.py."""
+    readme = (REPO / "README.md").read_text()
+    shown = set(re.findall(r"\(docs/console/([\w-]+)\.png\)", readme))
+    assert len(shown) >= 6
+    browser_test = (REPO / "tests/system/test_console_browser.py").read_text()
+    taken = set(re.findall(r'shot\(page, "([\w-]+)"\)', browser_test))
+    assert shown <= taken, shown - taken
+    assert all((REPO / "docs" / "console" / f"{name}.png").is_file() for name in shown)
