@@ -334,7 +334,9 @@ export async function keysView(bucket) {
     async function save(version) {
       const payload = body();
       try {
-        const saved = await api(`${keysPath}/${enc(entry.key)}`, { method: "PUT", json: payload, headers: { "If-Match": `"${version}"` } });
+        // null: the key was deleted meanwhile and the user writes theirs again (create only).
+        const condition = version === null ? { "If-None-Match": "*" } : { "If-Match": `"${version}"` };
+        const saved = await api(`${keysPath}/${enc(entry.key)}`, { method: "PUT", json: payload, headers: condition });
         clear(conflictBox);
         setBase(saved);
         valueInput.value = valueText(saved);
@@ -378,7 +380,7 @@ export async function keysView(bucket) {
           h("div", { class: "actions" },
             current
               ? h("button", { type: "button", class: "primary", id: "keep-mine", onclick: () => attempt(() => save(current.metadata.version)) }, `Save mine over version ${current.metadata.version}`)
-              : null,
+              : h("button", { type: "button", class: "primary", id: "keep-mine", onclick: () => attempt(() => save(null)) }, "Write mine again"),
             current
               ? h("button", { type: "button", id: "take-current", onclick: () => {
                   setBase(current);
