@@ -98,6 +98,8 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
+    answers: list[tuple[str, str, int]] = []
+    page.on("response", lambda response: answers.append((response.request.method, response.url, response.status)))
     base = f"{api}/api/v1"
 
     # -- the page: served by the API with its CSP, no asset from elsewhere -----------------------------
@@ -298,7 +300,30 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     assert accessibility_violations(page) == []
     shot(page, "usage")
 
+    # -- a multipart upload whose second part fails is aborted, and says why ------------------------------
+    page.click("#nav a:has-text('Objects')")
+    page.click("#object-buckets a:has-text('files')")
+    failing = tmp_path / "failing.bin"
+    failing.write_bytes(os.urandom(9 * 1024 * 1024))  # over the 8 MiB threshold: two parts
+    unavailable = {"status": 503, "code": "unavailable", "detail": "the store is unavailable (test)"}
+    page.route(
+        "**/parts/2",
+        lambda route: route.fulfill(status=503, content_type="application/problem+json", body=json.dumps(unavailable)),
+    )
+    page.set_input_files("#upload-file", str(failing))
+    page.click("#main form button:has-text('Upload')")
+    page.wait_for_selector("#error:has-text('the store is unavailable (test)')")
+    page.unroute("**/parts/2")
+    wait_for(
+        page,
+        lambda: [r for r in answers if r[0] == "DELETE" and "/failing.bin/uploads/" in r[1] and r[2] == 200],
+        "the abort of the upload answered 200",
+    )
+    assert httpx.get(f"{base}/objects/buckets/files/objects/failing.bin", headers=other).status_code == 404
+
     # -- an expired access token is refreshed (the page keeps working, with a new pair) ------------------
+    page.click("#nav a:has-text('Usage')")
+    page.wait_for_selector("#quotas")
     stale = json.loads(page.evaluate("sessionStorage.getItem('kvstore.console.session')"))
     page.evaluate(
         """() => {
@@ -428,6 +453,7 @@ def drive_the_console(page: Any, api: str, tmp_path: Path) -> None:
     # The answers the flow provokes on purpose, which Chromium logs: the 412s of the conflicts, the 401
     # of the stale token before its refresh, the 404 of the key deleted while it was open.
     expected = (
+        "status of 503",  # the failing part
         "status of 412",
         "status of 401",
         "status of 404 (Not Found) (" + f"{base}/kv/buckets/config/keys/blob)",
