@@ -37,8 +37,9 @@ SERIOUS = ("serious", "critical")
 
 
 def shot(page: Any, name: str) -> None:
+    """A full-page screenshot for README; a secret on the page (an API key's) is painted over."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, mask=[page.locator("#secret-value")])
 
 
 def accessibility_violations(page: Any) -> list[str]:

@@ -38,7 +38,7 @@ export async function apiKeysView() {
   const name = h("input", { id: "key-name", required: true, maxLength: 100 });
   const scopeBoxes = SCOPES.map((scope) => {
     const id = uid("scope");
-    return [h("input", { type: "checkbox", id, value: scope, checked: scope === "kv:read" }), h("label", { for: id }, scope)];
+    return [h("input", { type: "checkbox", id, value: scope, defaultChecked: scope === "kv:read" }), h("label", { for: id }, scope)];
   });
   const buckets = h("input", { id: "key-buckets", placeholder: "*" });
   const prefix = h("input", { id: "key-prefix-limit" });
