@@ -18,6 +18,7 @@ from app.auth.deps import apply_rate_limit, idempotency_caller
 from app.auth.middleware import AnonymousAuthLimitMiddleware
 from app.composition import build_services, close_services, start_services
 from app.config import Settings, get_settings
+from app.console import routes as console_routes
 from app.coord import routes as coord_routes
 from app.kv import bucket_routes, event_routes, flat_routes, search_routes, txn_routes
 from app.objects import presign_routes
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(txn_routes.router, prefix=prefix)
     app.include_router(coord_routes.router, prefix=prefix)
     app.include_router(webhook_routes.router, prefix=prefix)
+    app.include_router(console_routes.router)  # /console: the web console's static files
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:

@@ -79,8 +79,8 @@ def main() -> int:
         children.append(subprocess.Popen([sys.executable, "-m", "app.grpc"], env=env, start_new_session=True))
         grpc_port = env.get("GRPC_PORT", str(settings.grpc_port))
         print(
-            f"\nkvstore API on http://{HOST}:{PORT} - docs at http://{HOST}:{PORT}/docs, gRPC on {HOST}:{grpc_port} "
-            "(Ctrl-C stops everything)\n",
+            f"\nkvstore API on http://{HOST}:{PORT} - docs at http://{HOST}:{PORT}/docs, "
+            f"console at http://{HOST}:{PORT}/console, gRPC on {HOST}:{grpc_port} (Ctrl-C stops everything)\n",
             flush=True,
         )
         while all(child.poll() is None for child in children):

@@ -69,6 +69,9 @@ SCOPE_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    ("GET", "/console"): PUBLIC,  # the web console's static files (app/console)
+    ("GET", "/console/"): PUBLIC,
+    ("GET", "/console/{name}"): PUBLIC,
     ("POST", "/api/v1/auth/register"): PUBLIC,
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/token"): PUBLIC,

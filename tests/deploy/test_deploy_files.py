@@ -320,6 +320,8 @@ def test_hpa_pdb_service_and_ingress_point_at_the_api_pods() -> None:
     docs = next(path for path in paths if path["path"] == "/docs")
     assert docs["pathType"] == "Prefix"
     assert not any(path["path"].startswith("/metrics") for path in paths)  # not public
+    console = next(path for path in paths if path["path"] == "/console")  # the web console and its files
+    assert console["pathType"] == "Prefix"
 
 
 def test_exactly_one_consumer_runs_periodic_tasks_and_the_others_pass_n() -> None:

@@ -94,3 +94,22 @@ def static_site(root: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """Headless Chromium itself (a Playwright ``Browser``), for tests that open their own pages and
+    contexts (tests/system/test_console_browser.py); the same warn-or-fail as ``chromium()``."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_browser("Playwright for Python is not installed (pip install -r requirements-dev.txt)")
+    executable = find_chromium()
+    if executable is None:
+        missing_browser("no Chromium found")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()

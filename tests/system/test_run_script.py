@@ -253,6 +253,10 @@ def test_run_starts_redis_with_aof_worker_and_api_and_ctrl_c_stops_all(start_run
     assert health["data_redis"]["status"] == "up"
     assert health["queue_redis"]["status"] == "up"
     assert (data_dir / "secret_key").exists()
+    # ... and serves the web console (tests/system/test_console_browser.py drives it).
+    assert f"http://127.0.0.1:{run.port}/console" in run.output
+    console = httpx.get(f"http://127.0.0.1:{run.port}/console/", timeout=5)
+    assert console.status_code == 200 and "js/app.js" in console.text
 
     assert run.ctrl_c() == 0
     assert len(run.seen) >= 5
