@@ -8,7 +8,7 @@ axe-playwright-python wheel) finds no serious or critical violation on any page,
 (a Content-Security-Policy violation would), and no URL the page requests carries a token except the
 watch stream's documented ``access_token``.
 
-Screenshots of the main pages are saved to docs/console/ (README.md shows them).
+Screenshots of the main pages are saved to docs/console/ (README.md shows them) when UPDATE_SCREENSHOTS=1.
 
 One browser and one stack for the whole flow. No Chromium: a warning and a skip on a developer's
 machine, a failure under CI=true (tests/support/browser.py)."""
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,13 @@ from tests.support.consumer import run_consumer
 from tests.support.paths import REPO
 from tests.support.tenants import PASSWORD
 
-SCREENSHOTS = REPO / "docs" / "console"
+# README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; other runs save theirs beside the test's
+# temporary files, so a test run leaves the checkout as it was.
+SCREENSHOTS = (
+    REPO / "docs" / "console"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "kvstore-console-screenshots"
+)
 USERNAME = "console-user"
 UPLOAD_BYTES = 20 * 1024 * 1024
 SERIOUS = ("serious", "critical")
