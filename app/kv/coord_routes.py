@@ -26,7 +26,10 @@ def add_counter_routes(
     @router.post(
         f"{key_path}/increment",
         response_model=Entry,
-        responses=PROBLEM_RESPONSES(401, 404, 409, 413, 422),
+        responses={
+            201: {"model": Entry, "description": "The counter was created (it started at 0)"},
+            **PROBLEM_RESPONSES(401, 404, 409, 413, 422),
+        },
         summary="Increment a counter",
         operation_id=operation_id("increment"),
         openapi_extra=body_examples(by_five={"by": 5, "ttl": 60}, by_one={}),

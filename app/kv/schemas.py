@@ -116,8 +116,16 @@ class Entry(BaseModel):
     metadata: Metadata
 
 
+class EntryKey(BaseModel):
+    """An entry listed with `values=false`: its key and metadata, without the value."""
+
+    key: str
+    encoding: Encoding = None
+    metadata: Metadata
+
+
 class EntryPage(BaseModel):
-    items: list[Entry]
+    items: list[Entry] | list[EntryKey] = Field(description="Entries; with `values=false` without `value`")
     total: int | None
     page: int | None
     page_size: int
