@@ -47,6 +47,9 @@ from app.platform.security import PasswordHasher, TokenService
 from app.tenancy import routes as tenancy_routes
 from app.tenancy.ratelimit import RateLimiter
 from app.tenancy.service import UsageService
+from app.transfer import routes as transfer_routes
+from app.transfer import tasks as transfer_tasks
+from app.transfer.service import TransferService
 from app.watch import routes as watch_routes
 from app.watch.service import WatchService
 
@@ -92,6 +95,11 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "description": "Object buckets and streamed objects: raw bodies of any size, SHA-256 ETags, `Range`, "
         "conditional requests, multipart uploads, verification and presigned URLs.",
     },
+    {
+        "name": "transfer",
+        "description": "Export a tenant's buckets, keys and objects as a versioned archive (resumable "
+        "download), import one back, and restore a deleted KV bucket.",
+    },
     {"name": "tenant", "description": "The tenant's usage: counts, bytes and limits."},
     {"name": "audit", "description": "The tenant's audit trail: one event per write, newest first."},
     {
@@ -130,6 +138,14 @@ def build_state(app: FastAPI, settings: Settings) -> None:
     state.audit = AuditService(state.data_redis, settings, state.task_queue.task(audit_tasks.write_audit_events))
     state.idempotency = IdempotencyStore(
         state.scripts, settings.idempotency_ttl_seconds, settings.idempotency_lease_seconds
+    )
+    state.transfers = TransferService(
+        state.data_redis,
+        state.scripts,
+        settings,
+        state.kv_service,
+        state.object_service,
+        state.task_queue.task(transfer_tasks.run_transfer),
     )
     state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings, state.sessions)
 
@@ -184,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_routes.router, prefix=prefix)
     app.include_router(object_routes.router, prefix=prefix)
     app.include_router(presign_routes.router, prefix=prefix)
+    app.include_router(transfer_routes.router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:

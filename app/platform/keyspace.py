@@ -31,6 +31,11 @@ OBJECT_GC_SCHEDULE = "objects:gc:schedule"
 """Sorted set: member tenant id, score (ms) when its object garbage, compactions or deleted
 object buckets may next need the worker; never later than the real due time."""
 
+TRANSFER_SCHEDULE = "transfer:schedule"
+"""Sorted set: member ``<tenant id>/<job id>`` of an export or import, score (ms) when the worker's
+transfer pass must look at it: the lease of a queued or running job (a worker that stopped), the
+expiry of a finished one (its archive is deleted)."""
+
 SESSION_REVOCATIONS = "auth:session_revocations"
 """Stream of ended sessions (``sid``) and tenant-wide session cut-offs (``tenant``, ``before``,
 ``keep``), read by every API process; trimmed to the access-token lifetime."""
@@ -290,6 +295,19 @@ class KeySchema:
         worker still purges, score when (ms)."""
         return f"{self.prefix}otrash"
 
+    def transfer(self, job_id: str) -> str:
+        """Hash ``t:{tid}:xfer:<id>``: an export or import job (app/transfer/store.py)."""
+        return f"{self.prefix}xfer:{job_id}"
+
+    def transfers(self) -> str:
+        """Sorted set ``t:{tid}:xfers``: the tenant's export and import job ids, score created (ms)."""
+        return f"{self.prefix}xfers"
+
+    def deleted_buckets(self) -> str:
+        """Hash ``t:{tid}:dbuckets``: KV bucket name -> JSON of its last deletion (id, settings, when
+        its feed expires), kept while the feed is: what POST .../restore replays."""
+        return f"{self.prefix}dbuckets"
+
 
 # -- the Lua key prelude, generated from KeySchema ----------------------------------------------
 # Each Lua builder is the Python method rendered with placeholders for its parameters, so the two
@@ -352,6 +370,7 @@ _LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("object_compactions_key", "object_compactions", ()),
     ("object_trash_key", "object_trash", ()),
     ("audit_outbox_key", "audit_outbox", ()),
+    ("deleted_buckets_key", "deleted_buckets", ()),
 ]
 
 
