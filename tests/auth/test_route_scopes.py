@@ -97,6 +97,11 @@ SCOPE_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/objects/buckets/{bucket}/objects/{name}"): "objects:read",
     ("HEAD", "/api/v1/objects/buckets/{bucket}/objects/{name}"): "objects:read",
     ("DELETE", "/api/v1/objects/buckets/{bucket}/objects/{name}"): "objects:write",
+    ("POST", "/api/v1/exports"): "export",
+    ("GET", "/api/v1/exports/{export_id}"): "export",
+    ("GET", "/api/v1/exports/{export_id}/download"): "export",
+    ("POST", "/api/v1/imports"): "import",
+    ("GET", "/api/v1/imports/{import_id}"): "import",
 }
 
 

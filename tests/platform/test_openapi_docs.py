@@ -24,7 +24,7 @@ from tests.support.tenants import SECRET_KEY
 
 # README's order: Authentication (API keys within it), Key-value API, Buckets, Watch, Objects,
 # Quotas and usage, the audit log, then health and metrics.
-EXPECTED_TAGS = ["auth", "api-keys", "kv", "buckets", "watch", "objects", "tenant", "audit", "health"]
+EXPECTED_TAGS = ["auth", "api-keys", "kv", "buckets", "watch", "objects", "transfer", "tenant", "audit", "health"]
 OPERATION_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_OPERATION_ID = 40
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")

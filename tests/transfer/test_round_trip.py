@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.tenants import bearer, register
-from tests.transfer.helpers import API, assert_same, fill, snapshot
+from tests.support.transfer import API, assert_same, fill, snapshot
 
 pytestmark = pytest.mark.usefixtures("immediate")
 
