@@ -201,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(object_routes.router, prefix=prefix)
     app.include_router(presign_routes.router, prefix=prefix)
     app.include_router(transfer_routes.router, prefix=prefix)
+    app.include_router(transfer_routes.bucket_router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:

@@ -7,17 +7,19 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.routing import APIRouter
 
-from app.auth.deps import BearerClaims
+from app.auth.deps import AdminClaims, BearerClaims
 from app.objects.routes import BINARY_BODY, ObjectStreamResponse, parse_range, request_body
 from app.platform.errors import InsufficientScope
 from app.platform.http.openapi import body_examples
 from app.platform.http.schemas import PROBLEM_RESPONSES
 from app.platform.security import AccessClaims
-from app.transfer.schemas import ExportCreate, TransferAccepted, TransferOut
+from app.transfer.schemas import ExportCreate, RestoreOut, TransferAccepted, TransferOut, time_of
 from app.transfer.service import TransferService
 
 router = APIRouter(tags=["transfer"])
+bucket_router = APIRouter(tags=["buckets"])  # the restore of a deleted KV bucket
 
+BucketName = Annotated[str, Path(max_length=64, description="The deleted bucket's name")]
 JobId = Annotated[str, Path(max_length=64, description="The id POST returned")]
 
 
@@ -158,3 +160,26 @@ async def get_import(import_id: JobId, claims: ImportClaims, transfers: Transfer
     """Status, progress and the report: created, skipped, overwritten, failed (with the first 100
     failures and their reasons). Kept for a day after the import ends."""
     return TransferOut.of(await transfers.get(claims.tenant_id, import_id, "import"))
+
+
+@bucket_router.post(
+    "/kv/buckets/{bucket}/restore",
+    response_model=RestoreOut,
+    responses=PROBLEM_RESPONSES(401, 403, 404, 409, 413, 422, 429),
+    summary="Restore a deleted bucket",
+    operation_id="buckets_restore",
+)
+async def restore_bucket(bucket: BucketName, claims: AdminClaims, transfers: TransfersDep) -> RestoreOut:
+    """Bring back a KV bucket deleted within `DELETED_FEED_TTL_SECONDS` (1 hour by default): its settings
+    and every key it held (value, tags, remaining TTL; versions start again, past revisions are not
+    restored), replayed from its kept change feed. 404 when no such deletion is kept, 409
+    `bucket_exists` when a bucket of that name exists, 409 `restore_unavailable` with the reason when
+    the feed cannot give everything back (trimmed to `WATCH_STREAM_MAXLEN` events, or values over
+    `FEED_VALUE_MAX_BYTES`). Needs a login session or the `admin` scope."""
+    restored = await transfers.restore_bucket(claims.tenant_id, bucket)
+    return RestoreOut(
+        bucket=restored.bucket,
+        keys=restored.keys,
+        expired=restored.expired,
+        deleted_at=time_of(restored.deleted_at_ms or None),
+    )

@@ -46,7 +46,7 @@ class ArchiveInfo(BaseModel):
     volumes: int
 
 
-def _time(ms: int | None) -> datetime | None:
+def time_of(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
 
@@ -81,9 +81,9 @@ class TransferOut(BaseModel):
             error=job.error,
             options=job.options,
             attempts=job.attempts,
-            created_at=_time(job.created_ms),
-            updated_at=_time(job.updated_ms),
-            expires_at=_time(job.expires_ms),
+            created_at=time_of(job.created_ms),
+            updated_at=time_of(job.updated_ms),
+            expires_at=time_of(job.expires_ms),
             archive=archive,
             report=ImportReport(**job.report.as_dict()) if job.kind == "import" and job.report else None,
         )
@@ -92,3 +92,10 @@ class TransferOut(BaseModel):
 class TransferAccepted(BaseModel):
     id: str
     status: str
+
+
+class RestoreOut(BaseModel):
+    bucket: str
+    keys: int = Field(description="Keys restored: the live keys of the bucket when it was deleted")
+    expired: int = Field(description="Keys whose TTL ran out since (not restored)")
+    deleted_at: datetime | None

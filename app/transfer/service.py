@@ -16,6 +16,7 @@ from app.platform.redis import AsyncDataRedis
 from app.platform.scripts import Scripts
 from app.transfer.engine import Volumes, new_job_id, now_ms
 from app.transfer.model import ExportNotReady, Job, OnConflict, TransferNotFound
+from app.transfer.restore import BucketRestorer, Restored
 from app.transfer.store import TransferStore
 from app.transfer.tasks import UPLOAD_LEASE_MS
 
@@ -38,6 +39,11 @@ class TransferService:
         self._volumes = Volumes(objects, settings)
         self._run = run
         self._queued_lease_ms = settings.transfer_lease_seconds * 1000 * QUEUED_LEASE_FACTOR
+        self._restorer = BucketRestorer(redis, settings, kv)
+
+    async def restore_bucket(self, tenant_id: str, name: str) -> Restored:
+        """A deleted KV bucket back from its kept change feed (app/transfer/restore.py)."""
+        return await self._restorer.restore(tenant_id, name)
 
     async def create_export(self, tenant_id: str, buckets: list[str], objects: bool, history: bool) -> Job:
         if "*" in buckets:

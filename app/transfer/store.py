@@ -105,3 +105,30 @@ class TransferStore:
 
     async def unschedule(self, tenant_id: str, job_id: str) -> None:
         await self._client.zrem(keys.TRANSFER_SCHEDULE, schedule_member(tenant_id, job_id))
+
+
+class FeedStore:
+    """What a deleted KV bucket leaves behind for its restore: its deletion record (id, settings,
+    when its feed expires) and its change feed, read page by page (XRANGE, never a scan)."""
+
+    def __init__(self, client: AsyncDataRedis) -> None:
+        self._client = client
+
+    async def deleted_bucket(self, tenant_id: str, name: str) -> dict[str, Any] | None:
+        raw = await self._client.hget(KeySchema(tenant_id).deleted_buckets(), name)
+        if not raw:
+            return None
+        record: dict[str, Any] = json.loads(raw)
+        return record
+
+    async def forget_deleted_bucket(self, tenant_id: str, name: str) -> None:
+        await self._client.hdel(KeySchema(tenant_id).deleted_buckets(), name)
+
+    async def feed_page(
+        self, tenant_id: str, bucket_id: str, after: str | None, count: int
+    ) -> list[tuple[str, dict[str, bytes]]]:
+        start = f"({after}" if after else "-"
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await self._client.xrange(  # type: ignore[assignment]
+            KeySchema(tenant_id).feed(bucket_id), min=start, max="+", count=count
+        )
+        return [(text(entry_id), {text(k): v for k, v in fields.items()}) for entry_id, fields in entries]

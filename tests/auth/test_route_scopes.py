@@ -98,6 +98,7 @@ SCOPE_TABLE: dict[tuple[str, str], str] = {
     ("HEAD", "/api/v1/objects/buckets/{bucket}/objects/{name}"): "objects:read",
     ("DELETE", "/api/v1/objects/buckets/{bucket}/objects/{name}"): "objects:write",
     ("POST", "/api/v1/exports"): "export",
+    ("POST", "/api/v1/kv/buckets/{bucket}/restore"): "admin",
     ("GET", "/api/v1/exports/{export_id}"): "export",
     ("GET", "/api/v1/exports/{export_id}/download"): "export",
     ("POST", "/api/v1/imports"): "import",

@@ -87,3 +87,15 @@ def assert_same(source: dict, copy: dict, ttl_slack: int = 2) -> None:
             elapsed = copy["at"] - source["at"]
             assert ttl2 is not None and abs((ttl - elapsed) - ttl2) <= ttl_slack, (ident, ttl, ttl2, elapsed)
     assert source["objects"] == copy["objects"]
+
+
+async def make_bucket(client: httpx.AsyncClient, headers: dict, name: str, keys: int, **settings: object) -> None:
+    r = await client.post(f"{API}/kv/buckets", json={"name": name, **settings}, headers=headers)
+    assert r.status_code == 201, r.text
+    for start in range(0, keys, 500):
+        items = [
+            {"key": f"k{i:04d}", "value": {"i": i}, "tags": {"p": str(i % 2)}, **({"ttl": 600} if i % 4 == 0 else {})}
+            for i in range(start, min(keys, start + 500))
+        ]
+        r = await client.post(f"{API}/kv/buckets/{name}/keys/batch", json={"items": items}, headers=headers)
+        assert r.status_code in (200, 201), r.text
