@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-from kvctl import api_keys, audit, auth, buckets, keys, objects, presign, usage, watch
+from kvctl import api_keys, audit, auth, buckets, keys, objects, presign, transfer, usage, watch
 from kvctl.client import DEFAULT_BUCKET
 from kvctl.config import CONFIG_ENV, URL_ENV, ConfigStore, resolve_url
 from kvctl.context import API_KEY_ENV, Context
@@ -263,6 +263,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
     command("usage", "what the tenant uses, against its limits", usage.cmd_usage)
+
+    p = command(
+        "export", "export the tenant's data to an archive file (waits, downloads, verifies)", transfer.cmd_export
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the archive (a tar file) to write")
+    p.add_argument(
+        "--buckets",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="KV buckets, repeatable or comma-separated (default: all)",
+    )
+    p.add_argument("--objects", action="store_true", help="export every object bucket and object too")
+    p.add_argument("--history", action="store_true", help="export each key's kept revisions too")
+    p.add_argument("--id", metavar="ID", help="download (or resume downloading) this existing export instead")
+    p.add_argument("--wait-timeout", type=positive_float, metavar="SECONDS", help="give up waiting after this long")
+    p = command("import", "import an archive file into the tenant (waits, prints the report)", transfer.cmd_import)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--on-conflict",
+        choices=("skip", "overwrite", "fail"),
+        default="skip",
+        help="an existing key or object: keep it (default), replace it, or fail before any write",
+    )
+    p.add_argument("--wait-timeout", type=positive_float, metavar="SECONDS", help="give up waiting after this long")
 
     p = command("audit", "the tenant's audit trail, newest first", audit.cmd_audit)
     p.add_argument("--action", help="only this action, e.g. kv.put_key")

@@ -391,7 +391,7 @@ class Engine:
         fields: Callable[[], dict[str, Any]] = lambda: {"report": report.as_dict(), "progress": progress.as_dict()}  # noqa: E731
         try:
             if job.checkpoint == 0:
-                await self._verify(job, report)
+                await self._verify(job, run, report)
                 await self._renew(job, run, {"checkpoint": 1, **fields()})
                 job.checkpoint = 1
             elif run > 1:
@@ -416,7 +416,7 @@ class Engine:
         await self._finish(job, run, fields, IMPORT_RECORD_TTL_MS)
         await self.volumes.discard(job.tenant_id, "import", job.id)
 
-    async def _verify(self, job: Job, report: Report) -> None:
+    async def _verify(self, job: Job, run: int, report: Report) -> None:
         """Every member's SHA-256 against the manifest, before anything is written; with
         on_conflict=fail, also that nothing in the archive exists yet."""
         seen: list[dict[str, Any]] = []
@@ -447,6 +447,7 @@ class Engine:
             ):
                 report.fail(f"object {meta.get('bucket')}/{meta.get('name')}", "exists")
             seen.append({"name": member.name, "size": member.size, "sha256": member.sha256.hexdigest()})
+            await self._renew(job, run, {})
         if manifest is None:
             raise fmt.ArchiveError("no manifest.json at the end")
         if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
