@@ -189,6 +189,8 @@ class Engine:
         if run is None:
             await self._after_give_up(job)
             return job.status
+        # The transfer pass looks again when this run's lease would run out (a stopped worker).
+        await self.store.schedule(tenant_id, job_id, now_ms() + self._lease_ms)
         try:
             if job.kind == "export":
                 await self._export(job, run)
