@@ -53,6 +53,7 @@ bench: $(VENV)/.dev-deps
 	$(PY) -m bench.objects_bench
 	$(PY) -m bench.ttl_sweep_bench
 	$(PY) -m bench.kv_scale
+	$(PY) -m bench.export_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
