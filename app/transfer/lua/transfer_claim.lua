@@ -12,7 +12,7 @@ if status == 'done' or status == 'failed' or status == 'uploading' then return {
 if status == 'running' and held > now then return {'E', 'busy', status} end
 if runs >= most then
   redis.call('HSET', job, 'status', 'failed', 'updated', now, 'error',
-    'the worker stopped ' .. runs .. ' time(s) during this job; start it again')
+    'the worker stopped ' .. runs .. ' times during this job; start it again')
   return {'E', 'gave_up', status}
 end
 redis.call('HSET', job, 'status', 'running', 'lease', now + lease, 'attempts', runs + 1, 'updated', now)
