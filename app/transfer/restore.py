@@ -3,7 +3,8 @@ deletion (for its watchers): the feed is replayed, twice, page by page. The firs
 key's last event and checks the feed is whole (it starts at revision 1, and every live key's last
 write carries its value); the second writes the live keys with ``KVService.batch_put``, in batches.
 What the feed cannot give back (a trimmed feed, a value over ``FEED_VALUE_MAX_BYTES``) is refused
-with the reason, before anything is written."""
+with the reason, before anything is written; a write refused mid-way (a quota) drops the half-restored
+bucket again and leaves the deletion restorable."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class BucketRestorer:
         self._kv.check_bucket(name)
         window = self._settings.deleted_feed_ttl_seconds
         record = await self._feeds.deleted_bucket(tenant_id, name)
-        if record is None:
+        if record is None or int(record.get("feed_expires") or 0) <= now_ms():
             raise BucketNotFound(f"no bucket {name!r} was deleted in the last {window} s (the restore window)")
         if await self._kv.bucket_infos(tenant_id, [name]):
             raise BucketExists(f"bucket {name!r} exists; delete it first to restore the deleted one")
@@ -63,7 +64,13 @@ class BucketRestorer:
             ttl=int(record.get("ttl") or 0),
             max_value_size=int(record.get("max_value_size") or 0),
         )
-        keys, expired = await self._write(tenant_id, name, bucket_id, last)
+        try:
+            keys, expired = await self._write(tenant_id, name, bucket_id, last)
+        except BaseException:
+            # All or nothing: drop the half-restored bucket and keep the deletion restorable.
+            await self._kv.delete_bucket(tenant_id, name)
+            await self._feeds.remember_deleted_bucket(tenant_id, name, record)
+            raise
         await self._feeds.forget_deleted_bucket(tenant_id, name)
         return Restored(name, keys, expired, int(record.get("deleted_at") or 0))
 

@@ -121,6 +121,9 @@ class FeedStore:
         record: dict[str, Any] = json.loads(raw)
         return record
 
+    async def remember_deleted_bucket(self, tenant_id: str, name: str, record: dict[str, Any]) -> None:
+        await self._client.hset(KeySchema(tenant_id).deleted_buckets(), name, json.dumps(record))
+
     async def forget_deleted_bucket(self, tenant_id: str, name: str) -> None:
         await self._client.hdel(KeySchema(tenant_id).deleted_buckets(), name)
 
