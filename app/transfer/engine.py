@@ -25,6 +25,7 @@ from app.config import Settings
 from app.kv.model import PutItem
 from app.kv.service import KVService
 from app.objects.model import StoredObject
+from app.objects.rules import BUCKET_RE as OBJECT_BUCKET_RE
 from app.objects.service import ObjectService
 from app.platform.errors import (
     BucketExists,
@@ -667,7 +668,11 @@ class Engine:
         progress: Progress,
     ) -> None:
         bucket, name = str(meta.get("bucket")), str(meta.get("name"))
-        what = f"object {bucket}/{name}"
+        what = f"object {bucket[:64]}/{name[:256]}"
+        if not OBJECT_BUCKET_RE.fullmatch(bucket):  # never the hidden bucket, nor any name a route refuses
+            await member.skip()
+            report.fail(what, "not a valid object bucket name")
+            return
         exists = await self._object_exists(tenant_id, bucket, name)
         if exists and on_conflict != "overwrite":
             await member.skip()

@@ -4,6 +4,7 @@ what it wrote; an archive from a later format version, a truncated one and an ex
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import tarfile
@@ -90,3 +91,32 @@ async def test_a_key_that_expired_since_the_export_is_skipped(client: httpx.Asyn
     assert result["report"]["created"] == 1 and result["report"]["skipped"] == 1
     assert (await client.get(f"{API}/kv/short", headers=other)).status_code == 404
     assert 595 <= (await client.get(f"{API}/kv/long", headers=other)).json()["metadata"]["ttl"] <= 600
+
+
+async def test_an_archive_cannot_write_into_the_hidden_bucket(client: httpx.AsyncClient, tenant: dict) -> None:
+    await fill(client, tenant["headers"], buckets=1, keys=3, objects=1)
+    job = (await client.post(f"{API}/exports", json={}, headers=tenant["headers"])).json()["id"]
+    archive = (await client.get(f"{API}/exports/{job}/download", headers=tenant["headers"])).content
+    out = io.BytesIO()
+    members: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as source:
+        for member in source.getmembers():
+            members[member.name] = source.extractfile(member).read()  # type: ignore[union-attr]
+    meta = json.loads(members["objects/000001.json"])
+    meta["bucket"], meta["name"] = "_transfer", f"exports/{job}/00000"
+    members["objects/000001.json"] = json.dumps(meta).encode()
+    manifest = json.loads(members.pop("manifest.json"))
+    for entry in manifest["members"]:
+        entry["size"], entry["sha256"] = len(members[entry["name"]]), hashlib.sha256(members[entry["name"]]).hexdigest()
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as target:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            target.addfile(info, io.BytesIO(data))
+    result = await run_import(client, tenant["headers"], out.getvalue())
+    assert {"item": f"object _transfer/exports/{job}/00000", "reason": "not a valid object bucket name"} in result[
+        "report"
+    ]["failures"]
+    again = (await client.get(f"{API}/exports/{job}/download", headers=tenant["headers"])).content
+    assert again == archive
