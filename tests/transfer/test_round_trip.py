@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from datetime import datetime
 
 import httpx
 import pytest
@@ -60,6 +61,11 @@ async def test_round_trip_small(client: httpx.AsyncClient, tenant: dict) -> None
 
     again = await import_(client, headers, archive)  # idempotent with skip
     assert again["report"]["created"] == 0 and again["report"]["skipped"] == 304
+
+    # An export is kept TRANSFER_EXPORT_TTL_SECONDS (a day), an import's record a day.
+    for record, ttl in ((status, 86_400), (again, 86_400)):
+        kept = datetime.fromisoformat(record["expires_at"]) - datetime.fromisoformat(record["updated_at"])
+        assert abs(kept.total_seconds() - ttl) < 5, record
 
 
 @pytest.mark.slow
