@@ -36,6 +36,7 @@ from app.platform.errors import (
     QuotaExceeded,
     StorageQuotaExceeded,
 )
+from app.platform.queue import is_transient_redis_error
 from app.transfer import archive as fmt
 from app.transfer.model import FORMAT, FORMAT_VERSION, RESERVED_BUCKET, Job, Progress, Report
 from app.transfer.store import RunLost, TransferStore
@@ -244,6 +245,14 @@ class Engine:
         except KVStoreError as exc:
             await self._finish(job, run, {"status": "failed", "error": exc.detail}, keep)
             return
+        except Exception as exc:
+            if is_transient_redis_error(exc):
+                raise  # Huey retries; the transfer pass resumes the job once its lease runs out
+            logger.exception("export failed")
+            await self._finish(
+                job, run, {"status": "failed", "error": f"internal error ({exc.__class__.__name__})"}, keep
+            )
+            return
         await self._finish(job, run, {"status": "done", "archive": stored, "progress": progress.as_dict()}, keep)
 
     async def _export_stream(self, job: Job, run: int, progress: Progress) -> AsyncIterator[bytes]:
@@ -411,6 +420,16 @@ class Engine:
             return
         except _Conflicts:
             error = "on_conflict=fail: the archive holds keys or objects that exist; nothing was written"
+            await self._end_import(job, run, {"status": "failed", "error": error, **fields()})
+            return
+        except KVStoreError as exc:
+            await self._end_import(job, run, {"status": "failed", "error": exc.detail, **fields()})
+            return
+        except Exception as exc:
+            if is_transient_redis_error(exc):
+                raise  # Huey retries; the transfer pass resumes the job once its lease runs out
+            logger.exception("import failed")
+            error = f"internal error ({exc.__class__.__name__}); the report lists what was written before"
             await self._end_import(job, run, {"status": "failed", "error": error, **fields()})
             return
         await self._end_import(job, run, {"status": "done", **fields()})
