@@ -57,6 +57,7 @@ bench: $(VENV)/.dev-deps
 	$(PY) -m bench.grpc_bench
 	$(PY) -m bench.coord_bench
 	$(PY) -m bench.search_bench
+	$(PY) -m bench.export_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

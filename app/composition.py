@@ -31,6 +31,8 @@ from app.platform.scripts import Scripts
 from app.platform.security import PasswordHasher, TokenService
 from app.tenancy.ratelimit import RateLimiter
 from app.tenancy.service import UsageService
+from app.transfer import tasks as transfer_tasks
+from app.transfer.service import TransferService
 from app.watch.service import WatchService
 from app.webhooks.service import WebhookService
 
@@ -64,6 +66,14 @@ def build_services(state: Any, settings: Settings) -> None:
     state.audit = AuditService(state.data_redis, settings, state.task_queue.task(audit_tasks.write_audit_events))
     state.idempotency = IdempotencyStore(
         state.scripts, settings.idempotency_ttl_seconds, settings.idempotency_lease_seconds
+    )
+    state.transfers = TransferService(
+        state.data_redis,
+        state.scripts,
+        settings,
+        state.kv_service,
+        state.object_service,
+        state.task_queue.task(transfer_tasks.run_transfer),
     )
     state.watch = WatchService(state.data_redis, state.scripts, state.kv_service, settings, state.sessions)
     state.webhooks = WebhookService(state.data_redis, state.scripts, settings)

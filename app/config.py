@@ -302,6 +302,16 @@ class Settings(BaseSettings):
     max_multipart_parts: int = Field(default=10_000, ge=1)
     object_gc_interval_seconds: int = Field(default=30, ge=1)  # the worker's garbage/compaction pass
 
+    # Export and import (app/transfer/): a finished export's archive is kept (and counts against the
+    # object quota) this long; archives are stored as volumes (objects) of at most this many bytes.
+    transfer_export_ttl_seconds: int = Field(default=86_400, ge=60)
+    transfer_volume_bytes: int = Field(default=268_435_456, ge=65_536)
+    # A running export/import that renews no lease for this long had its worker stop: it is resumed
+    # (at most transfer_max_attempts runs in all), then failed with a clear error.
+    transfer_lease_seconds: int = Field(default=60, ge=2)
+    transfer_max_attempts: int = Field(default=3, ge=1)
+    transfer_pass_seconds: int = Field(default=30, ge=1)  # how often the worker looks for stopped jobs
+
     # Worker
     huey_workers: int = Field(default=2, ge=1)
     huey_worker_type: Literal["thread", "process", "greenlet"] = "thread"

@@ -34,6 +34,7 @@ from app.platform.http.problems import register_error_handlers
 from app.platform.http.schemas import Problem
 from app.platform.logging import setup_logging, warn_unknown_settings
 from app.tenancy import routes as tenancy_routes
+from app.transfer import routes as transfer_routes
 from app.watch import routes as watch_routes
 from app.webhooks import routes as webhook_routes
 
@@ -87,6 +88,11 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "name": "webhooks",
         "description": "Endpoints of yours that the workers call with the tenant's KV and object changes, "
         "signed per Standard Webhooks, retried with backoff, in order per key; their deliveries.",
+    },
+    {
+        "name": "transfer",
+        "description": "Export a tenant's buckets, keys and objects as a versioned archive (resumable "
+        "download), import one back, and restore a deleted KV bucket.",
     },
     {"name": "tenant", "description": "The tenant's usage: counts, bytes and limits."},
     {"name": "audit", "description": "The tenant's audit trail: one event per write, newest first."},
@@ -151,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(coord_routes.router, prefix=prefix)
     app.include_router(webhook_routes.router, prefix=prefix)
     app.include_router(console_routes.router)  # /console: the web console's static files
+    app.include_router(transfer_routes.router, prefix=prefix)
+    app.include_router(transfer_routes.bucket_router, prefix=prefix)
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:

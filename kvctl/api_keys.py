@@ -9,7 +9,18 @@ from kvctl.context import Context, items_of
 from kvctl.errors import EXIT_OK, CliError
 
 API_KEYS = f"{API}/auth/api-keys"
-SCOPES = ("kv:read", "kv:write", "kv:watch", "objects:read", "objects:write", "audit:read", "usage:read", "admin")
+SCOPES = (
+    "kv:read",
+    "kv:write",
+    "kv:watch",
+    "objects:read",
+    "objects:write",
+    "audit:read",
+    "usage:read",
+    "admin",
+    "export",
+    "import",
+)
 
 
 def split_list(values: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-from kvctl import api_keys, audit, auth, buckets, keys, lock, objects, presign, usage, watch, webhooks
+from kvctl import api_keys, audit, auth, buckets, keys, lock, objects, presign, transfer, usage, watch, webhooks
 from kvctl.client import DEFAULT_BUCKET
 from kvctl.config import CONFIG_ENV, URL_ENV, ConfigStore, resolve_url
 from kvctl.context import API_KEY_ENV, Context
@@ -274,6 +274,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("usage", "what the tenant uses, against its limits", usage.cmd_usage)
 
+    p = command(
+        "export", "export the tenant's data to an archive file (waits, downloads, verifies)", transfer.cmd_export
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the archive (a tar file) to write")
+    p.add_argument(
+        "--buckets",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="KV buckets, repeatable or comma-separated (default: all)",
+    )
+    p.add_argument("--objects", action="store_true", help="export every object bucket and object too")
+    p.add_argument("--history", action="store_true", help="export each key's kept revisions too")
+    p.add_argument("--id", metavar="ID", help="download (or resume downloading) this existing export instead")
+    p.add_argument("--wait-timeout", type=positive_float, metavar="SECONDS", help="give up waiting after this long")
+    p = command("import", "import an archive file into the tenant (waits, prints the report)", transfer.cmd_import)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--on-conflict",
+        choices=("skip", "overwrite", "fail"),
+        default="skip",
+        help="an existing key or object: keep it (default), replace it, or fail before any write",
+    )
+    p.add_argument("--wait-timeout", type=positive_float, metavar="SECONDS", help="give up waiting after this long")
     p = command("lock", "run a command while holding a lock (kvctl lock NAME -- COMMAND...)", lock.cmd_lock)
     p.add_argument("name", metavar="NAME")
     p.add_argument("--ttl", type=positive_int, default=10, help="seconds of the lease kept alive meanwhile (10)")

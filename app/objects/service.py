@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import time
@@ -33,7 +34,7 @@ from app.objects.model import (
 from app.objects.multipart import CompactionRequest, MultipartUploads
 from app.objects.rules import ObjectRules, check_bucket_name, check_length
 from app.objects.store import NewVersion, ObjectStore
-from app.platform.errors import InvalidInput
+from app.platform.errors import BucketExists, InvalidInput
 from app.platform.metrics import counted
 from app.platform.queue import QueuedTask
 from app.platform.redis import AsyncDataRedis
@@ -95,7 +96,16 @@ class ObjectService:
 
     @counted("object_bucket_list")
     async def list_buckets(self, tenant_id: str) -> list[ObjectBucket]:
-        return await self._store.list_buckets(tenant_id)
+        # Names starting with '_' are the service's own (no route can address them): not listed.
+        return [bucket for bucket in await self._store.list_buckets(tenant_id) if not bucket.name.startswith("_")]
+
+    async def ensure_internal_bucket(self, tenant_id: str, name: str) -> None:
+        """Create the service's own bucket ``name`` (``_``-prefixed: hidden from the object routes)
+        unless it exists; its objects count against the tenant's object quota like any other."""
+        if not name.startswith("_"):
+            raise ValueError("an internal bucket's name starts with '_'")
+        with contextlib.suppress(BucketExists):
+            await self._store.create_bucket(tenant_id, name, "kvstore's own", self._settings.default_chunk_size, None)
 
     @counted("object_bucket_delete")
     async def delete_bucket(self, tenant_id: str, name: str, force: bool) -> int:

@@ -34,6 +34,11 @@ object buckets may next need the worker; never later than the real due time."""
 WEBHOOK_TENANTS = "webhooks:tenants"
 """Set of tenant ids that have at least one webhook: the worker's delivery round visits them."""
 
+TRANSFER_SCHEDULE = "transfer:schedule"
+"""Sorted set: member ``<tenant id>/<job id>`` of an export or import, score (ms) when the worker's
+transfer pass must look at it: the lease of a queued or running job (a worker that stopped), the
+expiry of a finished one (its archive is deleted)."""
+
 SESSION_REVOCATIONS = "auth:session_revocations"
 """Stream of ended sessions (``sid``) and tenant-wide session cut-offs (``tenant``, ``before``,
 ``keep``), read by every API process; trimmed to the access-token lifetime."""
@@ -380,6 +385,19 @@ class KeySchema:
         """Hash ``t:{tid}:lockt:<name>``: waiting ticket -> until when (ms) its waiter is alive."""
         return f"{self.prefix}lockt:{name}"
 
+    def transfer(self, job_id: str) -> str:
+        """Hash ``t:{tid}:xfer:<id>``: an export or import job (app/transfer/store.py)."""
+        return f"{self.prefix}xfer:{job_id}"
+
+    def transfers(self) -> str:
+        """Sorted set ``t:{tid}:xfers``: the tenant's export and import job ids, score created (ms)."""
+        return f"{self.prefix}xfers"
+
+    def deleted_buckets(self) -> str:
+        """Hash ``t:{tid}:dbuckets``: KV bucket name -> JSON of its last deletion (id, settings, when
+        its feed expires), kept while the feed is: what POST .../restore replays."""
+        return f"{self.prefix}dbuckets"
+
 
 # -- the Lua key prelude, generated from KeySchema ----------------------------------------------
 # Each Lua builder is the Python method rendered with placeholders for its parameters, so the two
@@ -460,6 +478,7 @@ _LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("search_posting_key", "search_posting", ("bid", "term")),
     ("search_terms_key", "search_terms", ("bid",)),
     ("search_buckets_key", "search_buckets", ()),
+    ("deleted_buckets_key", "deleted_buckets", ()),
 ]
 
 

@@ -110,6 +110,8 @@ SCOPES: tuple[str, ...] = (
     "audit:read",
     "usage:read",
     "admin",
+    "export",  # POST/GET /exports: reads every bucket and object of the tenant (app/transfer/)
+    "import",  # POST/GET /imports: writes any bucket and object of the tenant
 )
 ALL_SCOPES: frozenset[str] = frozenset(SCOPES)
 # Route requirements that are no scope a key can hold: any credential, or a user session only.

@@ -15,6 +15,7 @@ from app.config import get_settings
 from app.kv import tasks as kv
 from app.objects import tasks as objects
 from app.platform.queue import every, redis_task
+from app.transfer import tasks as transfer
 from app.webhooks import tasks as webhooks
 from app.worker.base import create_worker_huey
 
@@ -25,6 +26,7 @@ huey = create_worker_huey(settings)
 # On demand (the API enqueues them).
 write_audit_events = redis_task(huey)(audit.write_audit_events)
 compact_objects = redis_task(huey)(objects.compact_objects)
+run_transfer = redis_task(huey)(transfer.run_transfer)
 
 # Periodic (on the one consumer that runs without -n).
 drain_audit_outbox = redis_task(huey, every(settings.audit_outbox_drain_seconds))(audit.drain_audit_outbox)
@@ -32,6 +34,13 @@ ttl_sweep = redis_task(huey, every(settings.ttl_sweep_interval_seconds))(kv.ttl_
 purge_buckets = redis_task(huey, every(settings.ttl_sweep_interval_seconds))(kv.purge_buckets)
 object_gc = redis_task(huey, every(settings.object_gc_interval_seconds))(objects.object_gc)
 deliver_webhooks = redis_task(huey, every(settings.webhook_poll_seconds))(webhooks.deliver_webhooks)
+
+
+def _transfer_pass() -> dict[str, int]:
+    return transfer.transfer_pass(run_transfer)  # calling the task wrapper enqueues a run
+
+
+transfer_pass = redis_task(huey, every(settings.transfer_pass_seconds), name="transfer_pass")(_transfer_pass)
 
 # Aliases: the names of release 1.0 (tasks/ package), on demand only, so nothing runs twice.
 _LEGACY: dict[str, tuple[Callable[..., Any], ...]] = {

@@ -124,6 +124,12 @@ SCOPE_TABLE: dict[tuple[str, str], str] = {
     # Full-text search (app/kv/search_routes.py)
     ("GET", "/api/v1/kv/search"): "kv:read",
     ("PATCH", "/api/v1/kv/buckets/{bucket}"): "admin",
+    ("POST", "/api/v1/exports"): "export",
+    ("POST", "/api/v1/kv/buckets/{bucket}/restore"): "admin",
+    ("GET", "/api/v1/exports/{export_id}"): "export",
+    ("GET", "/api/v1/exports/{export_id}/download"): "export",
+    ("POST", "/api/v1/imports"): "import",
+    ("GET", "/api/v1/imports/{import_id}"): "import",
 }
 
 

@@ -33,6 +33,7 @@ EXPECTED_TAGS = [
     "objects",
     "coordination",
     "webhooks",
+    "transfer",
     "tenant",
     "audit",
     "health",

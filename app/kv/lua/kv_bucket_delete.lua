@@ -24,6 +24,12 @@ local feed_expires = server_ms() + tonumber(ARGV[H + 2])
 local fb = tonumber(redis.call('HGET', b.bkey, 'fb')) or 0
 redis.call('ZADD', dead_feeds_key(tp), feed_expires, b.id .. ':' .. fb)
 local held_at = schedule_held(tp, feed_expires) or ''
+-- What POST .../restore needs once the bucket hash is gone: its id (the feed) and settings.
+local dm = redis.call('HMGET', b.bkey, 'description', 'created_at')
+redis.call('HSET', deleted_buckets_key(tp), b.name, cjson.encode({id = b.id, history = b.history,
+  ttl = b.ttl, max_value_size = b.maxv, description = dm[1] or '', deleted_at = server_ms(),
+  rev = rev, feed_expires = feed_expires}))
+redis.call('PEXPIRE', deleted_buckets_key(tp), tonumber(ARGV[H + 2]))
 retire_versions(tp, b)
 redis.call('DEL', b.bkey)
 redis.call('ZREM', buckets_key(tp), b.name)

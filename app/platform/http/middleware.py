@@ -185,6 +185,8 @@ class RequestLimitMiddleware:
         path: str = scope["path"]
         if scope["method"] == "POST" and path.endswith("/presign"):  # a JSON body, not object data
             return False
+        if scope["method"] == "POST" and path == f"{self.prefix}/imports":  # an archive, streamed
+            return True
         return path.startswith(self.objects_prefix) and "/objects/" in path[len(self.objects_prefix) :]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
