@@ -42,12 +42,6 @@ DETAILS_METADATA = "grpc-status-details-bin"
 DOMAIN = "kvstore"
 
 
-class Unimplemented(KVStoreError):
-    """An RPC this server defines but does not serve yet."""
-
-    status, code, title = 501, "not_implemented", "Not Implemented"
-
-
 class ResponseTooLarge(KVStoreError):
     """An answer too large for one message (GetAll of a big bucket): page with kvstore.v1.KV/List."""
 

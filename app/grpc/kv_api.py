@@ -9,19 +9,22 @@ from typing import Any
 
 from app.auth.deps import WATCH_SCOPE
 from app.grpc.calls import Call, stream, unary
-from app.grpc.errors import StreamEnded, Unimplemented
+from app.grpc.errors import StreamEnded
 from app.grpc.gen import kvstore_v1_pb2 as pb
 from app.grpc.gen import kvstore_v1_pb2_grpc as pb_grpc
 from app.grpc.values import bucket_of, entry_message, event_entry, put_item
+from app.kv.coord_model import Compare, TxnOp
 from app.kv.model import AtRevision, Expected
 from app.kv.routes import parse_tag_filters
 from app.kv.service import KVService
+from app.kv.txn import run_txn
 from app.platform.context import audit_note, audit_skip
 from app.platform.errors import InvalidInput, KeyNotFound, PreconditionFailed
 from app.platform.metrics import track_watch_connection
 from app.platform.stream_ids import MAX_PART
 from app.watch.service import WatchMessage, WatchService, WatchSession
 
+TXN_AUDIT_ACTIONS = {"put": "kv.put_key", "delete": "kv.delete_key"}
 MAX_CURSOR = 1024  # as the HTTP API's cursor query parameter
 CHANGE_TYPES = {
     "put": pb.WatchEvent.PUT,
@@ -182,9 +185,58 @@ class KVServicer(pb_grpc.KVServicer):
 
     @unary()
     async def Txn(self, request: pb.TxnRequest, call: Call) -> pb.TxnResponse:  # noqa: N802
-        await call.authorize("kv:write", bucket_of(request.bucket))
-        # The transaction service (POST /kv/txn) is built on another branch; wired here once merged.
-        raise Unimplemented("Txn is defined in kvstore.v1 but this server does not serve it yet")
+        """POST /kv/txn's service (app/kv/txn.py) within one bucket: compares on version, revision or
+        existence (equality), then the chosen branch's puts, deletes and gets, one atomic step."""
+        bucket = bucket_of(request.bucket)
+        claims = await call.authorize("kv:write", bucket)
+        self.kv.check_bucket(bucket)
+        compares = []
+        for index, raw in enumerate(request.compare):
+            call.check_key(raw.key)
+            target = raw.WhichOneof("target")
+            if target is None:
+                raise InvalidInput(f"compare[{index}]: set version, revision or exists", branch="compare", index=index)
+            operand = ("1" if raw.exists else "0") if target == "exists" else str(getattr(raw, target))
+            compares.append(Compare(bucket, raw.key, target, "=", operand))
+        success = self._txn_ops(request.success, "success", bucket, call)
+        failure = self._txn_ops(request.failure, "failure", bucket, call)
+        outcome = await run_txn(self.kv, claims.tenant_id, compares, success, failure)
+        audit_skip()  # one event per change instead, as each write alone would record it
+        for op, entry, deleted in zip(outcome.ops, outcome.entries, outcome.deleted, strict=True):
+            if op.op == "get" or (op.op == "delete" and not deleted):
+                continue
+            call.record_change(TXN_AUDIT_ACTIONS[op.op], 201 if entry is not None and entry.created else 200, op.key)
+        found = [entry for entry in outcome.entries if entry is not None]
+        now = outcome.now_ms or max((entry.updated_ms for entry in found), default=0)
+        return pb.TxnResponse(
+            succeeded=outcome.succeeded,
+            entries=[entry_message(entry, now) for entry in found],
+            revision=max((entry.revision for entry in found), default=0),
+        )
+
+    def _txn_ops(self, items: Any, where: str, bucket: str, call: Call) -> list[TxnOp]:
+        ops = []
+        for index, raw in enumerate(items):
+            kind = raw.WhichOneof("request")
+            if kind == "put":
+                item = put_item(
+                    raw.put.key,
+                    raw.put.value,
+                    raw.put.encoding,
+                    optional(raw.put, "ttl_seconds"),
+                    tags_of(raw.put),
+                    self.kv.max_json_depth,
+                    where=f"{where}[{index}]: ",
+                )
+                call.check_key(item.key)
+                ops.append(TxnOp("put", bucket, item.key, item.value_json, item.encoding, item.ttl, item.tags))
+            elif kind == "delete" or kind == "get":
+                key = raw.delete if kind == "delete" else raw.get
+                call.check_key(key)
+                ops.append(TxnOp(kind, bucket, key))
+            else:
+                raise InvalidInput(f"{where}[{index}]: set put, delete or get", branch=where, index=index)
+        return ops
 
     @stream
     async def Watch(self, request: pb.WatchRequest, call: Call) -> None:  # noqa: N802

@@ -142,12 +142,38 @@ async def test_batch_writes_all_or_nothing_reads_and_deletes(kv, alice) -> None:
     assert empty.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_txn_is_defined_but_unimplemented(kv, alice) -> None:
-    request = pb.TxnRequest(success=[pb.TxnOp(put=pb.PutItem(key="t", value=b"1"))])
-    error = await failure(kv.Txn(request, metadata=alice.md))
-    assert error.code() == grpc.StatusCode.UNIMPLEMENTED and code_of(error) == "not_implemented"
+async def test_txn_compares_then_runs_one_branch_atomically(kv, alice, client) -> None:
+    flags = (await kv.Put(json_put("flags", {"beta": False}), metadata=alice.md)).entry
+    await kv.Put(json_put("old", 1), metadata=alice.md)
+    request = pb.TxnRequest(
+        compare=[pb.Compare(key="flags", version=flags.version), pb.Compare(key="leader", exists=False)],
+        success=[
+            pb.TxnOp(put=pb.PutItem(key="flags", value=b'{"beta": true}')),
+            pb.TxnOp(delete="old"),
+            pb.TxnOp(get="flags"),
+        ],
+        failure=[pb.TxnOp(get="flags")],
+    )
+    done = await kv.Txn(request, metadata=alice.md)
+    assert done.succeeded
+    assert [(entry.key, json.loads(entry.value)) for entry in done.entries] == [
+        ("flags", {"beta": True}),
+        ("flags", {"beta": True}),
+    ]
+    assert done.revision == max(entry.revision for entry in done.entries)
+    assert (await client.get("/api/v1/kv/old", headers=alice.headers)).status_code == 404
+
+    again = await kv.Txn(request, metadata=alice.md)  # flags moved on: the failure branch, nothing written
+    assert not again.succeeded and [json.loads(e.value) for e in again.entries] == [{"beta": True}]
+    http = (await client.get("/api/v1/kv/flags", headers=alice.headers)).json()
+    assert http["metadata"]["version"] == flags.version + 1
+
     unauthenticated = await failure(kv.Txn(request))
     assert unauthenticated.code() == grpc.StatusCode.UNAUTHENTICATED
+    bad = await failure(kv.Txn(pb.TxnRequest(compare=[pb.Compare(key="flags")]), metadata=alice.md))
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT and "compare[0]" in bad.details()
+    bad_op = await failure(kv.Txn(pb.TxnRequest(success=[pb.TxnOp()]), metadata=alice.md))
+    assert bad_op.code() == grpc.StatusCode.INVALID_ARGUMENT and "success[0]" in bad_op.details()
 
 
 @pytest.mark.parametrize(
