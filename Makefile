@@ -26,8 +26,9 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt pyproject.toml | $(VENV
 run: $(VENV)/.run-deps
 	$(PY) -m scripts.run
 
+# One pytest-xdist worker per core: every test starts its own servers on free ports.
 test: $(VENV)/.dev-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $$(nproc)
 
 # No subprocesses (uvicorn, gunicorn, workers, kvctl, own redis-servers), no Redis Cluster leg, no fuzzing.
 test-fast: $(VENV)/.dev-deps
