@@ -36,6 +36,7 @@ from app.platform.redis import SyncDataRedis, create_sync_data_redis
 from tests.support.apps import asgi_client
 from tests.support.objects import Store
 from tests.support.route_contexts import share_route_contexts
+from tests.support.settings import cached_settings
 from tests.support.tenants import bearer, register
 
 
@@ -102,14 +103,7 @@ def settings(data_url: str, queue_server: RedisProcess) -> Settings:
     client = redis.Redis(port=queue_server.port)
     client.flushall()
     client.close()
-    return Settings(
-        environment="test",
-        secret_key=os.environ["SECRET_KEY"],
-        redis_url=data_url,
-        huey_redis_url=queue_server.url,
-        bcrypt_rounds=4,
-        log_level="WARNING",
-    )
+    return cached_settings(data_url, queue_server.url).model_copy()  # a copy: a test may change its own
 
 
 @pytest.fixture

