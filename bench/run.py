@@ -193,11 +193,13 @@ class ProcessMeter:
 
     TICK = os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, master: subprocess.Popen[bytes]) -> None:
-        self.master = master
+    def __init__(self, master: subprocess.Popen[bytes], itself: bool = False, key: str = "api") -> None:
+        self.master, self.itself, self.key = master, itself, key
 
     def _cpu(self) -> float:
         children = subprocess.run(["pgrep", "-P", str(self.master.pid)], capture_output=True, text=True).stdout.split()
+        if self.itself:
+            children.append(str(self.master.pid))
         total = 0
         for pid in children:
             try:
@@ -212,7 +214,7 @@ class ProcessMeter:
 
     def stop(self, requests: float) -> dict[str, float]:
         used = self._cpu() - self.cpu
-        return {"api_cpu_us_per_request": round(used * 1e6 / requests, 1) if requests else 0.0}
+        return {f"{self.key}_cpu_us_per_request": round(used * 1e6 / requests, 1) if requests else 0.0}
 
 
 def start_gunicorn(
@@ -419,6 +421,8 @@ def main() -> int:
                         stack.meter.start()
                         api_meter = ProcessMeter(stack.procs[1])
                         api_meter.start()
+                        worker_meter = ProcessMeter(stack.procs[0], itself=True, key="worker")
+                        worker_meter.start()
                         profiling = name == args.profile and round_number == 1 and stack is stacks[0]
                         spy = profile(stack.procs[1], work, name) if profiling else None
                         figures = run_wrk(stack.url, token, script, args.duration, args.connections)
@@ -428,6 +432,7 @@ def main() -> int:
                             )
                         figures.update(stack.meter.stop(figures["rps"] * args.duration))
                         figures.update(api_meter.stop(figures["rps"] * args.duration))
+                        figures.update(worker_meter.stop(figures["rps"] * args.duration))
                         runs.setdefault(label, []).append(figures)
             row = {name: median_of(figures) for name, figures in runs.items()}
             for figures in row.values():
@@ -468,12 +473,13 @@ def print_table(size: int, row: dict[str, dict[str, float]]) -> None:
     print(f"\n{size:,} keys in the tenant (median of the rounds; floor: a bare FastAPI app, same serving)")
     print(
         f"  {'scenario':<20} {'req/s':>9} {'x floor':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-        f" {'API CPU us/req':>15} {'Redis CPU us/req':>17} {'us/script':>10}"
+        f" {'API CPU us/req':>15} {'worker us/req':>14} {'Redis CPU us/req':>17} {'us/script':>10}"
     )
     for name, f in row.items():
         print(
             f"  {name:<20} {f['rps']:>9.0f} {f['ratio_to_floor']:>8.2f} {f['p50_ms']:>8.2f} "
             f"{f['p99_ms']:>8.2f} {int(f['errors']):>7} {f.get('api_cpu_us_per_request', 0):>15.1f}"
+            f" {f.get('worker_cpu_us_per_request', 0):>14.1f}"
             f" {f.get('redis_cpu_us_per_request', 0):>17.1f}"
             f" {f.get('redis_us_per_script_call', 0):>10.1f}"
         )
