@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     prefix = settings.api_prefix
     # The flat KV routes first: they are the hottest, and their key convertor leaves /kv/buckets and
     # /kv/watch to the routers below.
+    app.include_router(flat_routes.hot_router, prefix=prefix)
     app.include_router(flat_routes.router, prefix=prefix)
     app.include_router(health.router, prefix=prefix)
     app.include_router(health.root_router)

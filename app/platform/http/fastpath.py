@@ -15,10 +15,11 @@ tests/kv/test_fast_path.py sends the same requests both ways and compares the an
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from starlette.types import Message, Receive, Scope, Send
 
 FastHandler = Callable[[Request], Awaitable[Response | None]]
@@ -28,6 +29,8 @@ def fast_path_route(fast: FastHandler) -> type[APIRoute]:
     """An APIRoute class that answers with ``fast`` when it can, else as FastAPI does."""
 
     class FastPathRoute(APIRoute):
+        fast_path = True
+
         async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
             methods = self.methods or ()
             if scope["type"] == "http" and scope["method"] in methods and scope["app"].state.settings.kv_fast_paths:
@@ -55,3 +58,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def hot_router(router: APIRouter) -> APIRouter:
+    """The fast-path routes of ``router`` again, undocumented, in a router of their own: included before
+    every other router, they are matched first, with one regex each. FastAPI walks the routes of an
+    included router twice per request (to find the router, then the route), so the hottest requests
+    otherwise paid for every route declared before theirs (~15% of a GET's CPU in process). The copies
+    are the same routes (path, dependencies, handlers); ``router`` keeps the originals, which document
+    them and answer nothing a copy does not answer first."""
+    hot = APIRouter()
+    for route in router.routes:
+        if isinstance(route, APIRoute) and getattr(route, "fast_path", False):
+            twin = copy.copy(route)
+            twin.include_in_schema = False
+            hot.routes.append(twin)
+    return hot
