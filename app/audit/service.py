@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from app.audit.model import Event, StoredEvent, encode_event, group_by_tenant, now_ms
+from app.audit.model import Event, StoredEvent, encode_event, group_by_tenant, new_event, now_ms
 from app.audit.store import AuditStore
 from app.config import Settings
+from app.platform.context import audit_note_var, client_ip_var, request_id_var
 from app.platform.errors import InvalidInput
 from app.platform.queue import QueuedTask
 from app.platform.redis import AsyncDataRedis
@@ -85,6 +86,27 @@ class AuditService:
         once and never raises."""
         if not self._folded(event):
             self._take(event)
+
+    def record_change(self, action: str, status: int, bucket: str | None, key: str | None) -> None:
+        """One event for one change of a request that makes several (a transaction, a lease's revoke),
+        named as the single write would be, for the request's caller (its audit note)."""
+        note = audit_note_var.get()
+        if note is None:
+            return
+        self.record(
+            new_event(
+                action=action,
+                status=status,
+                tenant_id=note.tenant_id,
+                username=note.username,
+                api_key_id=note.api_key_id,
+                api_key_name=note.api_key_name,
+                bucket=bucket,
+                key=key,
+                request_id=request_id_var.get(),
+                client_ip=client_ip_var.get(),
+            )
+        )
 
     def _folded(self, event: Event) -> bool:
         """Whether ``event`` is an auth failure that an open window now counts."""

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from app.audit.model import new_event
+from app.audit.service import AuditService
 from app.auth.deps import BearerClaims
 from app.coord.model import Lease, LeaseKey
 from app.coord.schemas import (
@@ -20,7 +20,7 @@ from app.coord.schemas import (
     LockReleased,
 )
 from app.coord.service import CoordService
-from app.platform.context import audit_note, audit_note_var, client_ip_var, request_id_var
+from app.platform.context import audit_note
 from app.platform.http.openapi import body_examples
 from app.platform.http.schemas import PROBLEM_RESPONSES
 from app.platform.security import AccessClaims
@@ -100,26 +100,10 @@ async def get_lease(lease_id: LeaseId, claims: ReadClaims, coord: Coord) -> Leas
 def _audit_deleted(request: Request, deleted: list[tuple[LeaseKey, str]]) -> None:
     """One audit event per key the revocation deleted, as a DELETE of it records (expiries are
     audited by the script itself, as kv.expire)."""
-    note = audit_note_var.get()
-    if note is None:
-        return
+    audit: AuditService = request.app.state.audit
     for key, op in deleted:
-        if op != "delete":
-            continue
-        request.app.state.audit.record(
-            new_event(
-                action="kv.delete_key",
-                status=200,
-                tenant_id=note.tenant_id,
-                username=note.username,
-                api_key_id=note.api_key_id,
-                api_key_name=note.api_key_name,
-                bucket=key.bucket,
-                key=key.key,
-                request_id=request_id_var.get(),
-                client_ip=client_ip_var.get(),
-            )
-        )
+        if op == "delete":
+            audit.record_change("kv.delete_key", 200, key.bucket, key.key)
 
 
 @router.delete(

@@ -124,27 +124,6 @@ class Call:
         assert self.claims is not None
         require_key(self.claims, key)
 
-    def record_change(self, action: str, status: int, key: str) -> None:
-        """One audit event for one change of a call that makes several (Txn), as the write alone would."""
-        note = audit_note_var.get()
-        if note is None:
-            return
-        audit: AuditService = self.state.audit
-        audit.record(
-            new_event(
-                action=action,
-                status=status,
-                tenant_id=note.tenant_id,
-                username=note.username,
-                api_key_id=note.api_key_id,
-                api_key_name=note.api_key_name,
-                bucket=note.bucket,
-                key=key,
-                request_id=request_id_var.get(),
-                client_ip=client_ip_var.get(),
-            )
-        )
-
     def list_prefix(self, prefix: str) -> str:
         """The prefix a listing or watch filters on, within the caller's key prefix."""
         assert self.claims is not None

@@ -205,7 +205,8 @@ class KVServicer(pb_grpc.KVServicer):
         for op, entry, deleted in zip(outcome.ops, outcome.entries, outcome.deleted, strict=True):
             if op.op == "get" or (op.op == "delete" and not deleted):
                 continue
-            call.record_change(TXN_AUDIT_ACTIONS[op.op], 201 if entry is not None and entry.created else 200, op.key)
+            status = 201 if entry is not None and entry.created else 200
+            self.state.audit.record_change(TXN_AUDIT_ACTIONS[op.op], status, bucket, op.key)
         found = [entry for entry in outcome.entries if entry is not None]
         now = outcome.now_ms or max((entry.updated_ms for entry in found), default=0)
         return pb.TxnResponse(

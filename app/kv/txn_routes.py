@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from app.audit.model import new_event
+from app.audit.service import AuditService
 from app.auth.deps import BearerClaims, require_bucket, require_key
 from app.kv.coord_model import Compare, TxnOp, TxnOperationInvalid, TxnOutcome
 from app.kv.coord_schemas import (
@@ -21,7 +21,6 @@ from app.kv.coord_schemas import (
 from app.kv.schemas import encode_value
 from app.kv.service import KVService
 from app.kv.txn import MAX_TXN_COMPARES, MAX_TXN_OPS
-from app.platform.context import audit_note_var, client_ip_var, request_id_var
 from app.platform.http.openapi import body_examples
 from app.platform.http.problems import validation_errors
 from app.platform.http.schemas import PROBLEM_RESPONSES
@@ -127,26 +126,12 @@ def render(outcome: TxnOutcome) -> bytes:
 
 def audit_changes(request: Request, outcome: TxnOutcome) -> None:
     """One audit event per change, as the single write would have recorded it."""
-    note = audit_note_var.get()
-    if note is None:
-        return
+    audit: AuditService = request.app.state.audit
     for op, entry, deleted in zip(outcome.ops, outcome.entries, outcome.deleted, strict=True):
         if op.op == "get" or (op.op == "delete" and not deleted):
             continue
-        status = 201 if entry is not None and entry.created else 200
-        request.app.state.audit.record(
-            new_event(
-                action=AUDIT_ACTIONS[op.op],
-                status=status,
-                tenant_id=note.tenant_id,
-                username=note.username,
-                api_key_id=note.api_key_id,
-                api_key_name=note.api_key_name,
-                bucket=op.bucket,
-                key=op.key,
-                request_id=request_id_var.get(),
-                client_ip=client_ip_var.get(),
-            )
+        audit.record_change(
+            AUDIT_ACTIONS[op.op], 201 if entry is not None and entry.created else 200, op.bucket, op.key
         )
 
 
