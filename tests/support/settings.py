@@ -25,4 +25,6 @@ def cached_settings(data_url: str, queue_url: str) -> Settings:
     .env: reading the environment and .env costs ~20 ms a time (pydantic-settings), a third of an
     in-process test's set-up. Copy before changing it (the fixture hands out a copy)."""
     dotenv = os.stat(".env").st_mtime if os.path.exists(".env") else 0.0
-    return _settings(data_url, queue_url, frozenset(os.environ.items()), dotenv)
+    # PYTEST_CURRENT_TEST changes with every test and is no setting.
+    environment = frozenset(item for item in os.environ.items() if item[0] != "PYTEST_CURRENT_TEST")
+    return _settings(data_url, queue_url, environment, dotenv)
