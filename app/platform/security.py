@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import sys
@@ -40,6 +41,12 @@ def _lower_thread_priority(by: int) -> None:
         pass
 
 
+@functools.cache
+def _dummy_hash(rounds: int) -> str:
+    """A hash of no one's password at ``rounds``, made once per process (not a secret)."""
+    return str(CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds).hash("not-a-real-password-0"))
+
+
 class PasswordHasher:
     """bcrypt with the configured cost, run in threads of its own so the event loop stays free.
 
@@ -51,7 +58,7 @@ class PasswordHasher:
     def __init__(self, rounds: int, max_concurrency: int = 2, niceness: int = 0) -> None:
         self._context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
         # Verified against when the user does not exist, so both failures take as long.
-        self._dummy_hash = self._context.hash("not-a-real-password-0")
+        self._dummy_hash = _dummy_hash(rounds)
         self.gate = FairGate(max_concurrency)
         self._threads = ThreadPoolExecutor(
             max_concurrency, thread_name_prefix="bcrypt", initializer=_lower_thread_priority, initargs=(niceness,)
