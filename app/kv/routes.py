@@ -459,23 +459,6 @@ def build_key_router(
     async def write(
         key: str, body: KVPut, scope: KeyScope, expected: Expected, must_exist: bool, only_create: bool
     ) -> Response:
-        if body.lease is not None:
-            try:
-                entry = await scope.kv.put_with_lease(
-                    scope.tenant_id,
-                    scope.bucket,
-                    key,
-                    _encode(body.value, body.encoding, scope.kv.max_json_depth),
-                    lease=body.lease,
-                    encoding=body.encoding,
-                    tags=body.tags,
-                    mode="update" if must_exist else "put",
-                    expected_version=expected,
-                    if_none_match=only_create,
-                )
-            except KeyNotFound as exc:
-                raise PreconditionFailed(f"key {key!r} does not exist (If-Match: *)") from exc
-            return entry_response(entry, entry.updated_ms, 201 if entry.created else 200)
         try:
             entry = await scope.kv.put(
                 scope.tenant_id,
@@ -488,6 +471,7 @@ def build_key_router(
                 mode="update" if must_exist else "put",
                 expected_version=expected,
                 if_none_match=only_create,
+                lease=body.lease,
             )
         except KeyNotFound as exc:  # only with If-Match: *, which no absent key matches (RFC 9110)
             raise PreconditionFailed(f"key {key!r} does not exist (If-Match: *)") from exc

@@ -117,11 +117,26 @@ class KVService:
         mode: WriteMode = "put",
         expected_version: Expected = None,
         if_none_match: bool = False,
+        lease: str | None = None,
     ) -> StoredEntry:
-        """Create or update ``key``; mode 'create' refuses an existing key, 'update' a missing one."""
+        """Create or update ``key``; mode 'create' refuses an existing key, 'update' a missing one.
+        With ``lease``, the key is attached to that lease and expires with it (no ``ttl`` then)."""
         self.check_key(key)
         self.check_value(value_json)
         self.check_tags(tags)
+        if lease is not None:
+            return await self._coord.put_with_lease(
+                tenant_id,
+                bucket,
+                key,
+                value_json,
+                encoding=encoding,
+                tags=tags,
+                lease=lease,
+                mode=mode,
+                expected=expected_arg(expected_version),
+                if_none_match=if_none_match,
+            )
         return await self._store.put(
             tenant_id,
             bucket,
@@ -388,38 +403,6 @@ class KVService:
         """Renew (``ttl`` seconds; 0 removes) the expiry of a live key without writing a new value."""
         self.check_key(key)
         return await self._coord.touch(tenant_id, bucket, key, ttl)
-
-    @counted("put")
-    async def put_with_lease(
-        self,
-        tenant_id: str,
-        bucket: str,
-        key: str,
-        value_json: str,
-        *,
-        lease: str,
-        encoding: str | None = None,
-        tags: dict[str, str] | None = None,
-        mode: WriteMode = "put",
-        expected_version: Expected = None,
-        if_none_match: bool = False,
-    ) -> StoredEntry:
-        """Create or update ``key`` attached to ``lease`` (it expires with the lease)."""
-        self.check_key(key)
-        self.check_value(value_json)
-        self.check_tags(tags)
-        return await self._coord.put_with_lease(
-            tenant_id,
-            bucket,
-            key,
-            value_json,
-            encoding=encoding,
-            tags=tags,
-            lease=lease,
-            mode=mode,
-            expected=expected_arg(expected_version),
-            if_none_match=if_none_match,
-        )
 
 
 def _revision_missing(key: str, revision: int, kept: list[int]) -> str:
