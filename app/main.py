@@ -104,11 +104,6 @@ OPENAPI_TAGS: list[dict[str, str]] = [
 ]
 
 
-def build_state(app: FastAPI, settings: Settings) -> None:
-    """Clients and services, kept on app.state; nothing here opens a connection yet."""
-    build_services(app.state, settings)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     from_environment = settings is None
     settings = settings or get_settings()
@@ -135,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_docs(app)
-    build_state(app, settings)
+    build_services(app.state, settings)  # clients and services on app.state; no connection opened yet
     register_error_handlers(app)
     prefix = settings.api_prefix
     # The flat KV routes first: they are the hottest, and their key convertor leaves /kv/buckets and

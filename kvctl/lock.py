@@ -69,9 +69,7 @@ def acquire(ctx: Context, name: str, lease: str, wait: float) -> dict[str, Any]:
 
 def cmd_lock(ctx: Context) -> int:
     args = ctx.args
-    command = list(args.cmd)
-    if command and command[0] == "--":
-        command = command[1:]
+    command = list(args.cmd)  # what follows `--` (main.parse_args splits it off)
     if not command:
         raise CliError("give the command to run after --, e.g. kvctl lock deploy -- ./deploy.sh")
     lease_body = ctx.client.call("POST", f"{API}/leases", json={"ttl": args.ttl}) or {}

@@ -56,7 +56,7 @@ class KvStoreServicer(pb_grpc.KvStoreServicer):
     async def Get(self, request: pb.GetRequest, call: Call) -> pb.GetResponse:  # noqa: N802
         claims = await call.authorize("kv:read", DEFAULT_BUCKET, request.key)
         entry, _ = await self.kv.get(claims.tenant_id, DEFAULT_BUCKET, request.key)
-        return pb.GetResponse(key=entry.key, value=text_value(entry.value_json, entry.encoding))
+        return pb.GetResponse(key=entry.key, value=text_value(entry.value_json))
 
     @unary(audit="kv.delete_key")
     async def Delete(self, request: pb.DeleteRequest, call: Call) -> pb.DeleteResponse:  # noqa: N802
@@ -84,7 +84,7 @@ class KvStoreServicer(pb_grpc.KvStoreServicer):
                 with_total=False,
             )
             for entry in page.entries:
-                value = text_value(entry.value_json, entry.encoding)
+                value = text_value(entry.value_json)
                 count += 1
                 size += len(entry.key) + len(value.encode()) + 8
                 if count > GETALL_MAX_KEYS or size > GETALL_MAX_BYTES:

@@ -133,7 +133,7 @@ def event_entry(data: dict[str, Any]) -> pb.Entry:
     return message
 
 
-def text_value(value_json: bytes, encoding: str | None) -> str:
+def text_value(value_json: bytes) -> str:
     """A stored value as the Go store's string: a JSON string's text, base64 text of bytes, else the
     JSON text itself (a value written as JSON through HTTP)."""
     value = json.loads(value_json)

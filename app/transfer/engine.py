@@ -506,8 +506,6 @@ class Engine:
             await self.objects.get_object(tenant_id, bucket, name)
         except (ObjectNotFound, BucketNotFound):
             return False
-        except KVStoreError:
-            return False
         return True
 
     async def _apply(

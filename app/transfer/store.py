@@ -92,7 +92,7 @@ class TransferStore:
             pipe.delete(schema.transfer(job_id))
             pipe.zrem(schema.transfers(), job_id)
             await pipe.execute()
-        await self._client.zrem(keys.TRANSFER_SCHEDULE, schedule_member(tenant_id, job_id))
+        await self.unschedule(tenant_id, job_id)
 
     async def schedule(self, tenant_id: str, job_id: str, due_ms: int) -> None:
         await self._client.zadd(keys.TRANSFER_SCHEDULE, {schedule_member(tenant_id, job_id): due_ms})

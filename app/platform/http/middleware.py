@@ -172,6 +172,7 @@ class RequestLimitMiddleware:
         self.objects_prefix = f"{self.prefix}/objects/buckets/"
         self.form_paths = frozenset({f"{self.prefix}/auth/token"})
         self.events_path = f"{self.prefix}/events"
+        self.imports_path = f"{self.prefix}/imports"
 
     def _body_limit(self, path: str) -> int:
         """The largest body the route of ``path`` can use (decided before routing, from the path)."""
@@ -185,7 +186,7 @@ class RequestLimitMiddleware:
         path: str = scope["path"]
         if scope["method"] == "POST" and path.endswith("/presign"):  # a JSON body, not object data
             return False
-        if scope["method"] == "POST" and path == f"{self.prefix}/imports":  # an archive, streamed
+        if scope["method"] == "POST" and path == self.imports_path:  # an archive, streamed
             return True
         return path.startswith(self.objects_prefix) and "/objects/" in path[len(self.objects_prefix) :]
 
