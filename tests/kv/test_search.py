@@ -283,6 +283,11 @@ async def test_index_bytes_count_against_the_quota(api: Api, sync_redis):
     assert_problem(await docs.put("big", many_terms), 413)
     assert (await search(api, "w1"))["count"] == 0
     assert stored_usage(sync_redis, api.tenant_id)["kv_bytes"] == usage["kv_bytes"]
+    # The same write in a transaction is refused too (its branch is checked whole before any write).
+    txn = {"success": [{"op": "put", "bucket": "docs", "key": "big", "value": many_terms}]}
+    assert_problem(await api.raw("POST", "/api/v1/kv/txn", json=txn), 413)
+    assert (await search(api, "w1"))["count"] == 0
+    assert stored_usage(sync_redis, api.tenant_id)["kv_bytes"] == usage["kv_bytes"]
     # Deleting the bucket releases everything.
     await api.raw("DELETE", f"{BUCKETS}/docs")
     assert stored_usage(sync_redis, api.tenant_id)["kv_bytes"] == 0

@@ -95,6 +95,11 @@ for i = 0, n - 1 do
     end
     if cur then new_bytes = new_bytes + #value - #cur[1]
     else new_keys, new_bytes = new_keys + 1, new_bytes + #key + #value end
+    if b.search then  -- the index bytes count as put_entry counts them (it skips its own check here)
+      local stags = ARGV[p + 7]
+      if stags == '' then stags = (cur and cur[8]) or '{}' end
+      new_bytes = new_bytes + search_prepare(tp, b, key, value, ARGV[p + 5], stags, cur ~= nil).delta
+    end
   elseif not bucket(bname, false) and bname ~= 'default' then
     return {'E', 'bucket_not_found', bname, tostring(off + i)}
   end
