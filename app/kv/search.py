@@ -17,13 +17,11 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.config import Settings
 from app.kv.model import StoredEntry
-from app.kv.store import write_header
+from app.kv.store import _entry, write_header
 from app.platform import keyspace as keys
 from app.platform.errors import BucketNotFound, Conflict, InvalidInput, KVStoreError
 from app.platform.keyspace import KeySchema
@@ -262,17 +260,3 @@ class SearchService:
             except ScriptError as error:
                 raise domain_error(error, lambda e: _translate(e, bucket)) from error
             more = bool(int(left))
-
-
-def _entry(key: str, fields: Sequence[Any]) -> StoredEntry:
-    return StoredEntry(
-        key=key,
-        value_json=fields[0],
-        encoding=text(fields[1]) or None,
-        version=int(fields[2]),
-        revision=int(fields[3]),
-        created_ms=int(fields[4]),
-        updated_ms=int(fields[5]),
-        expires_ms=int(fields[6]) if fields[6] else None,
-        tags_json=fields[7] or b"{}",
-    )
