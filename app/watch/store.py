@@ -129,6 +129,12 @@ class WatchStore:
             raise domain_error(error, lambda e: _open_refusal(e, "")) from None
         return _watched(flat)
 
+    async def bucket_generation(self, tenant_id: str) -> int:
+        """The tenant's bucket counter (HGET): it grows with every bucket created, so a tenant-wide
+        stream lists the buckets again only when it has moved."""
+        raw = await self._redis.hget(KeySchema(tenant_id).sequences(), "bucket")
+        return int(raw or 0)
+
     async def bucket_names(self, tenant_id: str) -> list[str]:
         """The names of the tenant's KV buckets (one ZRANGE: what a tenant-wide stream polls)."""
         names = cast(list[bytes], await self._redis.zrange(KeySchema(tenant_id).buckets(), 0, -1))

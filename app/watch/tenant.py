@@ -136,6 +136,7 @@ class TenantStream:
         self.snapshot = snapshot and since is None  # a resumed stream gets only the changes it missed
         self.positions: Positions = {}
         self._parts: dict[str, _Part] = {}
+        self._bucket_generation = -1  # the tenant's bucket counter when the buckets were last listed
         self.buckets = [b for b in buckets if allows_bucket(b.name)]
         # Small: a client that stops reading holds its buckets' sessions back until the hub cuts them off.
         self._queue: asyncio.Queue[tuple[_Part, WatchMessage | None]] = asyncio.Queue(1)
@@ -193,6 +194,7 @@ class TenantStream:
         if self._parts.get(part.name) is part:
             del self._parts[part.name]
             self.positions.pop(part.name, None)
+            self._bucket_generation = -1  # a bucket of that name created meanwhile joins at the next look
         if part.task is not None:
             part.task.cancel()  # it may be inside the session's generator: wait until it is out
             await asyncio.wait([part.task])
@@ -324,16 +326,19 @@ class TenantStream:
         return []
 
     async def _join_new_buckets(self) -> list[StreamMessage]:
-        """Follow the buckets created since the last look, from their first revision."""
+        """Follow the buckets created since the last look, from their first revision. One HGET of the
+        tenant's bucket counter each look; the bucket list (a ZRANGE of every name) only when it moved."""
+        generation = await self._service.store.bucket_generation(self.tenant_id)
+        if generation == self._bucket_generation:
+            return []
         names = [n for n in await self._service.store.bucket_names(self.tenant_id) if n not in self._parts]
         names = [n for n in names if self._allows_bucket(n)]
-        if not names:
-            return []
-        for bucket in await self._service.store.watched_buckets(self.tenant_id, names):
+        for bucket in await self._service.store.watched_buckets(self.tenant_id, names) if names else ():
             try:
                 self._run_part(self._start_part(bucket, 0))
             except ServiceUnavailable:
                 return [self._error("unavailable", "this server follows as many buckets as it may; resume shortly")]
+        self._bucket_generation = generation
         return []
 
     def _gone(self, name: str, revision: int) -> StreamMessage:
