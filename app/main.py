@@ -26,6 +26,7 @@ from app.objects import routes as object_routes
 from app.platform.http import health
 from app.platform.http.cors import install_cors
 from app.platform.http.docs import install_docs
+from app.platform.http.fastpath import install_hot_routes
 from app.platform.http.idempotency import IdempotencyMiddleware
 from app.platform.http.metrics import install_metrics
 from app.platform.http.middleware import RequestContextMiddleware, RequestLimitMiddleware, quiet_paths
@@ -135,7 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     prefix = settings.api_prefix
     # The flat KV routes first: they are the hottest, and their key convertor leaves /kv/buckets and
     # /kv/watch to the routers below.
-    app.include_router(flat_routes.hot_router, prefix=prefix)
     app.include_router(flat_routes.router, prefix=prefix)
     app.include_router(health.router, prefix=prefix)
     app.include_router(health.root_router)
@@ -155,6 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console_routes.router)  # /console: the web console's static files
     app.include_router(transfer_routes.router, prefix=prefix)
     app.include_router(transfer_routes.bucket_router, prefix=prefix)
+    # GET and PUT of one flat key, matched before every router (app/platform/http/fastpath.py).
+    install_hot_routes(app, flat_routes.router)
 
     @app.get("/health", tags=["health"], summary="Process liveness (root)", operation_id="root_health")
     async def root_health() -> dict[str, str]:

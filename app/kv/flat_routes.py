@@ -7,7 +7,6 @@ from starlette.convertors import Convertor, register_url_convertor
 from app.kv.deps import KeyScopeDependency
 from app.kv.routes import build_key_router
 from app.kv.service import DEFAULT_BUCKET
-from app.platform.http.fastpath import hot_router as hot_router_of
 
 
 class FlatKeyConvertor(Convertor[str]):
@@ -33,6 +32,3 @@ router = build_key_router(
     key_param="{key:flatkey}",
     operation_prefix="kv",
 )
-
-# GET and PUT of one key, matched before any other route (app/platform/http/fastpath.py hot_router).
-hot_router = hot_router_of(router)
