@@ -27,6 +27,14 @@ def feed(sync_redis, tenant_id: str, bucket: str = "default") -> list[tuple[byte
     return [(f[b"op"], f[b"key"]) for _, f in sync_redis.xrange(schema.feed(bucket_id))]
 
 
+def feed_bytes(sync_redis, tenant_id: str, bucket: str = "default") -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(the bytes of the bucket's feed events counted by a recount, the bucket's ``fb`` counter)."""
+    schema = KeySchema(tenant_id)
+    bucket_id, counted = sync_redis.hmget(schema.bucket(bucket), "id", "fb")
+    events = sync_redis.xrange(schema.feed(bucket_id.decode()))
+    return sum(len(k) + len(v) for _, fields in events for k, v in fields.items()), int(counted or 0)
+
+
 async def test_grant_show_keepalive_revoke(api: Api):
     lease = await grant(api, 30)
     assert len(lease["id"]) == 16 and lease["ttl"] == 30
@@ -177,3 +185,24 @@ async def test_at_expiry_the_sweep_removes_every_key_of_the_lease_in_one_step(ap
     assert (await api.raw("GET", "/api/v1/kv/buckets/jobs/keys/j/history")).json()["items"][0]["operation"] == "expire"
     assert feed(sync_redis, api.tenant_id, "jobs")[-1] == (b"expire", b"j")
     assert not sync_redis.exists(KeySchema(api.tenant_id).lease_keys(lease["id"]))
+
+
+async def test_a_sweep_that_ends_a_lease_midway_keeps_the_feed_bytes_exact(api: Api, settings, sync_redis):  # type: ignore[no-untyped-def]
+    """The sweep holds a bucket while the lease's keys go with one of its keys, then removes more
+    keys of that bucket: every event is counted once (the bucket's fb and the tenant's kv_feed_bytes)."""
+    from app.kv.store import SyncKVStore
+
+    await api.create_bucket("jobs")
+    lease = await grant(api, 1)
+    for key in ("a", "b"):
+        await api.put(key, 1, lease=lease["id"])
+    await api.bucket("jobs").put("j", 1, lease=lease["id"])
+    await api.put("z", 1, ttl=1)  # expires after the lease's keys: swept with the same bucket's table
+    await asyncio.sleep(1.2)
+    store = SyncKVStore(sync_redis, SyncScripts(sync_redis), settings)
+    step = store.sweep_step(api.tenant_id, 100)
+    assert sorted(e.key for e in step.removed) == ["a", "b", "j", "z"]
+    recounted = {name: feed_bytes(sync_redis, api.tenant_id, name) for name in ("default", "jobs")}
+    assert all(events == counted for events, counted in recounted.values()), recounted
+    usage = int(sync_redis.hget(KeySchema(api.tenant_id).usage(), "kv_feed_bytes"))
+    assert usage == sum(events for events, _ in recounted.values())

@@ -178,14 +178,17 @@ end
 -- The TTL sweep removed an expired key attached to lease `id`: when the lease has ended, every
 -- other key still attached to it is removed in this same step (an `expire` event each; they share
 -- the lease's expiry), appended to `out` as the sweep reports them. Returns how many it removed.
-local function expire_lease_keys(cfg, id, now, out)
+-- `buckets` (name -> bucket) are the buckets the sweep holds: one table per bucket, so that the
+-- feed bytes each keeps (b.fb) stay current.
+local function expire_lease_keys(cfg, id, now, out, buckets)
   local tp = cfg.tp
   if lease_expiry(tp, id, now) then return 0 end  -- the key had an expiry of its own; the lease lives
   local lk = lease_keys_key(tp, id)
   local removed = 0
   for _, member in ipairs(redis.call('SMEMBERS', lk)) do
     local name, key = string.match(member, '^([^/]+)/(.*)$')
-    local b = load_bucket(tp, name, false)
+    local b = buckets[name]
+    if b == nil then b = load_bucket(tp, name, false) or false; buckets[name] = b end
     if b then
       local cur = read_entry(tp, b, key)
       if cur and redis.call('HGET', entry_key(tp, b.id, key), 'lease') == id then

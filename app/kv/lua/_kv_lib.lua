@@ -57,30 +57,35 @@ local function kv_used(cfg)
 end
 
 -- Starts the history budget of a script: the bytes its writes may still add to past history once
--- `reserved` value bytes (checked already) are written. nil = unlimited.
+-- `reserved` value bytes (checked already) are written. nil = unlimited. Called right after
+-- check_kv_quota, it takes the usage that one read (nothing was written in between).
 local function begin_room(cfg, reserved)
   local limit = kv_limit(cfg)
-  if limit > 0 then cfg.room = limit - kv_used(cfg) - reserved else cfg.room = nil end
+  local used = cfg.checked_used
+  cfg.checked_used = nil
+  if limit > 0 then cfg.room = limit - (used or kv_used(cfg)) - reserved else cfg.room = nil end
 end
 
 -- {'E', 'quota_exceeded', '<quota> <limit> <usage>'} when adding `new_keys` keys and `new_bytes`
--- value bytes would pass the tenant's quota, else nil. Shrinking writes always pass.
+-- value bytes would pass the tenant's quota, else nil. Shrinking writes always pass, and the usage
+-- is read only when something grows under a quota (a rewrite of the same size reads nothing).
 local function check_kv_quota(cfg, new_keys, new_bytes)
+  local key_limit, byte_limit = 0, 0
+  if new_keys > 0 then key_limit = quota(cfg.tp, 'max_keys', cfg.max_keys) end
+  if new_bytes > 0 then byte_limit = kv_limit(cfg) end
+  if key_limit == 0 and byte_limit == 0 then return nil end
   local usage = redis.call('HMGET', usage_key(cfg.tp), 'keys', 'kv_bytes', 'kv_history_bytes')
-  if new_keys > 0 then
-    local limit = quota(cfg.tp, 'max_keys', cfg.max_keys)
+  if key_limit > 0 then
     local used = tonumber(usage[1]) or 0
-    if limit > 0 and used + new_keys > limit then
-      return {'E', 'quota_exceeded', 'max_keys ' .. limit .. ' ' .. used}
+    if used + new_keys > key_limit then
+      return {'E', 'quota_exceeded', 'max_keys ' .. key_limit .. ' ' .. used}
     end
   end
-  if new_bytes > 0 then
-    local limit = kv_limit(cfg)
-    local used = (tonumber(usage[2]) or 0) + (tonumber(usage[3]) or 0)
-    if limit > 0 and used + new_bytes > limit then
-      return {'E', 'quota_exceeded', 'max_kv_bytes ' .. limit .. ' ' .. used}
-    end
+  local used = (tonumber(usage[2]) or 0) + (tonumber(usage[3]) or 0)
+  if byte_limit > 0 and used + new_bytes > byte_limit then
+    return {'E', 'quota_exceeded', 'max_kv_bytes ' .. byte_limit .. ' ' .. used}
   end
+  cfg.checked_used = used
   return nil
 end
 
@@ -89,14 +94,14 @@ end
 -- The default bucket's TTL for new keys is DEFAULT_TTL (default_ttl) unless it has one of its own.
 local function load_bucket(tp, name, create_default, default_history, default_ttl)
   local bkey = bucket_key(tp, name)
-  local meta = redis.call('HMGET', bkey, 'id', 'history', 'ttl', 'max_value_size', 'vfloor', 'vmax', 'search')
+  local meta = redis.call('HMGET', bkey, 'id', 'history', 'ttl', 'max_value_size', 'vfloor', 'vmax', 'search', 'fb')
   local ttl = tonumber(meta[3]) or 0
   if ttl == 0 and name == 'default' then ttl = default_ttl or 0 end
   if meta[1] then
     return {name = name, bkey = bkey, id = meta[1], history = tonumber(meta[2]),
             ttl = ttl, maxv = tonumber(meta[4]) or 0,
             vfloor = tonumber(meta[5]) or 0, vmax = tonumber(meta[6]) or 0,
-            search = meta[7] == '1' or meta[7] == 'b', sdrop = meta[7] == 'd'}
+            search = meta[7] == '1' or meta[7] == 'b', sdrop = meta[7] == 'd', fb = tonumber(meta[8]) or 0}
   end
   if name ~= 'default' or not create_default then return nil end
   local id = redis.call('HINCRBY', seq_key(tp), 'bucket', 1)
@@ -106,7 +111,7 @@ local function load_bucket(tp, name, create_default, default_history, default_tt
              'vfloor', vfloor, 'vmax', vfloor)
   redis.call('ZADD', buckets_key(tp), 0, name)
   return {name = name, bkey = bkey, id = tostring(id), history = default_history, ttl = ttl, maxv = 0,
-          vfloor = vfloor, vmax = vfloor}
+          vfloor = vfloor, vmax = vfloor, fb = 0}
 end
 
 -- A bucket is deleted: remember the highest version it gave out, so that keys of a bucket created
@@ -229,10 +234,11 @@ end
 -- besides the new one.
 local function history_push(tp, b, key, record, known, room)
   local hk = history_key(tp, b.id, key)
-  redis.call('LPUSH', hk, record)
+  local len = redis.call('LPUSH', hk, record)
   local rest = known
-  for _, old in ipairs(redis.call('LRANGE', hk, b.history, -1)) do rest = rest - #old end
-  redis.call('LTRIM', hk, 0, b.history - 1)
+  if len > b.history then  -- the records past the depth go (RPOP with a count: Redis 6.2)
+    for _, old in ipairs(redis.call('RPOP', hk, len - b.history)) do rest = rest - #old end
+  end
   if rest < 0 then rest = 0 end  -- records written before history bytes were kept
   if room then
     while rest > room and redis.call('LLEN', hk) > 1 do
@@ -274,8 +280,9 @@ local function feed_append(cfg, b, rev, fields, value)
     size = size + #fields[i]
   end
   local limit = kv_limit(cfg)
-  local fb = tonumber(redis.call('HGET', b.bkey, 'fb')) or 0
-  local used = tonumber(redis.call('HGET', usage_key(tp), 'kv_feed_bytes')) or 0
+  local fb = b.fb  -- read by load_bucket, kept current below
+  local used = 0  -- the tenant's feed bytes, needed only under a quota
+  if limit > 0 then used = tonumber(redis.call('HGET', usage_key(tp), 'kv_feed_bytes')) or 0 end
   if value and #value <= cfg.feed_value_max and (limit == 0 or size + 1 + #value <= limit - (used - fb)) then
     fields[#fields + 1] = 'v'; fields[#fields + 1] = value
     size = size + 1 + #value
@@ -302,7 +309,7 @@ local function feed_append(cfg, b, rev, fields, value)
   redis.call('XADD', fk, rev .. '-0', unpack(fields))
   local delta = size - freed
   if delta ~= 0 then
-    redis.call('HINCRBY', b.bkey, 'fb', delta)
+    b.fb = redis.call('HINCRBY', b.bkey, 'fb', delta)
     redis.call('HINCRBY', usage_key(tp), 'kv_feed_bytes', delta)
   end
 end

@@ -18,9 +18,11 @@ local now = server_ms()
 local out = {}
 begin_room(cfg, 0)
 local due = redis.call('ZRANGEBYSCORE', ttl_buckets_key(tp), '-inf', now)
+local buckets = {}  -- name -> the bucket's table, shared with expire_lease_keys
 for _, name in ipairs(due) do
   if budget <= 0 then break end
-  local b = load_bucket(tp, name, false)
+  local b = buckets[name]
+  if b == nil then b = load_bucket(tp, name, false) or false; buckets[name] = b end
   if not b then
     redis.call('ZREM', ttl_buckets_key(tp), name)
   else
@@ -34,7 +36,7 @@ for _, name in ipairs(due) do
         budget = budget - 1
         out[#out + 1] = name; out[#out + 1] = key; out[#out + 1] = res[2]; out[#out + 1] = res[1]
         -- A lease's keys go together, in this step, once it has ended (app/kv/lua/_coord_lib.lua).
-        if lease then budget = budget - expire_lease_keys(cfg, lease, now, out) end
+        if lease then budget = budget - expire_lease_keys(cfg, lease, now, out, buckets) end
       elseif cur and cur[7] then
         redis.call('ZADD', ttl_idx, tonumber(cur[7]), key)  -- rewritten with a later expiry
       else
