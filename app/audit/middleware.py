@@ -24,8 +24,8 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from app.audit.model import new_event
-from app.audit.service import AuditService
+from app.audit.model import Event, new_event
+from app.audit.service import AuditService, InlineEvent
 from app.platform.context import AuditNote, audit_note_var, client_ip_var, request_id_var
 from app.platform.http.asgi import ASGIApp, Message, Receive, Scope, Send
 
@@ -77,7 +77,7 @@ class AuditMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        note = AuditNote()
+        note = AuditNote(scope=scope)
         note_token = audit_note_var.set(note)
         status = 0
 
@@ -104,17 +104,36 @@ class AuditMiddleware:
                     logger.exception("could not record the audit event")
 
     def _record(self, scope: Scope, note: AuditNote, status: int) -> None:
-        self.audit.record(
-            new_event(
-                action=note.action or route_action(scope.get("route")),
-                status=status,
-                tenant_id=note.tenant_id,
-                username=note.username,
-                api_key_id=note.api_key_id,
-                api_key_name=note.api_key_name,
-                bucket=note.bucket or path_param(scope, "bucket"),
-                key=note.key or path_param(scope, "key", "name"),
-                request_id=request_id_var.get(),
-                client_ip=client_ip_var.get(),
-            )
-        )
+        self.audit.record(request_event(scope, note, status))
+
+
+def request_event(scope: Scope, note: AuditNote, status: int) -> Event:
+    """The audit event of the request of ``scope`` answered ``status`` (the fields listed above)."""
+    return new_event(
+        action=note.action or route_action(scope.get("route")),
+        status=status,
+        tenant_id=note.tenant_id,
+        username=note.username,
+        api_key_id=note.api_key_id,
+        api_key_name=note.api_key_name,
+        bucket=note.bucket or path_param(scope, "bucket"),
+        key=note.key or path_param(scope, "key", "name"),
+        request_id=request_id_var.get(),
+        client_ip=client_ip_var.get(),
+    )
+
+
+def inline_event() -> InlineEvent | None:
+    """The current request's audit event for a write to record in its own script step (a single-key
+    PUT: its status is 201 or 200, which the script knows), made as :func:`request_event` makes it;
+    None outside an audited request, when the event is not the request's to record this way (no
+    tenant, or skipped), or while an earlier event of the tenant may still be on its way through the
+    worker (AuditService.may_record_inline: the trail keeps this process's order). The middleware
+    records nothing more once the write has recorded it."""
+    note = audit_note_var.get()
+    if note is None or note.skip or note.scope is None or not note.tenant_id:
+        return None
+    audit: AuditService = note.scope["app"].state.audit
+    if not audit.may_record_inline(note.tenant_id):
+        return None
+    return InlineEvent(request_event(note.scope, note, 200), note)

@@ -74,6 +74,26 @@ def new_event(
     return {name: value for name, value in fields.items() if value is not None}
 
 
+STREAM_FIELDS = (
+    "eid",
+    "ts",
+    "request_id",
+    "username",
+    "api_key_id",
+    "api_key_name",
+    "action",
+    "bucket",
+    "key",
+    "outcome",
+    "status",
+    "client_ip",
+    "count",
+)
+"""The fields of an entry of a tenant's audit stream, in their order (AUDIT_FIELDS in
+app/audit/lua/_audit_lib.lua): every entry has all of them ('' for an absent one), so the stream
+stores their names once."""
+
+
 def encode_event(event: Event) -> str:
     return json.dumps(event, separators=(",", ":"))
 

@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from app.audit.model import Event, StoredEvent, encode_event, group_by_tenant, new_event, now_ms
+from app.audit.model import STREAM_FIELDS, Event, StoredEvent, encode_event, group_by_tenant, new_event, now_ms
 from app.audit.store import AuditStore
 from app.config import Settings
-from app.platform.context import audit_note_var, client_ip_var, request_id_var
+from app.platform.context import AuditNote, audit_note_var, client_ip_var, request_id_var
 from app.platform.errors import InvalidInput
+from app.platform.metrics import labelled
 from app.platform.queue import QueuedTask
 from app.platform.redis import AsyncDataRedis
 from app.platform.stream_ids import MAX_PART, parse_stream_id
@@ -46,16 +47,45 @@ logger = logging.getLogger("kvstore.audit")
 
 AUDIT_EVENTS = Counter(
     "kvstore_audit_events",
-    "Audit events produced by the API, by where they went: queued (to the worker), outbox (queue "
-    "Redis down), untenanted (no tenant: logged only), dropped (buffer full while both Redis failed).",
+    "Audit events produced by the API, by where they went: inline (recorded by the write's own script), "
+    "queued (to the worker), outbox (queue Redis down), untenanted (no tenant: logged only), dropped "
+    "(buffer full while both Redis failed).",
     ["delivery"],
 )
+_delivered = labelled(AUDIT_EVENTS)
 
 SCAN_CAP = 10_000  # stream entries one filtered page may read before it answers with a cursor
 RETRY_BACKOFF_MAX_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 AGGREGATED_STATUSES = frozenset({"401", "429"})
 MAX_OPEN_AGGREGATES = 10_000  # windows open at once per process; the oldest closes early beyond it
+MAX_TRACKED_TENANTS = 10_000  # tenants whose last worker-bound event time a process keeps (inline guard)
+
+
+class InlineEvent:
+    """A request's audit event that its write records in the write's own script step, atomically with
+    it (app/audit/lua/_audit_lib.lua ``audit_request``): no worker, no queue, exactly once. The script
+    sets the time, the status and the outcome; once it has, :meth:`recorded` tells the audit
+    middleware, which then records nothing for the request."""
+
+    __slots__ = ("event", "note")
+
+    def __init__(self, event: Event, note: AuditNote) -> None:
+        self.event, self.note = event, note
+
+    def script_args(self, settings: Settings) -> list[str | int]:
+        """What the script takes: the stream's length bound, the retention (ms), the fields in
+        :data:`STREAM_FIELDS` order ('' for an absent one)."""
+        event = self.event
+        return [
+            settings.audit_max_events,
+            settings.audit_retention_days * 86_400_000,
+            *(event.get(name, "") for name in STREAM_FIELDS),
+        ]
+
+    def recorded(self) -> None:
+        self.note.skip = True
+        _delivered("inline").inc()
 
 
 @dataclass(slots=True)
@@ -78,6 +108,7 @@ class AuditService:
         self._flusher: asyncio.Task[None] | None = None
         self._queue_retry_at = 0.0
         self._aggregates: dict[tuple[str, str, str, str], _Aggregate] = {}
+        self._deferred_at: dict[str, float] = {}  # tenant -> when its last event went to the worker
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -150,8 +181,25 @@ class AuditService:
             AUDIT_EVENTS.labels("dropped").inc()
             logger.error("audit buffer full, dropping %s", encode_event(dropped), extra={"event": "audit_dropped"})
         self._buffer.append(event)
+        self._note_deferred(event["tenant_id"])
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    def _note_deferred(self, tenant_id: str) -> None:
+        now = time.monotonic()
+        if len(self._deferred_at) >= MAX_TRACKED_TENANTS and tenant_id not in self._deferred_at:
+            quiet = self._settings.audit_inline_quiet_seconds
+            self._deferred_at = {t: at for t, at in self._deferred_at.items() if now - at < quiet}
+            if len(self._deferred_at) >= MAX_TRACKED_TENANTS:
+                self._deferred_at.clear()  # that many tenants at once: their order is best-effort
+        self._deferred_at[tenant_id] = now
+
+    def may_record_inline(self, tenant_id: str) -> bool:
+        """Whether a write may record the tenant's event in its own script now: not while an event
+        of the tenant this process took may still be on its way to the stream (in the last
+        ``audit_inline_quiet_seconds``), which would then land after a later one."""
+        at = self._deferred_at.get(tenant_id)
+        return at is None or time.monotonic() - at >= self._settings.audit_inline_quiet_seconds
 
     async def _flush_loop(self) -> None:
         failures = 0

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
+from app.audit.middleware import inline_event
 from app.kv.coord_routes import add_counter_routes
 from app.kv.deps import KeyScope, KeyScopeDependency, PathKeyScopeDependency
 from app.kv.model import AtRevision, Expected, HistoryRecord, Page, PutItem, StoredEntry
@@ -472,6 +473,7 @@ def build_key_router(
                 expected_version=expected,
                 if_none_match=only_create,
                 lease=body.lease,
+                audit=inline_event(),  # recorded by the write's own script: 201 or 200, as answered below
             )
         except KeyNotFound as exc:  # only with If-Match: *, which no absent key matches (RFC 9110)
             raise PreconditionFailed(f"key {key!r} does not exist (If-Match: *)") from exc

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from app.audit.service import InlineEvent
 from app.config import Settings
 from app.kv.coord_model import Compare, TxnOp, TxnOutcome
 from app.kv.coord_store import CoordKVStore
@@ -118,9 +119,12 @@ class KVService:
         expected_version: Expected = None,
         if_none_match: bool = False,
         lease: str | None = None,
+        audit: InlineEvent | None = None,
     ) -> StoredEntry:
         """Create or update ``key``; mode 'create' refuses an existing key, 'update' a missing one.
-        With ``lease``, the key is attached to that lease and expires with it (no ``ttl`` then)."""
+        With ``lease``, the key is attached to that lease and expires with it (no ``ttl`` then).
+        ``audit``: the request's audit event, recorded with the write (KVStore.put; not with a lease,
+        whose event the audit middleware records as for any request)."""
         self.check_key(key)
         self.check_value(value_json)
         self.check_tags(tags)
@@ -148,6 +152,7 @@ class KVService:
             mode=mode,
             expected_version=expected_version,
             if_none_match=if_none_match,
+            audit=audit,
         )
 
     async def get_many(

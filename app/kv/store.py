@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, cast
 
+from app.audit.service import InlineEvent
 from app.config import Settings
 from app.kv.model import (
     AtRevision,
@@ -233,25 +234,27 @@ class KVStore:
         mode: WriteMode,
         expected_version: Expected,
         if_none_match: bool,
+        audit: InlineEvent | None = None,
     ) -> StoredEntry:
-        """Write one key (``ttl`` None keeps the expiry, 0 removes it; ``tags`` None keeps them)."""
-        values = await self._call(
-            KV_PUT,
-            tenant_id,
-            bucket,
-            [
-                *self._header(tenant_id, bucket),
-                key,
-                value_json,
-                encoding or "",
-                "" if ttl is None else ttl * 1000,
-                "" if tags is None else dumps(tags),
-                mode,
-                expected_arg(expected_version),
-                "1" if if_none_match else "",
-            ],
+        """Write one key (``ttl`` None keeps the expiry, 0 removes it; ``tags`` None keeps them). With
+        ``audit``, the request's audit event is recorded in the same script step when the write
+        succeeds (and only then)."""
+        args: list[ScriptArg] = [
+            *self._header(tenant_id, bucket),
             key,
-        )
+            value_json,
+            encoding or "",
+            "" if ttl is None else ttl * 1000,
+            "" if tags is None else dumps(tags),
+            mode,
+            expected_arg(expected_version),
+            "1" if if_none_match else "",
+        ]
+        if audit is not None:
+            args += audit.script_args(self._settings)
+        values = await self._call(KV_PUT, tenant_id, bucket, args, key)
+        if audit is not None:
+            audit.recorded()
         *result, schedule, tags_json, held_at = values
         entry = _written(key, value_json, encoding, [*result, tags_json])
         if int(schedule) and entry.expires_ms is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 tenant_id_var: ContextVar[str | None] = ContextVar("tenant_id", default=None)
@@ -27,6 +28,9 @@ class AuditNote:
     api_key_id: str | None = None  # the API key that made the request (None: a login session)
     api_key_name: str | None = None
     skip: bool = False
+    # The request's ASGI scope (set by the audit middleware): what a write that records the event in
+    # its own script step builds the event from, as the middleware would (app/audit/middleware.py).
+    scope: Any = None
 
 
 audit_note_var: ContextVar[AuditNote | None] = ContextVar("audit_note", default=None)

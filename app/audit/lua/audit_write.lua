@@ -1,3 +1,4 @@
+-- include: _audit_lib
 -- Record audit events of one tenant in its audit stream, each event id once, then trim the stream
 -- by length and age. Also moves up to ARGV[5] events out of the tenant's outbox (the same way).
 -- KEYS[1] stream t:{tid}:audit   KEYS[2] ids t:{tid}:audit_ids   KEYS[3] outbox t:{tid}:audit_outbox
@@ -6,7 +7,6 @@
 -- ARGV[6..] events as JSON objects of strings (eid, ts, request_id, username, action, ..., count)
 -- Returns {'OK', recorded, left in the outbox, malformed events dropped}.
 local stream, ids, outbox = KEYS[1], KEYS[2], KEYS[3]
-local FIELDS = {'eid', 'ts', 'request_id', 'username', 'api_key_id', 'api_key_name', 'action', 'bucket', 'key', 'outcome', 'status', 'client_ip', 'count'}
 local recorded, malformed = 0, 0
 
 local function record(json)
@@ -16,15 +16,7 @@ local function record(json)
     return
   end
   if redis.call('ZADD', ids, 'NX', ARGV[3], event.eid) == 0 then return end -- already recorded
-  -- Every entry has the same fields in the same order: the stream stores their names once.
-  local args = {'XADD', stream, 'MAXLEN', '~', ARGV[1], '*'}
-  for _, name in ipairs(FIELDS) do
-    local value = event[name]
-    if type(value) ~= 'string' then value = '' end
-    args[#args + 1] = name
-    args[#args + 1] = value
-  end
-  redis.call(unpack(args))
+  audit_append(stream, ARGV[1], event)
   recorded = recorded + 1
 end
 

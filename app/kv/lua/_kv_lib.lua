@@ -288,14 +288,20 @@ local function feed_append(cfg, b, rev, fields, value)
     size = size + 1 + #value
   end
   local len = redis.call('XLEN', fk)
-  -- Reads the oldest events one, then 2, 4 ... at a time: a write at the length cap reads one.
-  local freed, dropped, last, from, count = 0, 0, nil, '-', 1
-  while len - dropped > 0 and (len - dropped >= cfg.feed_maxlen or (limit > 0 and used - freed + size > limit)) do
+  -- The length cap is kept in steps: once the feed holds cap + cap/64 events, the oldest go until
+  -- cap - 1 are left (this one makes cap). One trim every cap/64 writes, not one per write (a
+  -- trim reads what it drops, to count its bytes); the feed always keeps at least the last cap.
+  local cap = cfg.feed_maxlen
+  if len < cap + math.floor(cap / 64) then cap = len + 1 end  -- no trim for length this time
+  -- Reads the oldest events in one go for the length, or one, then 2, 4 ... for the byte quota.
+  local freed, dropped, last, from = 0, 0, nil, '-'
+  local count = math.max(1, math.min(len - cap + 1, 256))
+  while len - dropped > 0 and (len - dropped >= cap or (limit > 0 and used - freed + size > limit)) do
     local batch = redis.call('XRANGE', fk, from, '+', 'COUNT', count)
-    count = math.min(count * 2, 64)
+    count = math.min(count * 2, 256)
     if #batch == 0 then break end
     for _, entry in ipairs(batch) do
-      if not (len - dropped >= cfg.feed_maxlen or (limit > 0 and used - freed + size > limit)) then break end
+      if not (len - dropped >= cap or (limit > 0 and used - freed + size > limit)) then break end
       for _, part in ipairs(entry[2]) do freed = freed + #part end
       dropped, last = dropped + 1, entry[1]
     end
