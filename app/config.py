@@ -336,10 +336,10 @@ class Settings(BaseSettings):
     audit_buffer_max_events: int = Field(default=100_000, ge=100)  # held in API memory if both Redis fail
     audit_queue_retry_seconds: float = Field(default=5.0, gt=0)  # after a queue failure, outbox only
     audit_batch_linger_seconds: float = Field(default=0.02, ge=0)  # gather events into fewer, larger tasks
-    # A single-key PUT records its event in the write's own script (app/audit/service.py InlineEvent)
-    # unless this process handed another event of the tenant to the worker this recently: the trail
-    # then keeps the process's order (the worker writes those a few ms later).
-    audit_inline_quiet_seconds: float = Field(default=2.0, ge=0)
+    # A single-key PUT records its event in the write's own script (app/audit/service.py InlineEvent),
+    # after the tenant's events this process handed to the worker this recently (written again, once
+    # each by event id): the trail keeps the process's order though the worker writes those later.
+    audit_inline_lookback_seconds: float = Field(default=5.0, gt=0)
     # Failed and throttled auth requests of one username: the first is recorded, the rest of the window
     # as one event with their count (app/audit/service.py), so anonymous traffic cannot flood a trail.
     audit_auth_failure_window_seconds: float = Field(default=60.0, gt=0)

@@ -126,14 +126,11 @@ def request_event(scope: Scope, note: AuditNote, status: int) -> Event:
 def inline_event() -> InlineEvent | None:
     """The current request's audit event for a write to record in its own script step (a single-key
     PUT: its status is 201 or 200, which the script knows), made as :func:`request_event` makes it;
-    None outside an audited request, when the event is not the request's to record this way (no
-    tenant, or skipped), or while an earlier event of the tenant may still be on its way through the
-    worker (AuditService.may_record_inline: the trail keeps this process's order). The middleware
-    records nothing more once the write has recorded it."""
+    None outside an audited request, or when the event is not the request's to record this way (no
+    tenant, or skipped; AuditService.inline_event). The middleware records nothing more once the
+    write has recorded it."""
     note = audit_note_var.get()
     if note is None or note.skip or note.scope is None or not note.tenant_id:
         return None
     audit: AuditService = note.scope["app"].state.audit
-    if not audit.may_record_inline(note.tenant_id):
-        return None
-    return InlineEvent(request_event(note.scope, note, 200), note)
+    return audit.inline_event(request_event(note.scope, note, 200), note)

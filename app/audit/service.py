@@ -59,33 +59,42 @@ RETRY_BACKOFF_MAX_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 AGGREGATED_STATUSES = frozenset({"401", "429"})
 MAX_OPEN_AGGREGATES = 10_000  # windows open at once per process; the oldest closes early beyond it
-MAX_TRACKED_TENANTS = 10_000  # tenants whose last worker-bound event time a process keeps (inline guard)
+MAX_TRACKED_TENANTS = 10_000  # tenants whose recent worker-bound events a process keeps (InlineEvent)
+MAX_RESENT_EVENTS = 100  # a PUT with more recent worker-bound events of its tenant leaves its event to the worker
 
 
 class InlineEvent:
     """A request's audit event that its write records in the write's own script step, atomically with
     it (app/audit/lua/_audit_lib.lua ``audit_request``): no worker, no queue, exactly once. The script
-    sets the time, the status and the outcome; once it has, :meth:`recorded` tells the audit
-    middleware, which then records nothing for the request."""
+    sets the time, the status and the outcome. Before it, the script writes ``earlier``: the tenant's
+    events this process handed to the worker lately, which may not be in the stream yet (each once,
+    by its id, as the worker does: its own copy is then dropped), so the trail keeps the process's
+    order. Once the script has run, :meth:`recorded` tells the audit middleware, which then records
+    nothing for the request."""
 
-    __slots__ = ("event", "note")
+    __slots__ = ("earlier", "event", "note", "service")
 
-    def __init__(self, event: Event, note: AuditNote) -> None:
-        self.event, self.note = event, note
+    def __init__(self, event: Event, note: AuditNote, earlier: list[Event], service: AuditService) -> None:
+        self.event, self.note, self.earlier, self.service = event, note, earlier, service
 
     def script_args(self, settings: Settings) -> list[str | int]:
-        """What the script takes: the stream's length bound, the retention (ms), the fields in
-        :data:`STREAM_FIELDS` order ('' for an absent one)."""
-        event = self.event
-        return [
+        """What the script takes: the stream's length bound, the retention (ms), how many earlier
+        events, then each event's fields in :data:`STREAM_FIELDS` order ('' for an absent one), the
+        earlier ones first."""
+        args: list[str | int] = [
             settings.audit_max_events,
             settings.audit_retention_days * 86_400_000,
-            *(event.get(name, "") for name in STREAM_FIELDS),
+            len(self.earlier),
         ]
+        for event in (*self.earlier, self.event):
+            args.extend(event.get(name, "") for name in STREAM_FIELDS)
+        return args
 
     def recorded(self) -> None:
         self.note.skip = True
         _delivered("inline").inc()
+        if self.earlier:
+            self.service._written(self.event["tenant_id"], self.earlier)
 
 
 @dataclass(slots=True)
@@ -108,7 +117,8 @@ class AuditService:
         self._flusher: asyncio.Task[None] | None = None
         self._queue_retry_at = 0.0
         self._aggregates: dict[tuple[str, str, str, str], _Aggregate] = {}
-        self._deferred_at: dict[str, float] = {}  # tenant -> when its last event went to the worker
+        # tenant -> (when, event) of the events taken for the worker in the last lookback, oldest first
+        self._recent: dict[str, deque[tuple[float, Event]]] = {}
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -181,25 +191,51 @@ class AuditService:
             AUDIT_EVENTS.labels("dropped").inc()
             logger.error("audit buffer full, dropping %s", encode_event(dropped), extra={"event": "audit_dropped"})
         self._buffer.append(event)
-        self._note_deferred(event["tenant_id"])
+        self._remember(event)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
 
-    def _note_deferred(self, tenant_id: str) -> None:
+    def _remember(self, event: Event) -> None:
+        """Keep a worker-bound event for the lookback: a PUT of its tenant that records its own event
+        inline writes this one first (the worker's later copy is then dropped by its id)."""
         now = time.monotonic()
-        if len(self._deferred_at) >= MAX_TRACKED_TENANTS and tenant_id not in self._deferred_at:
-            quiet = self._settings.audit_inline_quiet_seconds
-            self._deferred_at = {t: at for t, at in self._deferred_at.items() if now - at < quiet}
-            if len(self._deferred_at) >= MAX_TRACKED_TENANTS:
-                self._deferred_at.clear()  # that many tenants at once: their order is best-effort
-        self._deferred_at[tenant_id] = now
+        tenant_id = event["tenant_id"]
+        recent = self._recent.get(tenant_id)
+        if recent is None:
+            if len(self._recent) >= MAX_TRACKED_TENANTS:
+                self._forget_old(now)
+                if len(self._recent) >= MAX_TRACKED_TENANTS:
+                    self._recent.clear()  # that many tenants at once: their order is best-effort
+            recent = self._recent[tenant_id] = deque(maxlen=MAX_RESENT_EVENTS + 1)
+        recent.append((now, event))
 
-    def may_record_inline(self, tenant_id: str) -> bool:
-        """Whether a write may record the tenant's event in its own script now: not while an event
-        of the tenant this process took may still be on its way to the stream (in the last
-        ``audit_inline_quiet_seconds``), which would then land after a later one."""
-        at = self._deferred_at.get(tenant_id)
-        return at is None or time.monotonic() - at >= self._settings.audit_inline_quiet_seconds
+    def _forget_old(self, now: float) -> None:
+        lookback = self._settings.audit_inline_lookback_seconds
+        self._recent = {t: r for t, r in self._recent.items() if r and now - r[-1][0] < lookback}
+
+    def inline_event(self, event: Event, note: AuditNote) -> InlineEvent | None:
+        """``event`` (of the current request) as a write records it in its own script, after the
+        tenant's events this process handed to the worker in the lookback; None when there are more
+        of those than a script should carry (the event then goes to the worker too, in order)."""
+        recent = self._recent.get(event["tenant_id"])
+        earlier: list[Event] = []
+        if recent:
+            cutoff = time.monotonic() - self._settings.audit_inline_lookback_seconds
+            while recent and recent[0][0] < cutoff:
+                recent.popleft()
+            if len(recent) > MAX_RESENT_EVENTS:
+                return None
+            earlier = [e for _, e in recent]
+        return InlineEvent(event, note, earlier, self)
+
+    def _written(self, tenant_id: str, earlier: list[Event]) -> None:
+        """A write recorded ``earlier`` (and its own event): they need not be written again first."""
+        recent = self._recent.get(tenant_id)
+        if recent and earlier:
+            written = {id(e) for e in earlier}
+            kept = [(at, e) for at, e in recent if id(e) not in written]
+            recent.clear()
+            recent.extend(kept)
 
     async def _flush_loop(self) -> None:
         failures = 0

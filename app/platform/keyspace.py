@@ -460,6 +460,7 @@ _LUA_BUILDERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("object_compactions_key", "object_compactions", ()),
     ("object_trash_key", "object_trash", ()),
     ("audit_key", "audit", ()),
+    ("audit_ids_key", "audit_ids", ()),
     ("audit_outbox_key", "audit_outbox", ()),
     ("webhooks_key", "webhooks", ()),
     ("webhook_cursors_key", "webhook_cursors", ("id",)),

@@ -152,7 +152,8 @@ async def test_with_the_queue_down_writes_succeed_and_events_wait_in_the_outbox(
     data = app.state.data_redis
     async with asgi_client(app) as client:
         alice = await register(client, "alice")
-        assert (await client.put("/api/v1/kv/k", json={"value": 1}, headers=bearer(alice))).status_code == 201
+        bucket = await client.post("/api/v1/kv/buckets", json={"name": "b1"}, headers=bearer(alice))
+        assert bucket.status_code == 201
         await app.state.audit.flush()
         outbox = KeySchema(alice["tenant_id"]).audit_outbox()
         assert await data.llen(outbox) == 2
@@ -161,9 +162,28 @@ async def test_with_the_queue_down_writes_succeed_and_events_wait_in_the_outbox(
         assert drain_outboxes() == 2  # what the worker's periodic drain_audit_outbox does
 
         items = (await audit_page(client, app, bearer(alice)))["items"]
-        assert [e["action"] for e in items] == ["kv.put_key", "auth.register"]
+        assert [e["action"] for e in items] == ["buckets.create_bucket", "auth.register"]
         assert await data.llen(outbox) == 0
         assert not await data.sismember(AUDIT_OUTBOX_TENANTS, alice["tenant_id"])
+
+
+async def test_with_the_queue_down_a_put_records_its_event_and_the_earlier_ones_once(
+    app_without_queue, worker_settings
+) -> None:
+    """A single-key PUT writes its event (and the tenant's earlier ones) in its own script
+    (tests/audit/test_inline_audit.py): the outbox's copy of the registration is dropped by its id."""
+    app = app_without_queue
+    async with asgi_client(app) as client:
+        alice = await register(client, "alice")
+        assert (await client.put("/api/v1/kv/k", json={"value": 1}, headers=bearer(alice))).status_code == 201
+        items = (await audit_page(client, app, bearer(alice)))["items"]
+        assert [e["action"] for e in items] == ["kv.put_key", "auth.register"]
+        assert await app.state.data_redis.llen(KeySchema(alice["tenant_id"]).audit_outbox()) == 1
+        assert drain_outboxes() == 0  # already recorded
+        assert [e["action"] for e in (await audit_page(client, app, bearer(alice)))["items"]] == [
+            "kv.put_key",
+            "auth.register",
+        ]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """A single-key PUT records its audit event in the write's own script (app/audit/service.py
 InlineEvent, app/audit/lua/_audit_lib.lua): in the same atomic step as the write, with the same
-fields the audit middleware would give it, unless an earlier event of the tenant from this process
-may still be on its way through the worker (AUDIT_INLINE_QUIET_SECONDS), so the trail keeps the
+fields the audit middleware would give it. The tenant's events this process handed to the worker
+lately (AUDIT_INLINE_LOOKBACK_SECONDS) are written first, once each, so the trail keeps the
 process's order. Everything else about auditing is as before (tests/audit/test_audit_api.py)."""
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ async def trail(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict
 async def test_a_put_is_in_the_trail_when_it_answers_without_the_worker(app, client, settings: Settings) -> None:
     """No Huey worker runs in this test: a worker-bound event would stay in the queue. The PUT's event
     is in the stream as soon as the PUT has answered, with the status the client got."""
-    settings.audit_inline_quiet_seconds = 0
+    settings.audit_inline_lookback_seconds = 0.05  # the registration's event is left to the worker
     headers = bearer(await register(client, "alice"))
+    await asyncio.sleep(0.1)
     before = inline_count()
     created = await client.put("/api/v1/kv/colour", json={"value": "red"}, headers=headers)
     assert created.status_code == 201
@@ -57,12 +58,16 @@ async def test_a_put_is_in_the_trail_when_it_answers_without_the_worker(app, cli
     assert [e["action"] for e in await trail(client, headers)] == ["kv.put_key", "kv.put_key"]
 
 
-async def test_the_event_is_the_one_the_middleware_records(immediate, app, client, settings: Settings) -> None:
+async def test_the_event_is_the_one_the_middleware_records(immediate, app, client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The same PUTs (flat and bucket routes, a login's token and an API key) recorded in the write's
     script and by the middleware give the same events, but for id, time and request id."""
+    from app.audit.service import AuditService
+
+    inline = AuditService.inline_event
     events: dict[str, list[dict[str, Any]]] = {}
-    for name, quiet in (("inline", 0.0), ("middleware", 3600.0)):
-        settings.audit_inline_quiet_seconds = quiet
+    for name in ("inline", "middleware"):
+        if name == "middleware":
+            monkeypatch.setattr(AuditService, "inline_event", lambda self, event, note: None)
         headers = bearer(await register(client, name))
         await client.post("/api/v1/kv/buckets", json={"name": "b1"}, headers=headers)
         created = await create_key(client, headers, name="writer")
@@ -76,6 +81,7 @@ async def test_the_event_is_the_one_the_middleware_records(immediate, app, clien
         ]
         assert [r.status_code for r in responses] == [201, 201, 200]
         assert inline_count() - before == (3 if name == "inline" else 0)
+        monkeypatch.setattr(AuditService, "inline_event", inline)
         await app.state.audit.flush()
         response = await client.get(AUDIT, headers=headers, params={"action": "kv.put_key"})
         events[name] = [{k: v for k, v in e.items() if k not in VOLATILE} for e in response.json()["items"]]
@@ -91,20 +97,30 @@ async def test_the_event_is_the_one_the_middleware_records(immediate, app, clien
     assert [e["api_key_name"] for e in inline] == ["writer", "writer", None]
 
 
-async def test_a_put_right_after_another_event_waits_its_turn(app, client, settings: Settings) -> None:
-    """Within AUDIT_INLINE_QUIET_SECONDS of a worker-bound event of the tenant (the registration),
-    the PUT's event goes the same way, after it; once the window has passed, PUTs record inline."""
-    settings.audit_inline_quiet_seconds = 0.3
+async def test_a_put_writes_the_tenants_earlier_events_first(immediate, app, client, settings: Settings) -> None:
+    """The registration's event is on its way through the worker (here: not sent yet) when the PUT
+    records its own: the PUT's script writes it first, and the worker's copy is then dropped."""
     headers = bearer(await register(client, "alice"))
     assert (await client.put("/api/v1/kv/a", json={"value": 1}, headers=headers)).status_code == 201
-    assert await trail(client, headers) == []  # queued behind the registration (no worker runs here)
-    await asyncio.sleep(0.35)
+    assert [e["action"] for e in await trail(client, headers)] == ["kv.put_key", "auth.register"]
+    await app.state.audit.flush()  # the worker writes the registration again: dropped by its id
     assert (await client.put("/api/v1/kv/b", json={"value": 1}, headers=headers)).status_code == 201
-    assert [e["key"] for e in await trail(client, headers)] == ["b"]
+    assert [(e["action"], e["key"]) for e in await trail(client, headers)] == [
+        ("kv.put_key", "b"),
+        ("kv.put_key", "a"),
+        ("auth.register", None),
+    ]
+
+
+async def test_events_older_than_the_lookback_are_left_to_the_worker(app, client, settings: Settings) -> None:
+    settings.audit_inline_lookback_seconds = 0.2
+    headers = bearer(await register(client, "alice"))
+    await asyncio.sleep(0.25)
+    assert (await client.put("/api/v1/kv/a", json={"value": 1}, headers=headers)).status_code == 201
+    assert [e["action"] for e in await trail(client, headers)] == ["kv.put_key"]  # no worker runs here
 
 
 async def test_a_refused_put_is_recorded_once_by_the_middleware(immediate, app, client, settings: Settings) -> None:
-    settings.audit_inline_quiet_seconds = 0
     headers = bearer(await register(client, "alice"))
     await app.state.audit.flush()
     assert (await client.put("/api/v1/kv/k", json={"value": 1}, headers=headers)).status_code == 201
@@ -122,7 +138,6 @@ async def test_a_refused_put_is_recorded_once_by_the_middleware(immediate, app, 
 async def test_a_replayed_put_adds_its_own_event_and_the_first_stays_single(
     immediate, app, client, settings: Settings
 ) -> None:
-    settings.audit_inline_quiet_seconds = 0
     headers = {**bearer(await register(client, "alice")), "Idempotency-Key": "once-1"}
     await app.state.audit.flush()
     first = await client.put("/api/v1/kv/k", json={"value": 1}, headers=headers)
@@ -141,7 +156,6 @@ async def test_a_replayed_put_adds_its_own_event_and_the_first_stays_single(
 async def test_events_written_with_puts_keep_the_stream_bounded(
     app, client, settings: Settings, sync_redis: SyncDataRedis
 ) -> None:
-    settings.audit_inline_quiet_seconds = 0
     settings.audit_max_events = 100
     tenant = await register(client, "alice")
     headers = bearer(tenant)
@@ -149,3 +163,15 @@ async def test_events_written_with_puts_keep_the_stream_bounded(
         assert (await client.put(f"/api/v1/kv/k{i % 7}", json={"value": i}, headers=headers)).status_code in (200, 201)
     length = sync_redis.xlen(KeySchema(tenant["tenant_id"]).audit())
     assert 100 <= length < 200  # MAXLEN ~ trims whole stream nodes (100 entries each)
+
+
+def test_the_stream_fields_are_the_same_for_the_api_and_the_scripts() -> None:
+    import re
+
+    from app.audit.model import STREAM_FIELDS
+    from app.platform.scripts import _lua_file
+
+    source = _lua_file("_audit_lib").read_text()
+    table = re.search(r"local AUDIT_FIELDS = \{(.*?)\}", source, re.S)
+    assert table is not None
+    assert tuple(re.findall(r"'([a-z_]+)'", table.group(1))) == STREAM_FIELDS

@@ -20,14 +20,24 @@ local function audit_append(stream, maxlen, event)
 end
 
 -- Records the audit event of the request whose write this script is (see KVStore.put): ARGV[i] the
--- stream's length bound, ARGV[i + 1] how long (ms) events are kept, ARGV[i + 2 ..] the event's
--- fields in AUDIT_FIELDS order, made by the API as its audit middleware would; the write fills in
--- what only it knows: the time, the status and the outcome (a success).
+-- stream's length bound, ARGV[i + 1] how long (ms) events are kept, ARGV[i + 2] how many earlier
+-- events come first, then each event's fields in AUDIT_FIELDS order, made by the API as its audit
+-- middleware would. The earlier events (the tenant's events the API process handed to the worker
+-- lately) are written first, each once by its id as audit_write.lua does (the worker's copy is then
+-- dropped); the request's own event last, with what only the write knows: the time, the status and
+-- the outcome (a success).
 local function audit_request(tp, i, now, status)
+  local stream, maxlen, n = audit_key(tp), ARGV[i], tonumber(ARGV[i + 2])
+  local at = i + 3
+  for _ = 1, n do
+    local event = {}
+    for j, name in ipairs(AUDIT_FIELDS) do event[name] = ARGV[at + j - 1] end
+    if redis.call('ZADD', audit_ids_key(tp), 'NX', now, event.eid) == 1 then audit_append(stream, maxlen, event) end
+    at = at + #AUDIT_FIELDS
+  end
   local event = {}
-  for j, name in ipairs(AUDIT_FIELDS) do event[name] = ARGV[i + 1 + j] end
+  for j, name in ipairs(AUDIT_FIELDS) do event[name] = ARGV[at + j - 1] end
   event.ts, event.status, event.outcome = tostring(now), status, 'success'
-  local stream = audit_key(tp)
-  audit_append(stream, ARGV[i], event)
+  audit_append(stream, maxlen, event)
   redis.call('XTRIM', stream, 'MINID', '~', now - tonumber(ARGV[i + 1]))
 end
