@@ -10,6 +10,11 @@ into the stream. Each event carries an id (``eid``) and the stream write skips i
 recorded, so an event that travels both ways (an LPUSH that timed out but landed) or is retried
 shows up once.
 
+A successful single-key PUT writes its own event instead, in the write's script (:class:`InlineEvent`):
+atomically with the write, after the tenant's events this process took for the worker lately
+(written there once each by id, so the worker's copies are dropped and the trail keeps the
+process's order).
+
 An event without a tenant (a failed login for an unknown username, a refused registration, a
 request with no valid token) belongs to no tenant's stream: it is written to the log (logger
 ``kvstore.audit``) and counted, never shown to any tenant.
