@@ -64,8 +64,10 @@ RETRY_BACKOFF_MAX_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 5.0
 AGGREGATED_STATUSES = frozenset({"401", "429"})
 MAX_OPEN_AGGREGATES = 10_000  # windows open at once per process; the oldest closes early beyond it
-MAX_TRACKED_TENANTS = 10_000  # tenants whose recent worker-bound events a process keeps (InlineEvent)
-MAX_RESENT_EVENTS = 100  # a PUT with more recent worker-bound events of its tenant leaves its event to the worker
+# What a process keeps of its recent worker-bound events (InlineEvent): at most MAX_RESENT_EVENTS + 1 per
+# tenant, for MAX_TRACKED_TENANTS tenants with events in the lookback (a few MB at most).
+MAX_TRACKED_TENANTS = 1_000
+MAX_RESENT_EVENTS = 20  # a PUT with more recent worker-bound events of its tenant leaves its event to the worker
 
 
 class InlineEvent:
@@ -206,6 +208,9 @@ class AuditService:
         now = time.monotonic()
         tenant_id = event["tenant_id"]
         recent = self._recent.get(tenant_id)
+        lookback = self._settings.audit_inline_lookback_seconds
+        while recent and now - recent[0][0] >= lookback:
+            recent.popleft()
         if recent is None:
             if len(self._recent) >= MAX_TRACKED_TENANTS:
                 self._forget_old(now)

@@ -175,3 +175,19 @@ def test_the_stream_fields_are_the_same_for_the_api_and_the_scripts() -> None:
     table = re.search(r"local AUDIT_FIELDS = \{(.*?)\}", source, re.S)
     assert table is not None
     assert tuple(re.findall(r"'([a-z_]+)'", table.group(1))) == STREAM_FIELDS
+
+
+async def test_with_many_earlier_events_the_put_leaves_its_event_to_the_worker(immediate, app, client) -> None:
+    """More recent worker-bound events of the tenant than a script should carry (MAX_RESENT_EVENTS):
+    the PUT's event goes to the worker too, after them."""
+    from app.audit.service import MAX_RESENT_EVENTS
+
+    headers = bearer(await register(client, "alice"))
+    for i in range(MAX_RESENT_EVENTS + 1):
+        assert (await client.delete(f"/api/v1/kv/missing{i}", headers=headers)).status_code == 404
+    before = inline_count()
+    assert (await client.put("/api/v1/kv/k", json={"value": 1}, headers=headers)).status_code == 201
+    assert inline_count() == before  # the worker's, like the others
+    await app.state.audit.flush()
+    actions = [e["action"] for e in await trail(client, headers)]
+    assert actions == ["kv.put_key", *["kv.delete_key"] * (MAX_RESENT_EVENTS + 1), "auth.register"]
