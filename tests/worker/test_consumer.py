@@ -36,10 +36,12 @@ async def audit_actions(client: httpx.AsyncClient, headers: dict[str, str]) -> l
 async def test_the_consumer_writes_audit_events_and_serves_its_metrics(settings, client, app, tmp_path: Path) -> None:
     with run_consumer(settings.redis_url, settings.huey_redis_url, tmp_path / "consumer.log") as consumer:
         alice = await register(client, "alice")
-        assert (await client.put("/api/v1/kv/colour", json={"value": "red"}, headers=bearer(alice))).status_code == 201
+        # A bucket's creation: an event the worker writes (a PUT writes its own: tests/audit/test_inline_audit.py).
+        created = await client.post("/api/v1/kv/buckets", json={"name": "colours"}, headers=bearer(alice))
+        assert created.status_code == 201
 
         async def both_recorded() -> bool:
-            return await audit_actions(client, bearer(alice)) == ["kv.put_key", "auth.register"]
+            return await audit_actions(client, bearer(alice)) == ["buckets.create_bucket", "auth.register"]
 
         await wait_until(both_recorded)
 
@@ -82,8 +84,8 @@ async def test_events_written_while_the_queue_is_down_arrive_after_it_restarts(
             await wait_until(lambda: _actions_are(client, alice, ["auth.register"]))
 
             own_queue.stop()
-            statuses = [
-                (await client.put(f"/api/v1/kv/k{i}", json={"value": i}, headers=bearer(alice))).status_code
+            statuses = [  # writes whose events the worker records (a PUT records its own)
+                (await client.post("/api/v1/kv/buckets", json={"name": f"b{i}"}, headers=bearer(alice))).status_code
                 for i in range(3)
             ]
             assert statuses == [201, 201, 201]  # auditing being down never fails a write
@@ -93,7 +95,7 @@ async def test_events_written_while_the_queue_is_down_arrive_after_it_restarts(
             assert await _actions_are(client, alice, ["auth.register"])  # not delivered yet
 
             own_queue.start()
-            expected = ["kv.put_key"] * 3 + ["auth.register"]
+            expected = ["buckets.create_bucket"] * 3 + ["auth.register"]
             await wait_until(lambda: _actions_are(client, alice, expected), timeout=30)
             assert await data.llen(KeySchema(alice["tenant_id"]).audit_outbox()) == 0
             assert not await data.sismember(AUDIT_OUTBOX_TENANTS, alice["tenant_id"])
