@@ -15,7 +15,7 @@ from app.grpc.gen import kvstore_v1_pb2_grpc as pb_grpc
 from app.grpc.values import bucket_of, entry_message, event_entry, put_item
 from app.kv.coord_model import Compare, TxnOp
 from app.kv.model import AtRevision, Expected
-from app.kv.routes import parse_tag_filters
+from app.kv.routes import tag_filter_pair
 from app.kv.service import KVService
 from app.kv.txn import run_txn
 from app.platform.context import audit_note, audit_skip
@@ -123,7 +123,7 @@ class KVServicer(pb_grpc.KVServicer):
             raise InvalidInput(f"limit is 1 to {max_size} (0: 100)")
         if len(request.cursor) > MAX_CURSOR or len(request.prefix) > 256:
             raise InvalidInput("cursor is at most 1024 characters, prefix at most 256")
-        tags = parse_tag_filters([f"{tag.name}:{tag.value}" for tag in request.tags])
+        tags = [tag_filter_pair(tag.name, tag.value, f"{tag.name}:{tag.value}") for tag in request.tags]
         page = await self.kv.list_keys(
             claims.tenant_id,
             bucket,

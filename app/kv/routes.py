@@ -166,18 +166,24 @@ def history_item(record: HistoryRecord) -> dict[str, Any]:
 
 
 def parse_tag_filters(tag_filter: list[str] | None) -> list[tuple[str, str]]:
+    """``?tag_filter=name:value`` (repeated) as (name, value) pairs; 422 for any other shape."""
     filters = []
     for raw in tag_filter or []:
         name, sep, value = raw.partition(":")
         # A tag name has no ':' and no '=' (the index joins name=value), so a valid name makes the
         # split unambiguous: `a=b:c` is no name `a` with value `b:c`, nor `a` with `b=c`.
-        if not sep or not TAG_NAME_RE.fullmatch(name) or not value:
-            raise InvalidInput(
-                f"tag_filter {raw[:80]!r} must look like name:value, name of A-Z a-z 0-9 . _ -",
-                errors=[{"field": "query.tag_filter", "message": "expected name:value", "type": "value_error"}],
-            )
-        filters.append((name, value))
+        filters.append(tag_filter_pair(name if sep else "", value, raw))
     return filters
+
+
+def tag_filter_pair(name: str, value: str, shown: str) -> tuple[str, str]:
+    """One tag filter, checked: a valid tag name and a value (the HTTP and gRPC filters alike)."""
+    if not TAG_NAME_RE.fullmatch(name) or not value:
+        raise InvalidInput(
+            f"tag_filter {shown[:80]!r} must look like name:value, name of A-Z a-z 0-9 . _ -",
+            errors=[{"field": "query.tag_filter", "message": "expected name:value", "type": "value_error"}],
+        )
+    return name, value
 
 
 def _reject_constant(name: str) -> Any:

@@ -208,6 +208,8 @@ async def test_a_value_over_the_limit_and_bad_list_parameters_are_invalid_argume
     for request in (
         pb.ListRequest(limit=100_000),
         pb.ListRequest(tags=[pb.TagFilter(name="a b", value="x")]),
+        pb.ListRequest(tags=[pb.TagFilter(name="a:b", value="x")]),  # not tag `a` with the value `b:x`
+        pb.ListRequest(tags=[pb.TagFilter(name="a", value="")]),
         pb.ListRequest(cursor="x" * 2000),
         pb.GetRequest(key="k", revision=0),
     ):
