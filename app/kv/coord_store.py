@@ -6,9 +6,7 @@ change events and quotas work as for any write."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from app.config import Settings
 from app.kv.coord_model import (
     Compare,
     CounterOverflow,
@@ -21,13 +19,11 @@ from app.kv.coord_model import (
     TxnOutcome,
 )
 from app.kv.model import StoredEntry
-from app.kv.store import _entry, _written, translate, write_header
-from app.platform import keyspace as keys
+from app.kv.store import KVStore, _entry, _written, translate
 from app.platform.errors import KVStoreError
 from app.platform.jsonutil import dumps
 from app.platform.keyspace import KeySchema
-from app.platform.redis import AsyncDataRedis
-from app.platform.scripts import LuaScript, ScriptArg, ScriptError, Scripts, domain_error
+from app.platform.scripts import LuaScript, ScriptArg, ScriptError, domain_error
 
 KV_INCREMENT = LuaScript("kv_increment")
 KV_TOUCH = LuaScript("kv_touch")
@@ -56,28 +52,11 @@ def coord_translate(error: ScriptError, bucket: str, key: str = "") -> KVStoreEr
     return translate(error, bucket, key)
 
 
-class CoordKVStore:
-    """Counters, touch, transactions and lease-attached writes on the API's asyncio client."""
+class CoordKVStore(KVStore):
+    """Counters, touch, transactions and lease-attached writes on the API's asyncio client (the KV
+    store's script calls and schedules, with the coordination scripts' refusals)."""
 
-    def __init__(self, client: AsyncDataRedis, scripts: Scripts, settings: Settings) -> None:
-        self._client = client
-        self._scripts = scripts
-        self._settings = settings
-
-    async def _call(
-        self, script: LuaScript, tenant_id: str, bucket: str, args: Sequence[ScriptArg], key: str = ""
-    ) -> list[Any]:
-        try:
-            return await self._scripts.call(script, keys=[KeySchema(tenant_id).bucket(bucket)], args=args)
-        except ScriptError as error:
-            raise domain_error(error, lambda e: coord_translate(e, bucket, key)) from error
-
-    async def _after_write(self, tenant_id: str, entry: StoredEntry, schedule: Any, held_at: Any) -> None:
-        """The global schedules a write may have moved (as KVStore.put does)."""
-        if int(schedule) and entry.expires_ms is not None:
-            await self._client.zadd(keys.TTL_SCHEDULE, {tenant_id: entry.expires_ms}, lt=True)
-        if held_at not in (b"", ""):
-            await self._client.zadd(keys.HELD_SCHEDULE, {tenant_id: int(held_at)}, lt=True)
+    translate_error = staticmethod(coord_translate)
 
     async def increment(self, tenant_id: str, bucket: str, key: str, by: int, ttl: int | None) -> StoredEntry:
         """Add ``by`` to the integer value of ``key`` (0 when absent); ``ttl`` None keeps the expiry."""
@@ -85,7 +64,7 @@ class CoordKVStore:
             KV_INCREMENT,
             tenant_id,
             bucket,
-            [*write_header(self._settings, tenant_id, bucket), key, str(by), "" if ttl is None else ttl * 1000],
+            [*self._header(tenant_id, bucket), key, str(by), "" if ttl is None else ttl * 1000],
             key,
         )
         *result, schedule, tags_json, value, held_at = values
@@ -96,7 +75,7 @@ class CoordKVStore:
     async def touch(self, tenant_id: str, bucket: str, key: str, ttl: int) -> tuple[StoredEntry, int]:
         """Set (0: remove) the expiry of a live key without a new version; the entry and the server time."""
         fields, schedule, now = await self._call(
-            KV_TOUCH, tenant_id, bucket, [*write_header(self._settings, tenant_id, bucket), key, ttl * 1000], key
+            KV_TOUCH, tenant_id, bucket, [*self._header(tenant_id, bucket), key, ttl * 1000], key
         )
         entry = _entry(key, fields)
         await self._after_write(tenant_id, entry, schedule, "")
@@ -122,7 +101,7 @@ class CoordKVStore:
             tenant_id,
             bucket,
             [
-                *write_header(self._settings, tenant_id, bucket),
+                *self._header(tenant_id, bucket),
                 key,
                 value_json,
                 encoding or "",
@@ -146,7 +125,7 @@ class CoordKVStore:
         """Run a transaction in one script (kv_txn.lua). :class:`StalePatchBase` when a patched key
         moved since its merge; a refusal names its operation (``operation {index}: ...``, extra ``index``)."""
         args: list[ScriptArg] = [
-            *write_header(self._settings, tenant_id, ""),
+            *self._header(tenant_id, ""),
             len(compares),
             len(success),
             len(failure),
@@ -201,7 +180,6 @@ class CoordKVStore:
                 entries.append(_entry(op.key, result[1]) if result[1] else None)
                 deleted.append(None)
         if earliest:
-            await self._client.zadd(keys.TTL_SCHEDULE, {tenant_id: int(earliest)}, lt=True)
-        if held_at not in (b"", ""):
-            await self._client.zadd(keys.HELD_SCHEDULE, {tenant_id: int(held_at)}, lt=True)
+            await self._schedule_expiry(tenant_id, int(earliest))
+        await self._schedule_held(tenant_id, held_at)
         return TxnOutcome(bool(int(succeeded)), ops, entries, deleted, now)

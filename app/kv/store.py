@@ -45,7 +45,7 @@ from app.platform.errors import (
 from app.platform.jsonutil import dumps
 from app.platform.keyspace import KeySchema
 from app.platform.redis import AsyncDataRedis, SyncDataRedis, text
-from app.platform.scripts import ErrorTranslator, LuaScript, ScriptArg, ScriptError, Scripts, SyncScripts, domain_error
+from app.platform.scripts import LuaScript, ScriptArg, ScriptError, Scripts, SyncScripts, domain_error
 
 KV_PUT = LuaScript("kv_put")
 KV_GET = LuaScript("kv_get")
@@ -110,10 +110,6 @@ def translate(error: ScriptError, bucket: str, key: str = "") -> KVStoreError:
     if code == "bucket_exists":
         return BucketExists(f"bucket {bucket!r} already exists")
     return KVStoreError(detail or code)
-
-
-def _translator(bucket: str, key: str = "") -> ErrorTranslator:
-    return lambda error: translate(error, bucket, key)
 
 
 # -- decoding replies ----------------------------------------------------------------------------
@@ -193,6 +189,8 @@ def _bucket_info(row: Sequence[bytes]) -> BucketInfo:
 class KVStore:
     """Keys and buckets of the KV capability on the API's asyncio client."""
 
+    translate_error = staticmethod(translate)  # a script's refusal -> the domain error (CoordKVStore adds its own)
+
     def __init__(self, client: AsyncDataRedis, scripts: Scripts, settings: Settings) -> None:
         self._client = client
         self._scripts = scripts
@@ -208,7 +206,13 @@ class KVStore:
         try:
             return await self._scripts.call(script, keys=[KeySchema(tenant_id).bucket(bucket)], args=args)
         except ScriptError as error:
-            raise domain_error(error, _translator(bucket, key)) from error
+            raise domain_error(error, lambda e: self.translate_error(e, bucket, key)) from error
+
+    async def _after_write(self, tenant_id: str, entry: StoredEntry, schedule: Any, held_at: Any) -> None:
+        """The global schedules a write may have moved: its key's expiry, the held-bytes release."""
+        if int(schedule) and entry.expires_ms is not None:
+            await self._schedule_expiry(tenant_id, entry.expires_ms)
+        await self._schedule_held(tenant_id, held_at)
 
     async def _schedule_expiry(self, tenant_id: str, expires_ms: int) -> None:
         """The tenant's earliest expiry moved earlier: tell the global sweep schedule."""
@@ -257,9 +261,7 @@ class KVStore:
             audit.recorded()
         *result, schedule, tags_json, held_at = values
         entry = _written(key, value_json, encoding, [*result, tags_json])
-        if int(schedule) and entry.expires_ms is not None:
-            await self._schedule_expiry(tenant_id, entry.expires_ms)
-        await self._schedule_held(tenant_id, held_at)
+        await self._after_write(tenant_id, entry, schedule, held_at)
         return entry
 
     async def get_many(
@@ -354,7 +356,7 @@ class KVStore:
         except ScriptError as error:
             index = error.index or 0  # kv_batch_put names the item of every refusal
             key = items[index].key if index < len(items) else ""
-            exc = domain_error(error, _translator(bucket, key))
+            exc = domain_error(error, lambda e: self.translate_error(e, bucket, key))
             exc.detail = f"item {index}: {exc.detail}"
             exc.extra["index"] = index
             raise exc from error

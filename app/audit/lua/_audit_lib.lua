@@ -28,15 +28,16 @@ end
 -- the outcome (a success).
 local function audit_request(tp, i, now, status)
   local stream, maxlen, n = audit_key(tp), ARGV[i], tonumber(ARGV[i + 2])
-  local at = i + 3
-  for _ = 1, n do
-    local event = {}
-    for j, name in ipairs(AUDIT_FIELDS) do event[name] = ARGV[at + j - 1] end
-    if redis.call('ZADD', audit_ids_key(tp), 'NX', now, event.eid) == 1 then audit_append(stream, maxlen, event) end
-    at = at + #AUDIT_FIELDS
+  local function event_at(k)  -- the k-th event of the arguments (0: the first)
+    local event, at = {}, i + 2 + k * #AUDIT_FIELDS
+    for j, name in ipairs(AUDIT_FIELDS) do event[name] = ARGV[at + j] end
+    return event
   end
-  local event = {}
-  for j, name in ipairs(AUDIT_FIELDS) do event[name] = ARGV[at + j - 1] end
+  for k = 0, n - 1 do
+    local event = event_at(k)
+    if redis.call('ZADD', audit_ids_key(tp), 'NX', now, event.eid) == 1 then audit_append(stream, maxlen, event) end
+  end
+  local event = event_at(n)
   event.ts, event.status, event.outcome = tostring(now), status, 'success'
   audit_append(stream, maxlen, event)
   redis.call('XTRIM', stream, 'MINID', '~', now - tonumber(ARGV[i + 1]))

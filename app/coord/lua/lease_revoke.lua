@@ -16,7 +16,7 @@ for _, member in ipairs(redis.call('SMEMBERS', keys_key)) do
   local b = load_bucket(tp, name, false)
   if b then
     local cur = read_entry(tp, b, key)
-    if cur and redis.call('HGET', entry_key(tp, b.id, key), 'lease') == id then
+    if cur and cur[11] == id then
       local op = 'delete'
       if is_expired(cur, now) then op = 'expire' end
       remove_entry(cfg, b, key, cur, op, now)

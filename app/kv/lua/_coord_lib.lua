@@ -191,7 +191,7 @@ local function expire_lease_keys(cfg, id, now, out, buckets)
     if b == nil then b = load_bucket(tp, name, false) or false; buckets[name] = b end
     if b then
       local cur = read_entry(tp, b, key)
-      if cur and redis.call('HGET', entry_key(tp, b.id, key), 'lease') == id then
+      if cur and cur[11] == id then
         local res = remove_entry(cfg, b, key, cur, 'expire', now)
         out[#out + 1] = name; out[#out + 1] = key; out[#out + 1] = res[2]; out[#out + 1] = res[1]
         removed = removed + 1

@@ -6,7 +6,7 @@
 --   ARGV[6] how long (ms) the history of a deleted key is kept
 --   ARGV[7] default quota of keys  ARGV[8] default quota of KV bytes (0 = unlimited)
 --   ARGV[9] DEFAULT_TTL (seconds; 0 = none): the TTL of new keys of the default bucket written without one
--- Entry fields: v enc ver rev c u x tags hb hh (see KeySchema.entry).
+-- Entry fields: v enc ver rev c u x tags hb hh lease (see KeySchema.entry).
 --
 -- What a tenant keeps counts against its max_kv_bytes (usage fields, kept exact by these scripts):
 --   kv_bytes          key names + stored values
@@ -21,7 +21,7 @@
 local H = 9
 
 local ENTRY_FIELDS = {'v', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags'}
-local WRITE_FIELDS = {'v', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags', 'hb', 'hh'}
+local WRITE_FIELDS = {'v', 'enc', 'ver', 'rev', 'c', 'u', 'x', 'tags', 'hb', 'hh', 'lease'}  -- read_entry: cur[1..11]
 
 local function server_ms()
   local t = redis.call('TIME')

@@ -31,7 +31,7 @@ for _, name in ipairs(due) do
     for _, key in ipairs(expired) do
       local cur = read_entry(tp, b, key)
       if cur and is_expired(cur, now) then
-        local lease = redis.call('HGET', entry_key(tp, b.id, key), 'lease')
+        local lease = cur[11]
         local res = remove_entry(cfg, b, key, cur, 'expire', now)  -- queues its kv.expire audit event
         budget = budget - 1
         out[#out + 1] = name; out[#out + 1] = key; out[#out + 1] = res[2]; out[#out + 1] = res[1]
