@@ -5,7 +5,7 @@ and finding a tenant for the operator. This module is the only caller of those s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -135,14 +135,7 @@ class TenancyStore:
         (``<length> <term>:<count> ...``), len(s) + 1, and len(key) + len(term) + 8 per term."""
         schema = KeySchema(tenant_id)
         total = 0
-        start = b"-"
-        while True:
-            names = cast(
-                list[bytes],
-                await self._redis.zrangebylex(schema.key_index(bucket_id), start, b"+", start=0, num=SCAN_BATCH),
-            )
-            if not names:
-                break
+        async for names in self._index_pages(schema.key_index(bucket_id)):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for raw in names:
                     pipe.hget(schema.entry(bucket_id, raw.decode()), "s")
@@ -151,7 +144,6 @@ class TenancyStore:
                 if terms:
                     total += len(terms) + 1
                     total += sum(len(raw) + len(pair.rpartition(b":")[0]) + 8 for pair in terms.split(b" ")[1:])
-            start = b"(" + names[-1]
         return total
 
     async def object_bucket_size(self, tenant_id: str, bucket_id: str) -> IndexSize:
@@ -167,11 +159,7 @@ class TenancyStore:
         """(members, total size) of an index: the length of ``field`` per entry plus its name, or with
         ``by_value`` the integer in ``field``."""
         count = size = 0
-        start = b"-"
-        while True:
-            names = cast(list[bytes], await self._redis.zrangebylex(index_key, start, b"+", start=0, num=SCAN_BATCH))
-            if not names:
-                break
+        async for names in self._index_pages(index_key):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for raw in names:
                     (pipe.hget if by_value else pipe.hstrlen)(item_key(raw.decode()), field)
@@ -179,28 +167,29 @@ class TenancyStore:
             for raw, value in zip(names, values, strict=True):
                 count += 1
                 size += _int(value) if by_value else int(value) + len(raw)
-            start = b"(" + names[-1]
         return IndexSize(count, size)
+
+    async def _index_pages(self, index_key: str) -> AsyncIterator[list[bytes]]:
+        """The members of a lex-ordered index (score 0), a page of SCAN_BATCH at a time."""
+        start = b"-"
+        while True:
+            names = cast(list[bytes], await self._redis.zrangebylex(index_key, start, b"+", start=0, num=SCAN_BATCH))
+            if not names:
+                return
+            yield names
+            start = b"(" + names[-1]
 
     async def kv_bucket_held(self, tenant_id: str, bucket_id: str) -> HeldSize:
         """A KV bucket's past history bytes, from the history bytes each key keeps (hb - hh of a live
         key, the deleted keys' gone_bytes), and the bytes of its change feed (every event read)."""
         schema = KeySchema(tenant_id)
         history = 0
-        start = b"-"
-        while True:
-            names = cast(
-                list[bytes],
-                await self._redis.zrangebylex(schema.key_index(bucket_id), start, b"+", start=0, num=SCAN_BATCH),
-            )
-            if not names:
-                break
+        async for names in self._index_pages(schema.key_index(bucket_id)):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for raw in names:
                     pipe.hmget(schema.entry(bucket_id, raw.decode()), ["hb", "hh"])
                 for hb, hh in await pipe.execute():
                     history += _int(hb) - _int(hh) if hb else 0
-            start = b"(" + names[-1]
         for raw in cast(list[bytes], await self._redis.hvals(schema.deleted_history_bytes(bucket_id))):
             history += _int(raw)
         feed, after = 0, "-"
