@@ -28,8 +28,8 @@ from app.auth.deps import (
     apply_rate_limit,
     authenticate,
     bearer_token,
+    check_access,
     narrow_prefix,
-    require_bucket,
     require_key,
     require_scope,
 )
@@ -105,16 +105,12 @@ class Call:
         authorization = metadata.get("authorization")
         token = bearer_token(authorization if isinstance(authorization, str) else None)
         claims = await authenticate(self.state, token)
-        require_scope(claims, scope)
+        require_scope(claims, scope)  # before the audit notes: a refused scope names no bucket or key
         if bucket is not None:
             audit_note(bucket=bucket)
         if key is not None:
             audit_note(key=key)
-        if claims.key_id is not None:
-            if bucket is not None:
-                require_bucket(claims, bucket)
-            if key is not None:
-                require_key(claims, key)
+        check_access(claims, scope, bucket, key)
         await apply_rate_limit(self.state.rate_limiter, claims.tenant_id)
         self.claims = claims
         return claims
@@ -183,6 +179,34 @@ async def abort(context: aio.ServicerContext[Any, Any], error: RpcError, request
     await context.abort(error.status, error.message, trailing_metadata=metadata)
 
 
+Result = TypeVar("Result")
+
+
+async def _handle(
+    servicer: Any,
+    method: Callable[[Any, Any, Call], Awaitable[Result]],
+    request: Any,
+    context: aio.ServicerContext[Any, Any],
+    kind: str,
+    audit: str | None,
+) -> Result:
+    """Run one call of ``method`` (unary or server-streaming) recorded by a :class:`_Recorder`; an
+    error ends it with its status."""
+    recorder = _Recorder(servicer, context, method.__name__, kind)
+    context.set_trailing_metadata(((REQUEST_ID_METADATA, recorder.request_id),))
+    try:
+        check_message(request)
+        result = await method(servicer, request, recorder.call)
+    except asyncio.CancelledError:
+        recorder.finish(grpc.StatusCode.CANCELLED, audit, 499)
+        raise
+    except Exception as exc:
+        await abort(context, await recorder.fail(exc, audit), recorder.request_id)
+        raise AssertionError("unreachable: abort raises") from exc
+    recorder.finish(grpc.StatusCode.OK, audit, recorder.call.http_status)
+    return result
+
+
 UnaryMethod = Callable[[Any, Request, Call], Awaitable[Response]]
 UnaryHandler = Callable[[Any, Request, aio.ServicerContext[Any, Any]], Awaitable[Response]]
 
@@ -193,19 +217,7 @@ def unary(audit: str | None = None) -> Callable[[UnaryMethod[Request, Response]]
     def wrap(method: UnaryMethod[Request, Response]) -> UnaryHandler[Request, Response]:
         @functools.wraps(method)
         async def handler(self: Any, request: Request, context: aio.ServicerContext[Any, Any]) -> Response:
-            recorder = _Recorder(self, context, method.__name__, "unary")
-            context.set_trailing_metadata(((REQUEST_ID_METADATA, recorder.request_id),))
-            try:
-                check_message(request)
-                response = await method(self, request, recorder.call)
-            except asyncio.CancelledError:
-                recorder.finish(grpc.StatusCode.CANCELLED, audit, 499)
-                raise
-            except Exception as exc:
-                await abort(context, await recorder.fail(exc, audit), recorder.request_id)
-                raise AssertionError("unreachable: abort raises") from exc
-            recorder.finish(grpc.StatusCode.OK, audit, recorder.call.http_status)
-            return response
+            return await _handle(self, method, request, context, "unary", audit)
 
         return handler
 
@@ -222,17 +234,6 @@ def stream(method: StreamMethod[Request]) -> StreamHandler[Request]:
 
     @functools.wraps(method)
     async def handler(self: Any, request: Request, context: aio.ServicerContext[Any, Any]) -> None:
-        recorder = _Recorder(self, context, method.__name__, "server_stream")
-        context.set_trailing_metadata(((REQUEST_ID_METADATA, recorder.request_id),))
-        try:
-            check_message(request)
-            await method(self, request, recorder.call)
-        except asyncio.CancelledError:
-            recorder.finish(grpc.StatusCode.CANCELLED, None, 499)
-            raise
-        except Exception as exc:
-            await abort(context, await recorder.fail(exc, None), recorder.request_id)
-            return
-        recorder.finish(grpc.StatusCode.OK, None, 200)
+        await _handle(self, method, request, context, "server_stream", None)
 
     return handler

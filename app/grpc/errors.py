@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
-from redis.exceptions import OutOfMemoryError, ResponseError
 
-from app.platform.errors import KVStoreError
+from app.platform.errors import STORAGE_FULL_DETAIL, STORAGE_UNAVAILABLE_DETAIL, KVStoreError, redis_error_status
 from app.platform.redis import REDIS_ERRORS
 
 logger = logging.getLogger("kvstore.grpc")
@@ -149,19 +148,11 @@ def from_exception(exc: BaseException) -> RpcError:
         extra = {name: _extra_text(value) for name, value in exc.extra.items() if name != "headers"}
         retry_after = getattr(exc, "retry_after", None)  # TooManyRequests, ServiceUnavailable
         return RpcError(status, exc.code, exc.detail, exc.status, extra, retry_after)
-    if isinstance(exc, OutOfMemoryError):
-        return RpcError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            "storage_full",
-            "The data store is full and refuses writes; reads still work. Retry later or ask the operator",
-            507,
-        )
-    if isinstance(exc, REDIS_ERRORS) and not (
-        isinstance(exc, ResponseError) and not str(exc).startswith(("READONLY", "LOADING", "MASTERDOWN"))
-    ):
+    redis_status = redis_error_status(exc) if isinstance(exc, REDIS_ERRORS) else None
+    if redis_status == 507:
+        return RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "storage_full", STORAGE_FULL_DETAIL, 507)
+    if redis_status == 503:
         logger.warning("redis unavailable: %s", exc.__class__.__name__)
-        return RpcError(
-            grpc.StatusCode.UNAVAILABLE, "storage_unavailable", "The data store is unreachable; retry shortly", 503
-        )
+        return RpcError(grpc.StatusCode.UNAVAILABLE, "storage_unavailable", STORAGE_UNAVAILABLE_DETAIL, 503)
     logger.error("unexpected error in a gRPC call", exc_info=exc)
     return RpcError(grpc.StatusCode.INTERNAL, "internal_error", "An unexpected error occurred", 500)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import OutOfMemoryError, ResponseError
+
 
 class KVStoreError(Exception):
     """Base of every error a client may see: an HTTP status, a stable code and a message."""
@@ -197,3 +199,20 @@ class IdempotencyKeyReused(InvalidInput):
     """An Idempotency-Key (or CloudEvent source + id) sent again with a different request."""
 
     code = "idempotency_key_reused"
+
+
+STORAGE_FULL_DETAIL = "The data store is full and refuses writes; reads still work. Retry later or ask the operator"
+STORAGE_UNAVAILABLE_DETAIL = "The data store is unreachable; retry shortly"
+_UNAVAILABLE_REPLIES = ("READONLY", "LOADING", "MASTERDOWN")  # a replica, a restart, a failover
+
+
+def redis_error_status(exc: BaseException) -> int | None:
+    """What a Redis client error means to the client of the HTTP or gRPC API: 507 storage_full when
+    Redis is at its maxmemory and refuses writes (the OOM reply, from a Lua script too: redis-py names
+    it OutOfMemoryError), None for any other error reply (a bug: 500), else 503 storage_unavailable
+    (unreachable, stalled, or a READONLY/LOADING/MASTERDOWN reply)."""
+    if isinstance(exc, OutOfMemoryError):
+        return 507
+    if isinstance(exc, ResponseError) and not str(exc).startswith(_UNAVAILABLE_REPLIES):
+        return None
+    return 503

@@ -10,13 +10,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisClusterException, ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.platform.context import request_id_var
-from app.platform.errors import KVStoreError, LoginThrottled, ServiceUnavailable, TooManyRequests
+from app.platform.errors import (
+    STORAGE_FULL_DETAIL,
+    STORAGE_UNAVAILABLE_DETAIL,
+    KVStoreError,
+    LoginThrottled,
+    ServiceUnavailable,
+    TooManyRequests,
+    redis_error_status,
+)
 from app.platform.metrics import auth_failure
 
 logger = logging.getLogger("kvstore.errors")
@@ -137,7 +145,7 @@ def redis_unavailable_response(retry_after: int = 2) -> Response:
         503,
         "storage_unavailable",
         "Service Unavailable",
-        "The data store is unreachable; retry shortly",
+        STORAGE_UNAVAILABLE_DETAIL,
         headers={"Retry-After": str(retry_after)},
     )
 
@@ -149,7 +157,7 @@ _storage_full_logged_at = -STORAGE_FULL_LOG_INTERVAL_SECONDS
 def is_out_of_memory(exc: BaseException) -> bool:
     """Redis refused a write at its maxmemory (noeviction), from a Lua script too (redis-py names the
     OOM reply OutOfMemoryError)."""
-    return isinstance(exc, OutOfMemoryError)
+    return redis_error_status(exc) == 507
 
 
 def storage_full_response() -> Response:
@@ -157,12 +165,13 @@ def storage_full_response() -> Response:
         507,
         "storage_full",
         "Insufficient Storage",
-        "The data store is full and refuses writes; reads still work. Retry later or ask the operator",
+        STORAGE_FULL_DETAIL,
     )
 
 
 def _redis_error(request: Request, exc: Exception) -> Response:
-    if is_out_of_memory(exc):
+    status = redis_error_status(exc)
+    if status == 507:
         # Lua scripts hit the limit at their first write, before changing anything: nothing half-written.
         global _storage_full_logged_at
         now = time.monotonic()
@@ -170,7 +179,7 @@ def _redis_error(request: Request, exc: Exception) -> Response:
             _storage_full_logged_at = now
             logger.warning("data Redis is at its maxmemory: writes are refused with 507, reads still work")
         return storage_full_response()
-    if isinstance(exc, ResponseError) and not str(exc).startswith(("READONLY", "LOADING", "MASTERDOWN")):
+    if status is None:
         raise exc  # a real bug: let the 500 path log it
     logger.warning("redis unavailable: %s", exc.__class__.__name__)
     settings = getattr(request.app.state, "settings", None)
