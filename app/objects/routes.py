@@ -159,12 +159,18 @@ def _position(digits: str) -> str:
 
 def if_range_holds(value: str | None, obj: StoredObject) -> bool:
     """If-Range: an entity tag (strong comparison) or the exact Last-Modified date."""
+    return if_range_matches(value, obj.etag, obj.updated_ms // 1000)
+
+
+def if_range_matches(value: str | None, etag: str, modified_s: int | None) -> bool:
+    """If-Range against a representation's ETag and Last-Modified second (None: it sends no
+    Last-Modified, so a date never matches and the whole representation is sent)."""
     if value is None:
         return True
     value = value.strip()
     if value.startswith(('"', "W/")):
-        return value == obj.etag
-    return parse_http_date(value) == obj.updated_ms // 1000
+        return value == etag
+    return modified_s is not None and parse_http_date(value) == modified_s
 
 
 async def request_body(request: Request) -> AsyncIterator[bytes]:

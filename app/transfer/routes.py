@@ -8,7 +8,7 @@ from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.routing import APIRouter
 
 from app.auth.deps import AdminClaims, BearerClaims
-from app.objects.routes import BINARY_BODY, ObjectStreamResponse, parse_range, request_body
+from app.objects.routes import BINARY_BODY, ObjectStreamResponse, if_range_matches, parse_range, request_body
 from app.platform.errors import InsufficientScope
 from app.platform.http.openapi import body_examples
 from app.platform.http.schemas import PROBLEM_RESPONSES
@@ -110,8 +110,7 @@ async def download_export(
     }
     start, end, status_code = 0, size - 1, status.HTTP_200_OK
     range_header = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    if range_header is not None and (if_range is None or if_range.strip() == etag):
+    if range_header is not None and if_range_matches(request.headers.get("if-range"), etag, None):
         byte_range = parse_range(range_header, size)
         if byte_range is not None:
             start, end = byte_range
