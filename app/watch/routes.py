@@ -22,7 +22,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.auth.deps import StreamClaimsDependency, authenticate_stream, bearer_token, narrow_prefix, require_key
 from app.kv.service import DEFAULT_BUCKET
-from app.platform.errors import InvalidInput, KVStoreError
+from app.platform.errors import STORAGE_UNAVAILABLE_DETAIL, InvalidInput, KVStoreError
 from app.platform.http.problems import validation_errors
 from app.platform.http.schemas import PROBLEM_RESPONSES
 from app.platform.metrics import track_watch_connection
@@ -320,7 +320,7 @@ async def watch_socket(websocket: WebSocket, bucket: str) -> None:
         await _refuse(websocket, 422, "validation_error", detail, errors=errors)
         return
     except REDIS_ERRORS:
-        await _refuse(websocket, 503, "storage_unavailable", "The data store is unreachable; retry shortly")
+        await _refuse(websocket, 503, "storage_unavailable", STORAGE_UNAVAILABLE_DETAIL)
         return
     except Exception:  # a bug: the client still gets the error message and a close code, not a dropped socket
         logger.exception("watch socket refused by an unexpected error")
