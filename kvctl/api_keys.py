@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kvctl.client import API, segment
-from kvctl.context import Context, items_of
+from kvctl.context import Context, items_of, split_list
 from kvctl.errors import EXIT_OK, CliError
 
 API_KEYS = f"{API}/auth/api-keys"
@@ -21,17 +21,6 @@ SCOPES = (
     "export",
     "import",
 )
-
-
-def split_list(values: list[str]) -> list[str]:
-    """Repeatable, comma-separated option values as one list, in order, without blanks or repeats."""
-    seen: list[str] = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            if part and part not in seen:
-                seen.append(part)
-    return seen
 
 
 def cmd_api_keys_create(ctx: Context) -> int:

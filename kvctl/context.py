@@ -69,3 +69,14 @@ def items_of(body: Any, *names: str) -> list[dict[str, Any]]:
             if isinstance(found, list):
                 return found
     return []
+
+
+def split_list(values: list[str]) -> list[str]:
+    """Repeatable, comma-separated option values as one list, in order, without blanks or repeats."""
+    seen: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if part and part not in seen:
+                seen.append(part)
+    return seen

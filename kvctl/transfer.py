@@ -19,17 +19,13 @@ from typing import Any, BinaryIO
 import httpx
 
 from kvctl.client import API, segment
-from kvctl.context import Context
+from kvctl.context import Context, split_list
 from kvctl.errors import EXIT_ERROR, EXIT_OK, CliError, ConnectionFailed
 from kvctl.progress import Progress
 
 PIECE = 1024 * 1024
 POLL_SECONDS = 0.5
 FINISHED = ("done", "failed")
-
-
-def split_names(values: list[str]) -> list[str]:
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
 def wait(ctx: Context, path: str, label: str) -> dict[str, Any]:
@@ -59,7 +55,7 @@ def cmd_export(ctx: Context) -> int:
     if args.id:
         job_id = args.id
     else:
-        body = {"buckets": split_names(args.buckets) or ["*"], "objects": args.objects, "history": args.history}
+        body = {"buckets": split_list(args.buckets) or ["*"], "objects": args.objects, "history": args.history}
         job_id = ctx.client.call("POST", f"{API}/exports", json=body)["id"]
         ctx.out.note(f"export {job_id} started")
     status = wait(ctx, f"{API}/exports/{segment(job_id)}", f"export {job_id}")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvctl.api_keys import split_list
 from kvctl.client import API, segment
-from kvctl.context import Context, items_of
+from kvctl.context import Context, items_of, split_list
 from kvctl.errors import EXIT_OK
 
 WEBHOOKS = f"{API}/webhooks"

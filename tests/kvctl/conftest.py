@@ -1,17 +1,21 @@
-"""kvctl unit-test fixtures: an isolated config file and a fake API behind httpx.MockTransport."""
+"""kvctl test fixtures: an isolated config file and a fake API behind httpx.MockTransport; for the end
+to end tests, the API served by uvicorn."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from app.platform.embedded_redis import RedisProcess
 from kvctl.config import ConfigStore, Session
 from kvctl.main import main
+from tests.support.api_process import ApiProcess
 from tests.support.kvctl_fakes import URL, Result
+from tests.support.kvctl_process import serve_api
 
 
 @pytest.fixture
@@ -49,3 +53,17 @@ def kvctl(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
         return Result(code, captured.out, captured.err, requests)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def api(
+    request: pytest.FixtureRequest,
+    data_server: RedisProcess,
+    queue_server: RedisProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiProcess]:
+    """The API served by uvicorn for one test module; with a Huey consumer when the module sets
+    ``CONSUMER = True``."""
+    consumer = getattr(request.module, "CONSUMER", False)
+    with serve_api(data_server, queue_server, tmp_path_factory.mktemp("api"), consumer=consumer) as server:
+        yield server

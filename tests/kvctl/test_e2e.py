@@ -8,30 +8,19 @@ import signal
 import stat
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 
-from app.platform.embedded_redis import RedisProcess, free_port
+from app.platform.embedded_redis import free_port
 from tests.support.api_process import ApiProcess
-from tests.support.kvctl_process import Kvctl, LiveProcess
+from tests.support.kvctl_process import Kvctl, LiveProcess, registered
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.tenants import PASSWORD, SECRET_KEY
 
 pytestmark = pytest.mark.subprocess
-
-
-@pytest.fixture(scope="module")
-def api(
-    data_server: RedisProcess, queue_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiProcess]:
-    env = {"REDIS_URL": data_server.url, "HUEY_REDIS_URL": queue_server.url, "SECRET_KEY": SECRET_KEY}
-    server = ApiProcess(tmp_path_factory.mktemp("api") / "uvicorn.log", env).start()
-    yield server
-    server.stop()
 
 
 def new_username() -> str:
@@ -41,11 +30,7 @@ def new_username() -> str:
 @pytest.fixture
 def kvctl(api: ApiProcess, tmp_path: Path) -> Kvctl:
     """A kvctl with a freshly registered (and so logged-in) user of its own."""
-    cli = Kvctl(api.url, tmp_path / "kvctl" / "config.json")
-    cli.username = new_username()
-    run = cli("register", "-u", cli.username, "-e", f"{cli.username}@example.com")
-    assert run.code == 0, run.err
-    return cli
+    return registered(api.url, tmp_path / "kvctl" / "config.json", new_username())
 
 
 def test_register_logout_login_whoami(api: ApiProcess, tmp_path: Path) -> None:

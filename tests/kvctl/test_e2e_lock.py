@@ -6,15 +6,12 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from app.platform.embedded_redis import RedisProcess
 from tests.support.api_process import ApiProcess
-from tests.support.kvctl_process import Kvctl, Run
-from tests.support.tenants import SECRET_KEY
+from tests.support.kvctl_process import Run, registered
 
 pytestmark = pytest.mark.subprocess
 
@@ -28,20 +25,8 @@ with open(path, "a") as log:
 """
 
 
-@pytest.fixture(scope="module")
-def api(
-    data_server: RedisProcess, queue_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiProcess]:
-    env = {"REDIS_URL": data_server.url, "HUEY_REDIS_URL": queue_server.url, "SECRET_KEY": SECRET_KEY}
-    server = ApiProcess(tmp_path_factory.mktemp("api") / "uvicorn.log", env).start()
-    yield server
-    server.stop()
-
-
 def test_two_kvctl_lock_processes_take_turns(api: ApiProcess, tmp_path: Path) -> None:
-    cli = Kvctl(api.url, tmp_path / "kvctl" / "config.json")
-    name = f"cli{uuid.uuid4().hex[:12]}"
-    assert cli("register", "-u", name, "-e", f"{name}@example.com").code == 0
+    cli = registered(api.url, tmp_path / "kvctl" / "config.json", f"cli{uuid.uuid4().hex[:12]}")
     log = tmp_path / "critical.log"
     runs: list[Run] = []
 

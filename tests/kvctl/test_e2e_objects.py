@@ -11,44 +11,26 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.platform.embedded_redis import RedisProcess
 from tests.support.api_process import ApiProcess
-from tests.support.consumer import run_consumer
-from tests.support.kvctl_process import Kvctl
+from tests.support.kvctl_process import Kvctl, registered
 from tests.support.tcp_proxy import TcpProxy
-from tests.support.tenants import SECRET_KEY
 
 pytestmark = pytest.mark.subprocess
 
+CONSUMER = True  # the api fixture (conftest.py) runs a Huey consumer beside it
+
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def api(
-    data_server: RedisProcess, queue_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiProcess]:
-    env = {"REDIS_URL": data_server.url, "HUEY_REDIS_URL": queue_server.url, "SECRET_KEY": SECRET_KEY}
-    logs = tmp_path_factory.mktemp("api")
-    server = ApiProcess(logs / "uvicorn.log", env).start()
-    with run_consumer(data_server.url, queue_server.url, logs / "consumer.log"):
-        yield server
-    server.stop()
 
 
 @pytest.fixture
 def cli(api: ApiProcess, tmp_path: Path) -> Kvctl:
     """A kvctl with a freshly registered (and so logged-in) user of its own."""
-    kvctl = Kvctl(api.url, tmp_path / "kvctl" / "config.json")
-    kvctl.username = f"obj{uuid.uuid4().hex[:12]}"
-    run = kvctl("register", "-u", kvctl.username, "-e", f"{kvctl.username}@example.com")
-    assert run.code == 0, run.err
-    return kvctl
+    return registered(api.url, tmp_path / "kvctl" / "config.json", f"obj{uuid.uuid4().hex[:12]}")
 
 
 def sha256(path: Path) -> str:

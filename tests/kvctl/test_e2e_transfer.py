@@ -5,39 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.platform.embedded_redis import RedisProcess
 from tests.support.api_process import ApiProcess
-from tests.support.consumer import run_consumer
-from tests.support.kvctl_process import Kvctl
-from tests.support.tenants import SECRET_KEY
+from tests.support.kvctl_process import Kvctl, registered
 
 pytestmark = pytest.mark.subprocess
 
-
-@pytest.fixture(scope="module")
-def api(
-    data_server: RedisProcess, queue_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiProcess]:
-    env = {"REDIS_URL": data_server.url, "HUEY_REDIS_URL": queue_server.url, "SECRET_KEY": SECRET_KEY}
-    logs = tmp_path_factory.mktemp("api")
-    server = ApiProcess(logs / "uvicorn.log", env).start()
-    with run_consumer(data_server.url, queue_server.url, logs / "consumer.log"):
-        yield server
-    server.stop()
+CONSUMER = True  # the api fixture (conftest.py) runs a Huey consumer beside it
 
 
 def user(api: ApiProcess, tmp_path: Path, name: str) -> Kvctl:
-    kvctl = Kvctl(api.url, tmp_path / name / "config.json")
-    kvctl.username = f"{name}{uuid.uuid4().hex[:10]}"
-    run = kvctl("register", "-u", kvctl.username, "-e", f"{kvctl.username}@example.com")
-    assert run.code == 0, run.err
-    return kvctl
+    return registered(api.url, tmp_path / name / "config.json", f"{name}{uuid.uuid4().hex[:10]}")
 
 
 def test_export_download_resume_verify_and_import(api: ApiProcess, tmp_path: Path) -> None:

@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.platform.embedded_redis import RedisProcess
 from tests.support.api_process import ApiProcess
 from tests.support.kvctl_fakes import problem
-from tests.support.kvctl_process import Kvctl
-from tests.support.tenants import SECRET_KEY
+from tests.support.kvctl_process import registered
 
 ANSWER = {"url": "http://kv.test/api/v1/objects/buckets/b/objects/x?signature=abc", "method": "GET",
           "expires_at": "2030-01-01T00:00:00Z"}  # fmt: skip
@@ -73,21 +70,9 @@ def test_presign_reports_the_apis_refusal(kvctl) -> None:
     assert result.out == ""
 
 
-@pytest.fixture(scope="module")
-def api(
-    data_server: RedisProcess, queue_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiProcess]:
-    env = {"REDIS_URL": data_server.url, "HUEY_REDIS_URL": queue_server.url, "SECRET_KEY": SECRET_KEY}
-    server = ApiProcess(tmp_path_factory.mktemp("api") / "uvicorn.log", env).start()
-    yield server
-    server.stop()
-
-
 @pytest.mark.subprocess
 def test_presigned_urls_from_kvctl_work_without_a_token(api: ApiProcess, tmp_path: Path) -> None:
-    cli = Kvctl(api.url, tmp_path / "kvctl" / "config.json")
-    name = f"cli{uuid.uuid4().hex[:12]}"
-    assert cli("register", "-u", name, "-e", f"{name}@example.com").code == 0
+    cli = registered(api.url, tmp_path / "kvctl" / "config.json", f"cli{uuid.uuid4().hex[:12]}")
     token = cli("token").out.strip()
     created = httpx.post(
         f"{api.url}/api/v1/objects/buckets", json={"name": "files"}, headers={"Authorization": f"Bearer {token}"}

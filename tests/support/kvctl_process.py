@@ -9,11 +9,16 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.platform.embedded_redis import RedisProcess
+from tests.support.api_process import ApiProcess
+from tests.support.consumer import run_consumer
 from tests.support.paths import REPO
-from tests.support.tenants import PASSWORD
+from tests.support.tenants import PASSWORD, SECRET_KEY
 
 
 @dataclass
@@ -55,6 +60,28 @@ class Kvctl:
             preexec_fn=_default_sigint,
         )
         return LiveProcess(process)
+
+
+@contextmanager
+def serve_api(
+    data_server: RedisProcess, queue_server: RedisProcess, logs: Path, *, consumer: bool = False
+) -> Iterator[ApiProcess]:
+    """The API served by uvicorn on the suite's redis-servers for kvctl to call (logs in ``logs``), with a
+    Huey consumer when ``consumer`` (exports, imports, the audit trail)."""
+    env = {"REDIS_URL": data_server.url, "HUEY_REDIS_URL": queue_server.url, "SECRET_KEY": SECRET_KEY}
+    server = ApiProcess(logs / "uvicorn.log", env).start()
+    with run_consumer(data_server.url, queue_server.url, logs / "consumer.log") if consumer else nullcontext():
+        yield server
+    server.stop()
+
+
+def registered(url: str, config: Path, username: str) -> Kvctl:
+    """A kvctl with ``username`` freshly registered (and so logged in), its session in ``config``."""
+    kvctl = Kvctl(url, config)
+    kvctl.username = username
+    run = kvctl("register", "-u", username, "-e", f"{username}@example.com")
+    assert run.code == 0, run.err
+    return kvctl
 
 
 def _default_sigint() -> None:
