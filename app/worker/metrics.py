@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -244,7 +245,8 @@ def liveness() -> tuple[int, dict[str, Any]]:
     beats = heartbeat.current()
     if beats is None:
         return 200, {"status": "ok"}
-    ages = {loop: round(age, 1) for loop, age in beats.ages().items()}
+    # Tenths, rounded up: a loop over the limit never shows an age at the limit (2.53 s was shown as 2.5).
+    ages = {loop: math.ceil(age * 10) / 10 for loop, age in beats.ages().items()}
     stuck = beats.stuck()
     if stuck:
         return 503, {"status": "stuck", "stuck": stuck, "seconds_since_loop": ages, "limit": beats.stuck_seconds}
