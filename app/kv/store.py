@@ -47,12 +47,12 @@ from app.platform.keyspace import KeySchema
 from app.platform.redis import AsyncDataRedis, SyncDataRedis, text
 from app.platform.scripts import LuaScript, ScriptArg, ScriptError, Scripts, SyncScripts, domain_error
 
-KV_PUT = LuaScript("kv_put")
+KV_PUT = LuaScript("kv_put", redis_us=60)
 KV_GET = LuaScript("kv_get")
 KV_DELETE = LuaScript("kv_delete")
 KV_HISTORY = LuaScript("kv_history")
 KV_COUNT = LuaScript("kv_count")
-KV_LIST = LuaScript("kv_list")
+KV_LIST = LuaScript("kv_list", redis_us=400)
 KV_BATCH_PUT = LuaScript("kv_batch_put")
 KV_BATCH_DELETE = LuaScript("kv_batch_delete")
 KV_BUCKET_CREATE = LuaScript("kv_bucket_create")

@@ -138,9 +138,12 @@ def all_script_names() -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class LuaScript:
-    """One script, named by its file (``kv_put`` is ``app/kv/lua/kv_put.lua``)."""
+    """One script, named by its file (``kv_put`` is ``app/kv/lua/kv_put.lua``). ``redis_us``: what a
+    call typically costs inside Redis (`make bench`'s us/script column), for the lane's batching
+    (app/platform/redis_lane.py FLUSH_AT_US); the default is a small read's."""
 
     name: str
+    redis_us: int = 10
 
     def __post_init__(self) -> None:
         _lua_file(self.name)  # a typo fails at import, not at the first call
@@ -226,10 +229,10 @@ class Scripts(_Registered):
         if sha is None:
             sha = self._shas[script.name] = hashlib.sha1(script.source.encode(), usedforsecurity=False).hexdigest()
         try:
-            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args)
+            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args, redis_us=script.redis_us)
         except NoScriptError:  # not run: loading it and sending it again is safe
             await lane.execute(b"SCRIPT", b"LOAD", script.source)
-            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args)
+            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args, redis_us=script.redis_us)
 
     async def aclose(self) -> None:
         if self._lane is not None:

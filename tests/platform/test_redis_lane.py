@@ -20,7 +20,7 @@ from app.config import Settings
 from app.main import create_app
 from app.platform.embedded_redis import RedisProcess
 from app.platform.redis import create_async_data_redis, create_data_lane
-from app.platform.redis_lane import LaneAddress, RedisLane
+from app.platform.redis_lane import FLUSH_AT_US, LaneAddress, RedisLane
 from app.platform.scripts import LuaScript, Scripts
 from tests.support.tcp_proxy import TcpProxy
 
@@ -123,6 +123,34 @@ async def test_concurrent_calls_are_written_together(data_server: RedisProcess, 
         monkeypatch.setattr(conn.transport, "write", counting)
         assert await asyncio.gather(*(lane.execute("PING") for _ in range(50))) == [b"PONG"] * 50
         assert len(writes) == 1 and writes[0].count(b"PING") == 50
+    finally:
+        await lane.aclose()
+
+
+async def test_a_batch_holding_enough_redis_work_is_written_at_once(data_server: RedisProcess, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Commands that add up to FLUSH_AT_US of Redis work go out while the turn goes on (Redis starts on
+    them); the rest of the turn's commands still go together at its end. Cheap ones wait for the end."""
+    lane = lane_for(data_server)
+    try:
+        await lane.execute("PING")
+        conn = lane._conn
+        assert conn is not None and conn.transport is not None
+        writes: list[bytes] = []
+        original = conn.transport.write
+
+        def counting(data: bytes) -> None:
+            writes.append(data)
+            original(data)
+
+        monkeypatch.setattr(conn.transport, "write", counting)
+        heavy = FLUSH_AT_US // 2 + 1  # two of them make a batch
+        replies = await asyncio.gather(*(lane.execute("ECHO", f"c{i}", redis_us=heavy) for i in range(5)))
+        assert replies == [f"c{i}".encode() for i in range(5)]  # each caller still gets its own reply
+        assert [w.count(b"ECHO") for w in writes] == [2, 2, 1]  # not one write of 5 at the turn's end
+        assert [b"c1" in writes[0], b"c3" in writes[1], b"c4" in writes[2]] == [True, True, True]
+        writes.clear()
+        assert await asyncio.gather(*(lane.execute("ECHO", "x", redis_us=1) for _ in range(50))) == [b"x"] * 50
+        assert len(writes) == 1  # 50 us of work in all: one write at the end of the turn
     finally:
         await lane.aclose()
 
