@@ -220,27 +220,33 @@ class Scripts(_Registered):
         self._lane = lane
         self._shas: dict[str, str] = {}
 
-    async def run(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
-        """The raw reply (for the few scripts whose reply is a plain value)."""
+    async def run(
+        self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg], redis_us: int | None = None
+    ) -> Any:
+        """The raw reply (for the few scripts whose reply is a plain value). ``redis_us``: this call's
+        cost inside Redis, when it is not the script's usual ``redis_us`` (a batch's, by its size)."""
         lane = self._lane
         if lane is None:
             return await self._script(script)(keys=list(keys), args=list(args))
         sha = self._shas.get(script.name)
         if sha is None:
             sha = self._shas[script.name] = hashlib.sha1(script.source.encode(), usedforsecurity=False).hexdigest()
+        cost = script.redis_us if redis_us is None else redis_us
         try:
-            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args, redis_us=script.redis_us)
+            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args, redis_us=cost)
         except NoScriptError:  # not run: loading it and sending it again is safe
             await lane.execute(b"SCRIPT", b"LOAD", script.source)
-            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args, redis_us=script.redis_us)
+            return await lane.execute(b"EVALSHA", sha, len(keys), *keys, *args, redis_us=cost)
 
     async def aclose(self) -> None:
         if self._lane is not None:
             await self._lane.aclose()
 
-    async def call(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> list[Any]:
+    async def call(
+        self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg], redis_us: int | None = None
+    ) -> list[Any]:
         """The values of the ``{'OK', ...}`` reply; :class:`ScriptError` for a refusal."""
-        return unwrap(await self.run(script, keys, args))
+        return unwrap(await self.run(script, keys, args, redis_us))
 
 
 class SyncScripts(_Registered):

@@ -287,3 +287,22 @@ async def test_the_apps_script_calls_go_down_one_connection(settings: Settings, 
                     entry for entry in admin.client_list() if entry["cmd"] == "evalsha" and entry["id"] not in earlier
                 ]
             assert len(scripted) == 1, scripted
+
+
+async def test_a_script_call_tells_the_lane_its_cost_inside_redis() -> None:
+    """What the lane batches by: the script's usual cost, or the call's own (a batch get, by its size)."""
+    from app.kv.store import KV_GET, KV_PUT
+
+    costs: list[int] = []
+
+    class RecordingLane:
+        async def execute(self, *args: object, redis_us: int = 0) -> list[bytes]:
+            costs.append(redis_us)
+            return [b"OK"]
+
+    scripts = Scripts(None, RecordingLane())  # type: ignore[arg-type]
+    await scripts.call(KV_PUT, ["k"], [])
+    await scripts.call(KV_GET, ["k"], [])
+    await scripts.call(KV_GET, ["k"], [], redis_us=400)
+    assert costs == [KV_PUT.redis_us, KV_GET.redis_us, 400]
+    assert KV_PUT.redis_us >= FLUSH_AT_US // 2 > KV_GET.redis_us  # two PUTs make a batch; GETs wait for the turn
