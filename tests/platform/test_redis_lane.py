@@ -107,20 +107,26 @@ async def test_concurrent_calls_share_one_connection_and_get_their_own_replies(d
         await lane.aclose()
 
 
+async def recorded_writes(lane: RedisLane, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Connects ``lane`` and records what it writes to its socket from now on, one item a write."""
+    await lane.execute("PING")
+    conn = lane._conn
+    assert conn is not None and conn.transport is not None
+    writes: list[bytes] = []
+    original = conn.transport.write
+
+    def counting(data: bytes) -> None:
+        writes.append(data)
+        original(data)
+
+    monkeypatch.setattr(conn.transport, "write", counting)
+    return writes
+
+
 async def test_concurrent_calls_are_written_together(data_server: RedisProcess, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     lane = lane_for(data_server)
     try:
-        await lane.execute("PING")
-        conn = lane._conn
-        assert conn is not None and conn.transport is not None
-        writes: list[bytes] = []
-        original = conn.transport.write
-
-        def counting(data: bytes) -> None:
-            writes.append(data)
-            original(data)
-
-        monkeypatch.setattr(conn.transport, "write", counting)
+        writes = await recorded_writes(lane, monkeypatch)
         assert await asyncio.gather(*(lane.execute("PING") for _ in range(50))) == [b"PONG"] * 50
         assert len(writes) == 1 and writes[0].count(b"PING") == 50
     finally:
@@ -132,17 +138,7 @@ async def test_a_batch_holding_enough_redis_work_is_written_at_once(data_server:
     them); the rest of the turn's commands still go together at its end. Cheap ones wait for the end."""
     lane = lane_for(data_server)
     try:
-        await lane.execute("PING")
-        conn = lane._conn
-        assert conn is not None and conn.transport is not None
-        writes: list[bytes] = []
-        original = conn.transport.write
-
-        def counting(data: bytes) -> None:
-            writes.append(data)
-            original(data)
-
-        monkeypatch.setattr(conn.transport, "write", counting)
+        writes = await recorded_writes(lane, monkeypatch)
         heavy = FLUSH_AT_US // 2 + 1  # two of them make a batch
         replies = await asyncio.gather(*(lane.execute("ECHO", f"c{i}", redis_us=heavy) for i in range(5)))
         assert replies == [f"c{i}".encode() for i in range(5)]  # each caller still gets its own reply
