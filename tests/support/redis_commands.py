@@ -30,9 +30,9 @@ def sent_commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
             sent.append(packed)
         await original_send(self, command, check_health)
 
-    async def execute(self: RedisLane, *args: Any) -> Any:
+    async def execute(self: RedisLane, *args: Any, redis_us: int = 0) -> Any:
         sent.append(hiredis.pack_command(args))
-        return await original_execute(self, *args)
+        return await original_execute(self, *args, redis_us=redis_us)
 
     with monkeypatch.context() as patch:
         patch.setattr(HealthCheckedConnection, "send_packed_command", send)

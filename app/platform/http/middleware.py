@@ -124,7 +124,8 @@ class RequestContextMiddleware:
                 await send({"type": "http.response.body", "body": body})
         finally:
             path = scope.get("path", "")
-            if self.log_quiet_paths or path not in self.quiet:
+            # The line's fields are worked out only when it is written (LOG_LEVEL INFO or DEBUG).
+            if (self.log_quiet_paths or path not in self.quiet) and access_logger.isEnabledFor(logging.INFO):
                 access_logger.info(
                     "%s %s %s",
                     scope.get("method", "WS"),
