@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from app.platform.errors import ServiceUnavailable
 from app.platform.idempotency import PENDING, IdempotencyStore, StoredResponse
@@ -196,6 +198,35 @@ async def test_a_5xx_releases_the_key_so_a_retry_applies(
     replayed = await client.put(f"{KV}/k", json={"value": 1}, headers=idem(tenant, "flaky"))
     assert replayed.status_code == 201 and replayed.headers["idempotent-replayed"] == "true"
     assert await version(client, tenant, "k") == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (RedisConnectionError("gone"), 503, "storage_unavailable"),
+        (OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'."), 507, "storage_full"),
+        (ResponseError("ERR Error running script: a bug"), 500, "internal_error"),
+    ],
+)
+async def test_a_store_error_is_answered_as_every_redis_error_is(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    tenant: dict,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    status: int,
+    code: str,
+) -> None:
+    """Unreachable 503, full 507, and an error reply (a bug) 500, as the API answers them elsewhere;
+    the write does not run."""
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(app.state.idempotency, "reserve", failing)
+    response = await client.put(f"{KV}/k", json={"value": 1}, headers=idem(tenant, "broken"))
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert (await client.get(f"{KV}/k", headers=bearer(tenant))).status_code == 404
 
 
 async def test_a_4xx_answer_is_stored_like_any_other(client: httpx.AsyncClient, tenant: dict) -> None:

@@ -34,10 +34,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.platform.context import audit_note
-from app.platform.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, KVStoreError
+from app.platform.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, KVStoreError, redis_error_status
 from app.platform.http.problems import (
     domain_error_response,
-    is_out_of_memory,
     problem_response,
     redis_unavailable_response,
     storage_full_response,
@@ -266,7 +265,13 @@ class IdempotencyMiddleware:
         await response(scope, receive, send)
 
     def _unavailable(self, exc: BaseException) -> Response:
-        if is_out_of_memory(exc):
+        """The answer to the store's Redis error ``exc``, by the rule every Redis error follows
+        (app/platform/errors.py redis_error_status): 507 when Redis is full, 503 when it cannot be
+        reached; any other error reply is a bug and is raised again, to become a logged 500."""
+        status = redis_error_status(exc)
+        if status is None:
+            raise exc
+        if status == 507:
             return storage_full_response()
         logger.warning("idempotency store unavailable: %s", exc.__class__.__name__)
         return redis_unavailable_response(self.retry_after_seconds)
