@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final, cast
 
 from app.audit.model import Event, StoredEvent, encode_event, now_ms
 from app.config import Settings
+from app.platform.jsonutil import datetime_of_ms
 from app.platform.keyspace import AUDIT_OUTBOX_TENANTS, KeySchema
 from app.platform.redis import AsyncDataRedis
 from app.platform.scripts import LuaScript, ScriptArg, SyncScripts
@@ -45,7 +45,7 @@ def _stored_event(tenant_id: str, entry_id: bytes, raw: dict[bytes, bytes]) -> S
     ts = int(fields.get("ts") or entry_id.split(b"-")[0])
     return StoredEvent(
         id=entry_id.decode(),
-        ts=datetime.fromtimestamp(ts / 1000, UTC),
+        ts=datetime_of_ms(ts),
         request_id=optional("request_id"),
         tenant_id=tenant_id,
         username=optional("username"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
@@ -12,6 +11,7 @@ from app.auth.deps import AdminClaims
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from app.platform.http.openapi import body_examples
 from app.platform.http.schemas import PROBLEM_RESPONSES
+from app.platform.jsonutil import datetime_of_ms, optional_datetime_of_ms
 
 router = APIRouter(prefix="/auth/api-keys", tags=["api-keys"])
 
@@ -25,10 +25,6 @@ ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
 KeyId = Annotated[str, Path(max_length=64, description="The id the key was created with")]
 
 
-def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
 def _out(record: ApiKeyRecord) -> ApiKeyOut:
     return ApiKeyOut(
         id=record.id,
@@ -36,9 +32,9 @@ def _out(record: ApiKeyRecord) -> ApiKeyOut:
         scopes=list(record.scopes),
         buckets=list(record.buckets),
         key_prefix=record.key_prefix,
-        created_at=datetime.fromtimestamp(record.created_ms / 1000, UTC),
-        expires_at=_time(record.expires_ms),
-        last_used_at=_time(record.last_used_ms),
+        created_at=datetime_of_ms(record.created_ms),
+        expires_at=optional_datetime_of_ms(record.expires_ms),
+        last_used_at=optional_datetime_of_ms(record.last_used_ms),
     )
 
 

@@ -1,6 +1,5 @@
 """/leases and /locks: etcd-like leases (TTLs that keys and locks hang on) and locks with fencing tokens."""
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -23,6 +22,7 @@ from app.coord.service import CoordService
 from app.platform.context import audit_note
 from app.platform.http.openapi import body_examples
 from app.platform.http.schemas import PROBLEM_RESPONSES
+from app.platform.jsonutil import datetime_of_ms
 from app.platform.security import AccessClaims
 
 router = APIRouter(tags=["coordination"])
@@ -40,12 +40,8 @@ async def get_coord(request: Request) -> CoordService:
 Coord = Annotated[CoordService, Depends(get_coord)]
 
 
-def _ts(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 def _lease(lease: Lease) -> LeaseOut:
-    return LeaseOut(id=lease.id, ttl=lease.ttl, expires_at=_ts(lease.expires_ms))
+    return LeaseOut(id=lease.id, ttl=lease.ttl, expires_at=datetime_of_ms(lease.expires_ms))
 
 
 @router.post(
@@ -91,7 +87,7 @@ async def get_lease(lease_id: LeaseId, claims: ReadClaims, coord: Coord) -> Leas
     return LeaseInfo(
         id=lease.id,
         ttl=lease.ttl,
-        expires_at=_ts(lease.expires_ms),
+        expires_at=datetime_of_ms(lease.expires_ms),
         remaining=round(lease.remaining, 3),
         keys=[LeaseKeyOut(bucket=k.bucket, key=k.key) for k in lease.keys],
     )
@@ -138,7 +134,7 @@ async def acquire_lock(name: LockName, body: LockAcquire, claims: WriteClaims, c
     acquisition again. The lock is free again when its lease is revoked or expires. Needs `kv:write`."""
     audit_note(key=name)
     state, _ = await coord.acquire(claims.tenant_id, name, body.lease, body.wait)
-    return LockOut(name=name, lease=body.lease, token=state.token, acquired_at=_ts(state.acquired_ms or 0))
+    return LockOut(name=name, lease=body.lease, token=state.token, acquired_at=datetime_of_ms(state.acquired_ms or 0))
 
 
 @router.delete(
@@ -177,6 +173,6 @@ async def get_lock(name: LockName, claims: ReadClaims, coord: Coord) -> LockInfo
         name=name,
         holder=state.holder,
         token=state.token,
-        acquired_at=_ts(state.acquired_ms) if state.acquired_ms else None,
+        acquired_at=datetime_of_ms(state.acquired_ms) if state.acquired_ms else None,
         waiters=waiters,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,13 +18,9 @@ from app.objects.model import (
     Verification,
 )
 from app.objects.presign import MAX_CONTENT_TYPE_CHARS, MAX_EXPIRES_IN
-from app.platform.jsonutil import Timestamp
+from app.platform.jsonutil import Timestamp, datetime_of_ms
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
-
-
-def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class ObjectBucketCreate(BaseModel):
@@ -56,7 +51,7 @@ class ObjectBucketOut(BaseModel):
             max_object_size=bucket.max_object_size,
             objects=bucket.objects,
             bytes=bucket.bytes,
-            created_at=from_ms(bucket.created_ms),
+            created_at=datetime_of_ms(bucket.created_ms),
         )
 
 
@@ -93,8 +88,8 @@ class ObjectOut(BaseModel):
             content_type=obj.content_type,
             description=obj.description,
             metadata=obj.metadata,
-            created_at=from_ms(obj.created_ms),
-            updated_at=from_ms(obj.updated_ms),
+            created_at=datetime_of_ms(obj.created_ms),
+            updated_at=datetime_of_ms(obj.updated_ms),
         )
 
 
@@ -112,7 +107,7 @@ class ObjectListItem(BaseModel):
             size=item.size,
             etag=f'"{item.sha256}"',
             content_type=item.content_type,
-            updated_at=from_ms(item.updated_ms),
+            updated_at=datetime_of_ms(item.updated_ms),
         )
 
 
@@ -136,7 +131,7 @@ class VerifyOut(BaseModel):
     @classmethod
     def of(cls, v: Verification) -> VerifyOut:
         fields = asdict(v)
-        hashed_at = from_ms(fields.pop("hashed_ms"))
+        hashed_at = datetime_of_ms(fields.pop("hashed_ms"))
         return cls(**fields, hashed_at=hashed_at)
 
 
@@ -165,8 +160,8 @@ class UploadOut(BaseModel):
             upload_id=upload.upload_id,
             bucket=upload.bucket,
             name=upload.name,
-            created_at=from_ms(upload.created_ms),
-            expires_at=from_ms(upload.expires_ms),
+            created_at=datetime_of_ms(upload.created_ms),
+            expires_at=datetime_of_ms(upload.expires_ms),
             parts=[PartOut.of(part) for part in upload.parts],
         )
 

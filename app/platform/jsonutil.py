@@ -29,6 +29,16 @@ def _iso_second(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").removesuffix("+00:00")
 
 
+def datetime_of_ms(ms: int) -> datetime:
+    """Milliseconds since the epoch (how the store keeps times) as an aware UTC datetime, for a
+    ``Timestamp`` field."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def optional_datetime_of_ms(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime_of_ms(ms)
+
+
 def iso_datetime(value: datetime) -> str:
     """A datetime in the same form as ``iso_ms`` (UTC, milliseconds, ``Z``); a naive one is UTC."""
     if value.tzinfo is None:

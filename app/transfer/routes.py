@@ -12,8 +12,9 @@ from app.objects.routes import BINARY_BODY, ObjectStreamResponse, if_range_match
 from app.platform.errors import InsufficientScope
 from app.platform.http.openapi import body_examples
 from app.platform.http.schemas import PROBLEM_RESPONSES
+from app.platform.jsonutil import optional_datetime_of_ms
 from app.platform.security import AccessClaims
-from app.transfer.schemas import ExportCreate, RestoreOut, TransferAccepted, TransferOut, time_of
+from app.transfer.schemas import ExportCreate, RestoreOut, TransferAccepted, TransferOut
 from app.transfer.service import TransferService
 
 router = APIRouter(tags=["transfer"])
@@ -180,5 +181,5 @@ async def restore_bucket(bucket: BucketName, claims: AdminClaims, transfers: Tra
         bucket=restored.bucket,
         keys=restored.keys,
         expired=restored.expired,
-        deleted_at=time_of(restored.deleted_at_ms or None),
+        deleted_at=optional_datetime_of_ms(restored.deleted_at_ms or None),
     )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.platform.jsonutil import Timestamp, optional_datetime_of_ms
 from app.transfer.model import Job
 
 
@@ -46,10 +46,6 @@ class ArchiveInfo(BaseModel):
     volumes: int
 
 
-def time_of(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
 class TransferOut(BaseModel):
     id: str
     kind: Literal["export", "import"]
@@ -58,9 +54,9 @@ class TransferOut(BaseModel):
     error: str | None
     options: dict[str, Any]
     attempts: int = Field(description="Runs of the job so far (more than 1: a worker stopped and it was resumed)")
-    created_at: datetime | None
-    updated_at: datetime | None
-    expires_at: datetime | None
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
+    expires_at: Timestamp | None
     archive: ArchiveInfo | None = None
     report: ImportReport | None = None
 
@@ -81,9 +77,9 @@ class TransferOut(BaseModel):
             error=job.error,
             options=job.options,
             attempts=job.attempts,
-            created_at=time_of(job.created_ms),
-            updated_at=time_of(job.updated_ms),
-            expires_at=time_of(job.expires_ms),
+            created_at=optional_datetime_of_ms(job.created_ms),
+            updated_at=optional_datetime_of_ms(job.updated_ms),
+            expires_at=optional_datetime_of_ms(job.expires_ms),
             archive=archive,
             report=ImportReport(**job.report.as_dict()) if job.kind == "import" and job.report else None,
         )
@@ -98,4 +94,4 @@ class RestoreOut(BaseModel):
     bucket: str
     keys: int = Field(description="Keys restored: the live keys of the bucket when it was deleted")
     expired: int = Field(description="Keys whose TTL ran out since (not restored)")
-    deleted_at: datetime | None
+    deleted_at: Timestamp | None

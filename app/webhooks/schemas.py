@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.platform.jsonutil import Timestamp, datetime_of_ms, optional_datetime_of_ms
 from app.webhooks.model import EVENT_TYPES, Delivery, Webhook
 
 EventType = Literal["kv.put", "kv.delete", "kv.expire", "object.put", "object.delete"]
@@ -63,10 +63,6 @@ class WebhookUpdate(BaseModel):
     enabled: bool | None = None
 
 
-def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
 class WebhookOut(BaseModel):
     id: str
     url: str
@@ -76,9 +72,9 @@ class WebhookOut(BaseModel):
     description: str
     enabled: bool
     disabled_reason: str | None = Field(description="Why the service disabled it (continuous failure); null otherwise")
-    failing_since: datetime | None = Field(description="Since when every attempt has failed; null while it succeeds")
-    created_at: datetime
-    updated_at: datetime
+    failing_since: Timestamp | None = Field(description="Since when every attempt has failed; null while it succeeds")
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @classmethod
     def of(cls, hook: Webhook) -> WebhookOut:
@@ -91,9 +87,9 @@ class WebhookOut(BaseModel):
             description=hook.description,
             enabled=hook.enabled,
             disabled_reason=hook.disabled_reason,
-            failing_since=_time(hook.failing_since_ms),
-            created_at=datetime.fromtimestamp(hook.created_ms / 1000, UTC),
-            updated_at=datetime.fromtimestamp(hook.updated_ms / 1000, UTC),
+            failing_since=optional_datetime_of_ms(hook.failing_since_ms),
+            created_at=datetime_of_ms(hook.created_ms),
+            updated_at=datetime_of_ms(hook.updated_ms),
         )
 
 
@@ -119,9 +115,9 @@ class DeliveryOut(BaseModel):
     last_status: int | None = Field(description="HTTP status of the last attempt; null: no answer")
     last_response: str | None = Field(description="The first bytes of the last answer, or why there was none")
     latency_ms: int | None
-    last_attempt_at: datetime | None
-    next_attempt_at: datetime | None
-    created_at: datetime
+    last_attempt_at: Timestamp | None
+    next_attempt_at: Timestamp | None
+    created_at: Timestamp
 
     @classmethod
     def of(cls, d: Delivery) -> DeliveryOut:
@@ -140,9 +136,9 @@ class DeliveryOut(BaseModel):
             last_status=d.status,
             last_response=d.excerpt,
             latency_ms=d.latency_ms,
-            last_attempt_at=_time(d.last_ms),
-            next_attempt_at=_time(d.next_ms) if state != "delivered" else None,
-            created_at=datetime.fromtimestamp(d.created_ms / 1000, UTC),
+            last_attempt_at=optional_datetime_of_ms(d.last_ms),
+            next_attempt_at=optional_datetime_of_ms(d.next_ms) if state != "delivered" else None,
+            created_at=datetime_of_ms(d.created_ms),
         )
 
 
