@@ -4,7 +4,9 @@ import { api, enc } from "./api.js";
 import { attempt, toast } from "./ui.js";
 import { clear, confirmDialog, field, formatTime, h, uid } from "./dom.js";
 
-const SCOPES = ["kv:read", "kv:write", "kv:watch", "objects:read", "objects:write", "audit:read", "usage:read", "admin"];
+const SCOPES = [
+  "kv:read", "kv:write", "kv:watch", "objects:read", "objects:write", "audit:read", "usage:read", "admin", "export", "import",
+];
 
 export async function apiKeysView() {
   const tbody = h("tbody");
