@@ -15,9 +15,10 @@ A batch does not always wait for the end of the turn: once the commands in it ad
 ``LuaScript.redis_us``), it is written at once, so that Redis runs them while this process prepares
 the next requests of the turn instead of both taking turns. Measured on 2 cores at 32 connections:
 PUT (~60 us of Lua, batches of 2) left the machine 16% idle, waiting in turns; now 10%, and PUT
-+4-6%, a list page of 100 (~400 us, written at once) +8% (bench-20261207T084338Z.json). GET's
-scripts (~10 us) keep their whole-turn batches: writing them early cost 5-7% (one more syscall on
-each side per few requests). ``python -m bench.run --only put,get,list100`` measures them.
++4-6%, a list page of 100 (~400 us, written at once) +8% (bench-20261207T084338Z.json), a batch
+get of 100 +4%. GET's scripts (~10 us) keep their whole-turn batches: writing them in pairs cost GET
+5-7%, one by one 16% (a syscall on each side per few requests). ``python -m bench.run --only
+put,get,list100,batch100`` measures them.
 
 What stays as it was with redis-py:
 - the same commands (EVALSHA; SCRIPT LOAD once on NOSCRIPT, which means the script did not run, so
