@@ -435,8 +435,11 @@ def main() -> int:
                         figures.update(worker_meter.stop(figures["rps"] * args.duration))
                         runs.setdefault(label, []).append(figures)
             row = {name: median_of(figures) for name, figures in runs.items()}
-            for figures in row.values():
+            for name, figures in row.items():
                 figures["ratio_to_floor"] = round(figures["rps"] / row["floor"]["rps"], 3)
+                # The spread: each round's req/s against the floor of the same round.
+                by_round = [run["rps"] / floor["rps"] for run, floor in zip(runs[name], runs["floor"], strict=True)]
+                figures["ratio_min"], figures["ratio_max"] = round(min(by_round), 3), round(max(by_round), 3)
             results[str(size)] = row
             print_table(size, row)
     finally:
@@ -472,12 +475,13 @@ def main() -> int:
 def print_table(size: int, row: dict[str, dict[str, float]]) -> None:
     print(f"\n{size:,} keys in the tenant (median of the rounds; floor: a bare FastAPI app, same serving)")
     print(
-        f"  {'scenario':<20} {'req/s':>9} {'x floor':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f"  {'scenario':<20} {'req/s':>9} {'x floor':>8} {'rounds':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
         f" {'API CPU us/req':>15} {'worker us/req':>14} {'Redis CPU us/req':>17} {'us/script':>10}"
     )
     for name, f in row.items():
         print(
-            f"  {name:<20} {f['rps']:>9.0f} {f['ratio_to_floor']:>8.2f} {f['p50_ms']:>8.2f} "
+            f"  {name:<20} {f['rps']:>9.0f} {f['ratio_to_floor']:>8.2f}"
+            f" {f['ratio_min']:>5.2f}-{f['ratio_max']:<4.2f} {f['p50_ms']:>8.2f} "
             f"{f['p99_ms']:>8.2f} {int(f['errors']):>7} {f.get('api_cpu_us_per_request', 0):>15.1f}"
             f" {f.get('worker_cpu_us_per_request', 0):>14.1f}"
             f" {f.get('redis_cpu_us_per_request', 0):>17.1f}"
