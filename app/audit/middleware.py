@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from app.audit.model import Event, new_event
 from app.audit.service import AuditService, InlineEvent
 from app.platform.context import AuditNote, audit_note_var, client_ip_var, request_id_var
-from app.platform.http.asgi import ASGIApp, Message, Receive, Scope, Send
+from app.platform.http.asgi import ASGIApp, Receive, Scope, Send
+from app.platform.http.middleware import watch_response
 
 logger = logging.getLogger("kvstore.audit")
 
@@ -79,21 +80,16 @@ class AuditMiddleware:
             return
         note = AuditNote(scope=scope)
         note_token = audit_note_var.set(note)
+        response, send = watch_response(scope, send)
         status = 0
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start" and isinstance(message["status"], int):
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, send)
+            status = response.status
         except asyncio.CancelledError:
-            status = status or CLIENT_CLOSED_REQUEST
+            status = response.status or CLIENT_CLOSED_REQUEST
             raise
         except Exception:
-            status = status or 500
+            status = response.status or 500
             raise
         finally:
             audit_note_var.reset(note_token)

@@ -11,9 +11,9 @@ from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.platform.http.middleware import route_template
+from app.platform.http.middleware import route_template, watch_response
 from app.platform.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, labelled
 
 _requests = labelled(HTTP_REQUESTS)
@@ -59,24 +59,16 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the client gets when the app raises before answering
-        headers_sent_at = 0.0
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status, headers_sent_at
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers_sent_at = time.perf_counter()
-            await send(message)
-
+        response, send = watch_response(scope, send)
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, send)
         finally:
             handler = self._handler(scope)
             if handler not in self.excluded:
                 method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+                status = response.status or 500  # 500: what the client gets when the app raises before answering
                 _requests(handler, method, str(status)).inc()
-                duration = (headers_sent_at or time.perf_counter()) - started
+                duration = (response.at or time.perf_counter()) - started
                 _duration(handler, method).observe(duration)
 
 

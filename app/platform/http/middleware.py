@@ -39,6 +39,43 @@ def quiet_paths(api_prefix: str) -> frozenset[str]:
 
 QUIET_PATHS = quiet_paths("/api/v1")
 
+RESPONSE_START = "kvstore.response_start"
+"""Scope key of the request's :class:`ResponseStart`, recorded by the request-context middleware."""
+
+
+class ResponseStart:
+    """The status of a request's response and when its headers went out (``perf_counter``); 0 until
+    the app answers. The request-context middleware records it for the middlewares inside it, which
+    read it rather than each wrap ``send`` again: two fewer coroutine calls per message of every
+    response, PUT +3.5% and GET +6% (100,000 keys, bench-20261207T100702Z.json)."""
+
+    __slots__ = ("at", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.at = 0.0
+
+    def record(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.at = time.perf_counter()
+
+
+def watch_response(scope: Scope, send: Send) -> tuple[ResponseStart, Send]:
+    """The request's :class:`ResponseStart` and the ``send`` to pass on: the one the request-context
+    middleware records with ``send`` as it is, or else (no such middleware outside) a new one and a
+    ``send`` that records it."""
+    start = scope.get(RESPONSE_START)
+    if isinstance(start, ResponseStart):
+        return start, send
+    start = ResponseStart()
+
+    async def recording(message: Message) -> None:
+        start.record(message)
+        await send(message)
+
+    return start, recording
+
 
 def route_template(scope: Scope) -> str | None:
     """The full path template of the matched route (``/api/v1/kv/{key}``), None if none matched yet.
@@ -95,12 +132,12 @@ class RequestContextMiddleware:
         client = scope.get("client")
         client_ip_var.set(client_ip(client[0] if client else None, forwarded_for, self.trusted_proxies))
         started = time.perf_counter()
-        status_holder = [0]
+        response = scope[RESPONSE_START] = ResponseStart()
         header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_holder[0] = message["status"]
+                response.record(message)
                 message["headers"] = [*message.get("headers", []), header, *extra_headers]
             await send(message)
 
@@ -108,8 +145,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception:
             logger.exception("unhandled error on %s %s", scope.get("method", "WS"), scope.get("path"))
-            if scope["type"] == "http" and status_holder[0] == 0:
-                status_holder[0] = 500
+            if scope["type"] == "http" and response.status == 0:
+                response.status = 500  # logged as the answer even if the client is gone before it
                 body = problem_body(500, "internal_error", "Internal Server Error", "An unexpected error occurred")
                 await send_with_id(
                     {
@@ -130,11 +167,11 @@ class RequestContextMiddleware:
                     "%s %s %s",
                     scope.get("method", "WS"),
                     path,
-                    status_holder[0],
+                    response.status,
                     extra={
                         "route": route_template(scope),
                         "method": scope.get("method", "WS"),
-                        "status": status_holder[0],
+                        "status": response.status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },
                 )
