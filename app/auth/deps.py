@@ -120,12 +120,11 @@ def narrow_prefix(claims: AccessClaims, prefix: str) -> str:
     raise InsufficientScope(f"this API key may only list keys and names starting with {claims.key_prefix!r}")
 
 
-def check_access(claims: AccessClaims, scope: str, bucket: str | None, key: str | None) -> None:
-    """The principal holds ``scope`` and, for an API key, may use ``bucket`` and ``key`` (a KV key or
-    object name) when given; 403 insufficient_scope otherwise. HTTP routes and gRPC calls alike."""
-    require_scope(claims, scope)
+def require_resource(claims: AccessClaims, bucket: str | None, key: str | None) -> None:
+    """403 insufficient_scope unless the principal may use ``bucket`` and ``key`` (a KV key or object
+    name), each when given; a session may use every one. HTTP routes and gRPC calls alike."""
     if claims.key_id is None:
-        return  # a session may use every bucket and key
+        return
     if bucket is not None:
         require_bucket(claims, bucket)
     if key is not None:
@@ -134,12 +133,12 @@ def check_access(claims: AccessClaims, scope: str, bucket: str | None, key: str 
 
 def check_request(claims: AccessClaims, scope: str, request: HTTPConnection, fixed_bucket: str | None) -> None:
     """The route's scope, and its bucket and key/name path parameters against the principal."""
-    if claims.key_id is None:  # a session: the scope alone (no path parameters read per request)
-        check_access(claims, scope, None, None)
-        return
+    require_scope(claims, scope)
+    if claims.key_id is None:
+        return  # a session: no path parameters read per request
     params = request.path_params
     bucket = fixed_bucket if fixed_bucket is not None else params.get("bucket")
-    check_access(claims, scope, bucket, params.get("key", params.get("name")))
+    require_resource(claims, bucket, params.get("key", params.get("name")))
 
 
 class BearerClaims(OAuth2PasswordBearer):

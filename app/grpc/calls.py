@@ -28,9 +28,9 @@ from app.auth.deps import (
     apply_rate_limit,
     authenticate,
     bearer_token,
-    check_access,
     narrow_prefix,
     require_key,
+    require_resource,
     require_scope,
 )
 from app.grpc import metrics
@@ -110,7 +110,7 @@ class Call:
             audit_note(bucket=bucket)
         if key is not None:
             audit_note(key=key)
-        check_access(claims, scope, bucket, key)
+        require_resource(claims, bucket, key)
         await apply_rate_limit(self.state.rate_limiter, claims.tenant_id)
         self.claims = claims
         return claims

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from app.audit.service import AuditService
-from app.auth.deps import BearerClaims, require_bucket, require_key
+from app.auth.deps import BearerClaims, require_resource
 from app.kv.coord_model import Compare, TxnOp, TxnOperationInvalid, TxnOutcome
 from app.kv.coord_schemas import (
     TxnBody,
@@ -82,8 +82,7 @@ def _value(value: Any, encoding: str | None, max_depth: int, where: str, index: 
 
 def parse_compare(raw: Any, index: int, kv: KVService, claims: AccessClaims) -> Compare:
     body: TxnCompareBody = _validated(TxnCompareBody, raw, "compare", index)
-    require_bucket(claims, body.bucket)
-    require_key(claims, body.key)
+    require_resource(claims, body.bucket, body.key)
     if body.version is not None:
         return Compare(body.bucket, body.key, "version", body.op, str(body.version))
     if body.revision is not None:
@@ -101,8 +100,7 @@ def parse_op(raw: Any, where: str, index: int, kv: KVService, claims: AccessClai
     if model is None:
         raise _invalid(where, index, "op must be one of put, delete, get, patch")
     body = _validated(model, raw, where, index)
-    require_bucket(claims, body.bucket)
-    require_key(claims, body.key)
+    require_resource(claims, body.bucket, body.key)
     if isinstance(body, TxnPutBody):
         value = _value(body.value, body.encoding, kv.max_json_depth, where, index)
         return TxnOp("put", body.bucket, body.key, value, body.encoding, body.ttl, body.tags, body.lease)
