@@ -202,41 +202,36 @@ class AuditService:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
 
+    def _recent_of(self, tenant_id: str, now: float) -> deque[tuple[float, Event]] | None:
+        """The tenant's worker-bound events still in the lookback (older ones dropped), oldest first."""
+        recent = self._recent.get(tenant_id)
+        cutoff = now - self._settings.audit_inline_lookback_seconds
+        while recent and recent[0][0] <= cutoff:
+            recent.popleft()
+        return recent
+
     def _remember(self, event: Event) -> None:
         """Keep a worker-bound event for the lookback: a PUT of its tenant that records its own event
         inline writes this one first (the worker's later copy is then dropped by its id)."""
         now = time.monotonic()
         tenant_id = event["tenant_id"]
-        recent = self._recent.get(tenant_id)
-        lookback = self._settings.audit_inline_lookback_seconds
-        while recent and now - recent[0][0] >= lookback:
-            recent.popleft()
+        recent = self._recent_of(tenant_id, now)
         if recent is None:
             if len(self._recent) >= MAX_TRACKED_TENANTS:
-                self._forget_old(now)
+                self._recent = {t: r for t in list(self._recent) if (r := self._recent_of(t, now))}
                 if len(self._recent) >= MAX_TRACKED_TENANTS:
                     self._recent.clear()  # that many tenants at once: their order is best-effort
             recent = self._recent[tenant_id] = deque(maxlen=MAX_RESENT_EVENTS + 1)
         recent.append((now, event))
 
-    def _forget_old(self, now: float) -> None:
-        lookback = self._settings.audit_inline_lookback_seconds
-        self._recent = {t: r for t, r in self._recent.items() if r and now - r[-1][0] < lookback}
-
     def inline_event(self, event: Event, note: AuditNote) -> InlineEvent | None:
         """``event`` (of the current request) as a write records it in its own script, after the
         tenant's events this process handed to the worker in the lookback; None when there are more
         of those than a script should carry (the event then goes to the worker too, in order)."""
-        recent = self._recent.get(event["tenant_id"])
-        earlier: list[Event] = []
-        if recent:
-            cutoff = time.monotonic() - self._settings.audit_inline_lookback_seconds
-            while recent and recent[0][0] < cutoff:
-                recent.popleft()
-            if len(recent) > MAX_RESENT_EVENTS:
-                return None
-            earlier = [e for _, e in recent]
-        return InlineEvent(event, note, earlier, self)
+        recent = self._recent_of(event["tenant_id"], time.monotonic())
+        if recent and len(recent) > MAX_RESENT_EVENTS:
+            return None
+        return InlineEvent(event, note, [e for _, e in recent] if recent else [], self)
 
     def _written(self, tenant_id: str, earlier: list[Event]) -> None:
         """A write recorded ``earlier`` (and its own event): they need not be written again first."""
