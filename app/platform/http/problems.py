@@ -154,12 +154,6 @@ STORAGE_FULL_LOG_INTERVAL_SECONDS = 60.0
 _storage_full_logged_at = -STORAGE_FULL_LOG_INTERVAL_SECONDS
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Redis refused a write at its maxmemory (noeviction), from a Lua script too (redis-py names the
-    OOM reply OutOfMemoryError)."""
-    return redis_error_status(exc) == 507
-
-
 def storage_full_response() -> Response:
     return problem_response(
         507,
